@@ -1,0 +1,17 @@
+//! Docket's log format: entries, their canonical encoding and hashes, Merkle
+//! proofs, signed checkpoints and self-standing receipts.
+//!
+//! This crate is pure: no IO, no async, no SQL, no HTTP. Everything an
+//! auditor needs to check Docket's evidence offline is built from it alone.
+
+pub mod checkpoint;
+pub mod entry;
+pub mod index;
+pub mod merkle;
+pub mod receipt;
+
+pub use checkpoint::{CheckpointError, LogSigner, LogVerifier, SignedCheckpoint};
+pub use entry::{CanonicalBody, Entry, EntryError, EntryType, Seq, Timestamp};
+pub use index::{IndexError, IndexFields};
+pub use merkle::{Hash, ProofError, RangeVerifier};
+pub use receipt::{Receipt, ReceiptError, VerifiedReceipt};
