@@ -4,12 +4,14 @@
 //! This crate is pure: no IO, no async, no SQL, no HTTP. Everything an
 //! auditor needs to check Docket's evidence offline is built from it alone.
 
+pub mod audit;
 pub mod checkpoint;
 pub mod entry;
 pub mod index;
 pub mod merkle;
 pub mod receipt;
 
+pub use audit::{ChainChecker, ChainError, ChainProblem, CompactTree};
 pub use checkpoint::{CheckpointError, LogSigner, LogVerifier, SignedCheckpoint};
 pub use entry::{CanonicalBody, Entry, EntryError, EntryType, Seq, Timestamp};
 pub use index::{IndexError, IndexFields};

@@ -125,7 +125,11 @@ pub fn verify_consistency(
         return Err(ProofError::TooLong(proof.len()));
     }
     if old == 0 {
-        return if proof.is_empty() && (new > 0 || *new_root == EMPTY_HASH) {
+        // The empty tree is a prefix of every tree, but its root is fixed.
+        return if proof.is_empty()
+            && *old_root == EMPTY_HASH
+            && (new > 0 || *new_root == EMPTY_HASH)
+        {
             Ok(())
         } else {
             Err(ProofError::Mismatch)
@@ -484,6 +488,8 @@ mod tests {
         assert!(verify_consistency(&junk, 3, &r, 20, &r).is_err());
         assert!(verify_consistency(&[], 21, &r, 20, &r).is_err());
         assert!(verify_consistency(&[], 5, &r, u64::MAX, &r).is_err());
+        assert!(verify_consistency(&[], 0, &r, 20, &r).is_err());
+        assert!(verify_consistency(&[], 0, &EMPTY_HASH, 20, &r).is_ok());
         for len in 0..70 {
             let p = vec![r; len];
             let _ = verify_inclusion(&p, 7, 1 << 40, &leaves[0], &r);

@@ -1,0 +1,599 @@
+//! The ledger over a backend: one appender thread that sequences, hashes,
+//! chains and group-commits entries, acknowledging each caller only after
+//! its transaction commits; and the read side — entries, proofs at any
+//! committed size, checkpoints, receipts and queries.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::thread::JoinHandle;
+use std::time::Instant;
+
+use crossbeam_channel::{Receiver, Sender};
+use docket_core::entry::encode_parts;
+use docket_core::merkle::{self, leaf_hash};
+use docket_core::{
+    CanonicalBody, Entry, EntryType, Hash, IndexFields, LogSigner, Receipt, Seq, Timestamp,
+};
+use parking_lot::{Mutex, RwLock};
+use tokio::sync::oneshot;
+
+use crate::backend::{Backend, Row, StoredCheckpoint, TileRow};
+use crate::error::StoreError;
+use crate::query::Query;
+use crate::tiles::{TILE_HEIGHT, TILE_WIDTH, TreeReader, UpperLevels, decode_hashes, perfect_root};
+
+/// An entry to append: its type, canonical body and the attributes queries
+/// filter on. Built by the caller, off the appender thread.
+#[derive(Clone, Debug)]
+pub struct NewEntry {
+    pub kind: EntryType,
+    pub body: CanonicalBody,
+    pub index: IndexFields,
+}
+
+impl NewEntry {
+    pub fn new(kind: EntryType, body: &serde_json::Value) -> Result<Self, StoreError> {
+        let canonical =
+            CanonicalBody::from_value(body).map_err(|e| StoreError::Invalid(e.to_string()))?;
+        let index = IndexFields::from_body(body).map_err(|e| StoreError::Invalid(e.to_string()))?;
+        Ok(Self {
+            kind,
+            body: canonical,
+            index,
+        })
+    }
+}
+
+/// What the appender acknowledges for each entry, after commit.
+#[derive(Copy, Clone, Debug, PartialEq)]
+pub struct Appended {
+    pub seq: Seq,
+    pub ts: Timestamp,
+    pub leaf_hash: Hash,
+}
+
+#[derive(Clone, Debug)]
+pub struct LedgerConfig {
+    /// Most entries committed in one transaction.
+    pub max_batch: usize,
+    /// Requests that may wait for the appender before callers block.
+    pub queue_depth: usize,
+}
+
+impl Default for LedgerConfig {
+    fn default() -> Self {
+        Self {
+            max_batch: 4096,
+            queue_depth: 65_536,
+        }
+    }
+}
+
+type Reply = oneshot::Sender<Result<Vec<Appended>, StoreError>>;
+
+struct Request {
+    entries: Vec<NewEntry>,
+    reply: Reply,
+}
+
+/// State shared between the appender and readers; only grows, after commits.
+struct Shared {
+    /// Entries durably committed; readers never look past this.
+    size: AtomicU64,
+    upper: UpperLevels,
+    /// `ts` of the first entry of each leaf tile: a sparse time index.
+    block_ts: RwLock<Vec<i64>>,
+    latest_checkpoint: Mutex<Option<StoredCheckpoint>>,
+}
+
+/// The appender's view of the tree's right edge.
+#[derive(Clone)]
+struct Edge {
+    next_seq: u64,
+    prev: Hash,
+    last_ts: i64,
+    /// Per tile level, the hashes of the tile being filled.
+    partial: Vec<Vec<Hash>>,
+}
+
+pub struct Ledger {
+    backend: Arc<dyn Backend>,
+    shared: Arc<Shared>,
+    tx: Mutex<Option<Sender<Request>>>,
+    thread: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl std::fmt::Debug for Ledger {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Ledger")
+            .field("backend", &self.backend.kind())
+            .field("size", &self.size())
+            .finish()
+    }
+}
+
+impl Ledger {
+    /// Opens the ledger over `backend`, rebuilding the in-memory tree edge
+    /// from the stored tiles, and starts the appender thread.
+    pub fn open(backend: Arc<dyn Backend>, config: LedgerConfig) -> Result<Self, StoreError> {
+        let (edge, shared) = load_state(backend.as_ref())?;
+        let shared = Arc::new(shared);
+        let (tx, rx) = crossbeam_channel::bounded(config.queue_depth);
+        let appender = Appender {
+            backend: backend.clone(),
+            shared: shared.clone(),
+            edge,
+            config,
+        };
+        let thread = std::thread::Builder::new()
+            .name("docket-appender".into())
+            .spawn(move || appender.run(rx))
+            .map_err(|e| StoreError::Unavailable(format!("cannot start appender: {e}")))?;
+        Ok(Self {
+            backend,
+            shared,
+            tx: Mutex::new(Some(tx)),
+            thread: Mutex::new(Some(thread)),
+        })
+    }
+
+    pub fn backend(&self) -> &Arc<dyn Backend> {
+        &self.backend
+    }
+
+    /// Number of committed entries (the next `seq`).
+    pub fn size(&self) -> u64 {
+        self.shared.size.load(Ordering::Acquire)
+    }
+
+    fn submit(
+        &self,
+        entries: Vec<NewEntry>,
+    ) -> Result<oneshot::Receiver<Result<Vec<Appended>, StoreError>>, StoreError> {
+        if entries.is_empty() {
+            return Err(StoreError::Invalid("nothing to append".into()));
+        }
+        let (reply, rx) = oneshot::channel();
+        let tx = self.tx.lock().clone().ok_or(StoreError::Closed)?;
+        tx.send(Request { entries, reply })
+            .map_err(|_| StoreError::Closed)?;
+        Ok(rx)
+    }
+
+    /// Appends entries in order; resolves once they are durable.
+    pub async fn append(&self, entries: Vec<NewEntry>) -> Result<Vec<Appended>, StoreError> {
+        let rx = self.submit(entries)?;
+        rx.await.map_err(|_| StoreError::Closed)?
+    }
+
+    /// [`Ledger::append`] for threads outside an async runtime.
+    pub fn append_blocking(&self, entries: Vec<NewEntry>) -> Result<Vec<Appended>, StoreError> {
+        let rx = self.submit(entries)?;
+        rx.blocking_recv().map_err(|_| StoreError::Closed)?
+    }
+
+    /// Stops accepting appends and waits for the appender to finish what it has.
+    pub fn close(&self) {
+        self.tx.lock().take();
+        if let Some(t) = self.thread.lock().take() {
+            let _ = t.join();
+        }
+    }
+
+    pub fn entry(&self, seq: u64) -> Result<Entry, StoreError> {
+        if seq >= self.size() {
+            return Err(StoreError::NotFound(format!(
+                "no entry {seq}; the log has {} entries",
+                self.size()
+            )));
+        }
+        let bytes = self
+            .backend
+            .entry(seq)?
+            .ok_or_else(|| StoreError::Corrupt(format!("entry {seq} is missing")))?;
+        Entry::decode(&bytes).map_err(|e| StoreError::Corrupt(format!("entry {seq}: {e}")))
+    }
+
+    fn reader(&self) -> TreeReader<'_> {
+        TreeReader {
+            backend: self.backend.as_ref(),
+            upper: &self.shared.upper,
+        }
+    }
+
+    fn check_size(&self, size: u64) -> Result<(), StoreError> {
+        let have = self.size();
+        if size > have {
+            return Err(StoreError::Invalid(format!(
+                "tree size {size} is beyond the log's {have} entries"
+            )));
+        }
+        Ok(())
+    }
+
+    pub fn root(&self, size: u64) -> Result<Hash, StoreError> {
+        self.check_size(size)?;
+        merkle::root(size, &self.reader()).map_err(proof_err)
+    }
+
+    pub fn inclusion_proof(&self, seq: u64, size: u64) -> Result<Vec<Hash>, StoreError> {
+        self.check_size(size)?;
+        if seq >= size {
+            return Err(StoreError::Invalid(format!(
+                "entry {seq} is not in a tree of size {size}"
+            )));
+        }
+        merkle::prove_inclusion(seq, size, &self.reader()).map_err(proof_err)
+    }
+
+    pub fn consistency_proof(&self, old: u64, new: u64) -> Result<Vec<Hash>, StoreError> {
+        self.check_size(new)?;
+        if old > new {
+            return Err(StoreError::Invalid(format!(
+                "old size {old} is larger than new size {new}"
+            )));
+        }
+        merkle::prove_consistency(old, new, &self.reader()).map_err(proof_err)
+    }
+
+    pub fn range_proof(&self, a: u64, b: u64, size: u64) -> Result<Vec<Hash>, StoreError> {
+        self.check_size(size)?;
+        if a >= b || b > size {
+            return Err(StoreError::Invalid(format!(
+                "range [{a}, {b}) is not a non-empty range inside a tree of size {size}"
+            )));
+        }
+        merkle::prove_range(a, b, size, &self.reader()).map_err(proof_err)
+    }
+
+    /// Signs and stores a checkpoint for the committed tree if it has grown
+    /// since the last one. Returns the new checkpoint, if any.
+    pub fn checkpoint(&self, signer: &LogSigner) -> Result<Option<StoredCheckpoint>, StoreError> {
+        let size = self.size();
+        let latest = self.latest_checkpoint()?;
+        if size == 0 || latest.as_ref().is_some_and(|c| c.size >= size) {
+            return Ok(None);
+        }
+        let root = self.root(size)?;
+        let signed = signer
+            .sign(size, root)
+            .map_err(|e| StoreError::Unavailable(format!("signing checkpoint: {e}")))?;
+        let cp = StoredCheckpoint {
+            size,
+            root,
+            note: signed.note,
+            signed_at: Timestamp::now(),
+        };
+        self.backend.put_checkpoint(&cp)?;
+        *self.shared.latest_checkpoint.lock() = Some(cp.clone());
+        Ok(Some(cp))
+    }
+
+    pub fn latest_checkpoint(&self) -> Result<Option<StoredCheckpoint>, StoreError> {
+        if let Some(cp) = self.shared.latest_checkpoint.lock().clone() {
+            return Ok(Some(cp));
+        }
+        let cp = self.backend.latest_checkpoint()?;
+        *self.shared.latest_checkpoint.lock() = cp.clone();
+        Ok(cp)
+    }
+
+    /// A self-standing receipt for entry `seq` against the latest checkpoint.
+    pub fn receipt(&self, seq: u64) -> Result<Receipt, StoreError> {
+        let entry = self.entry(seq)?;
+        let cp = self
+            .latest_checkpoint()?
+            .filter(|c| c.size > seq)
+            .ok_or_else(|| {
+                StoreError::NotFound(format!(
+                    "entry {seq} is not yet covered by a signed checkpoint; retry in a second"
+                ))
+            })?;
+        let proof = self.inclusion_proof(seq, cp.size)?;
+        let signed = docket_core::SignedCheckpoint {
+            origin: String::new(),
+            size: cp.size,
+            root: cp.root,
+            note: cp.note.clone(),
+        };
+        Ok(Receipt::new(&entry, &proof, &signed))
+    }
+
+    /// The first `seq` whose `ts` is at or after `ts` (the log size if none).
+    pub fn seq_at_time(&self, ts: Timestamp) -> Result<u64, StoreError> {
+        let size = self.size();
+        let t = ts.as_micros();
+        let b = {
+            let blocks = self.shared.block_ts.read();
+            blocks.partition_point(|&x| x < t) as u64
+        };
+        if b == 0 {
+            return Ok(0);
+        }
+        let lo = (b - 1) * TILE_WIDTH;
+        let hi = (b * TILE_WIDTH).min(size);
+        if lo >= hi {
+            return Ok(hi);
+        }
+        Ok(self.backend.first_seq_at_or_after(lo, hi, t)?.unwrap_or(hi))
+    }
+
+    fn seq_bounds(&self, q: &Query) -> Result<(u64, u64), StoreError> {
+        let size = self.size();
+        let lo = match q.from {
+            Some(t) => self.seq_at_time(t)?,
+            None => 0,
+        };
+        let hi = match q.to {
+            Some(t) => self.seq_at_time(t)?,
+            None => size,
+        };
+        Ok((lo, hi.max(lo)))
+    }
+
+    /// One page of results and the cursor for the next, if there may be more.
+    pub fn query(&self, q: &Query) -> Result<(Vec<(u64, Vec<u8>)>, Option<String>), StoreError> {
+        let limit = q
+            .effective_limit()
+            .map_err(|e| StoreError::Invalid(e.to_string()))?;
+        let seqs = self.seq_bounds(q)?;
+        let rows = self.backend.query(q, seqs)?;
+        let next = (rows.len() == limit as usize)
+            .then(|| rows.last().map(|(s, _)| q.cursor_for(*s)))
+            .flatten();
+        Ok((rows, next))
+    }
+
+    pub fn count(&self, q: &Query) -> Result<u64, StoreError> {
+        let seqs = self.seq_bounds(q)?;
+        self.backend.count(q, seqs)
+    }
+}
+
+impl Drop for Ledger {
+    fn drop(&mut self) {
+        self.close();
+    }
+}
+
+fn proof_err(e: docket_core::ProofError) -> StoreError {
+    match e {
+        docket_core::ProofError::Read(m) => StoreError::Corrupt(m),
+        other => StoreError::Invalid(other.to_string()),
+    }
+}
+
+/// Rebuilds the appender's edge and the shared tree from the database.
+fn load_state(backend: &dyn Backend) -> Result<(Edge, Shared), StoreError> {
+    let (next_seq, prev, last_ts) = match backend.last_entry()? {
+        None => (0, Hash([0; 32]), i64::MIN),
+        Some(bytes) => {
+            let e = Entry::decode(&bytes)
+                .map_err(|e| StoreError::Corrupt(format!("last entry does not decode: {e}")))?;
+            (e.seq.0 + 1, leaf_hash(&bytes), e.ts.as_micros())
+        }
+    };
+    let size = next_seq;
+    let leaf_tiles = backend.tiles(0)?;
+    let block_ts: Vec<i64> = leaf_tiles
+        .iter()
+        .map(|t| t.first_ts.unwrap_or(i64::MIN))
+        .collect();
+    let expected_tiles = size.div_ceil(TILE_WIDTH);
+    if leaf_tiles.len() as u64 != expected_tiles
+        || leaf_tiles
+            .iter()
+            .enumerate()
+            .any(|(i, t)| t.index != i as u64)
+    {
+        return Err(StoreError::Corrupt(format!(
+            "{} leaf tiles stored for {size} entries; run `docket verify`",
+            leaf_tiles.len()
+        )));
+    }
+    let mut partial = vec![Vec::new()];
+    if let Some(last) = leaf_tiles.last() {
+        let want = (size - last.index * TILE_WIDTH) as usize;
+        if last.len() != want {
+            return Err(StoreError::Corrupt(format!(
+                "last leaf tile holds {} hashes, expected {want}; run `docket verify`",
+                last.len()
+            )));
+        }
+        if want < TILE_WIDTH as usize {
+            partial[0] = decode_hashes(&last.hashes);
+        }
+    }
+    drop(leaf_tiles);
+    let upper = UpperLevels::default();
+    let mut level = 1u8;
+    loop {
+        let count = size >> (u32::from(level) * u32::from(TILE_HEIGHT));
+        if count == 0 {
+            break;
+        }
+        let hashes: Vec<Hash> = backend
+            .tiles(level)?
+            .iter()
+            .flat_map(|t| decode_hashes(&t.hashes))
+            .collect();
+        if hashes.len() as u64 != count {
+            return Err(StoreError::Corrupt(format!(
+                "tile level {level} holds {} hashes, expected {count}; run `docket verify`",
+                hashes.len()
+            )));
+        }
+        let tail = (count % TILE_WIDTH) as usize;
+        partial.push(hashes[hashes.len() - tail..].to_vec());
+        upper.levels.write().push(hashes);
+        level += 1;
+    }
+    let edge = Edge {
+        next_seq,
+        prev,
+        last_ts,
+        partial,
+    };
+    let shared = Shared {
+        size: AtomicU64::new(size),
+        upper,
+        block_ts: RwLock::new(block_ts),
+        latest_checkpoint: Mutex::new(None),
+    };
+    Ok((edge, shared))
+}
+
+struct Appender {
+    backend: Arc<dyn Backend>,
+    shared: Arc<Shared>,
+    edge: Edge,
+    config: LedgerConfig,
+}
+
+impl Appender {
+    fn run(mut self, rx: Receiver<Request>) {
+        while let Ok(first) = rx.recv() {
+            let mut n = first.entries.len();
+            let mut batch = vec![first];
+            while n < self.config.max_batch {
+                match rx.try_recv() {
+                    Ok(r) => {
+                        n += r.entries.len();
+                        batch.push(r);
+                    }
+                    Err(_) => break,
+                }
+            }
+            self.commit(batch, n);
+        }
+    }
+
+    fn commit(&mut self, batch: Vec<Request>, n: usize) {
+        let started = Instant::now();
+        let before = self.edge.clone();
+        let mut rows = Vec::with_capacity(n);
+        let mut acks = Vec::with_capacity(n);
+        // Tiles this batch touched, and the contents of those it completed.
+        let mut touched: BTreeMap<(u8, u64), Option<Vec<Hash>>> = BTreeMap::new();
+        let mut new_upper: Vec<(u8, Hash)> = Vec::new();
+        let mut new_blocks: Vec<i64> = Vec::new();
+        let now = Timestamp::now().as_micros();
+        for req in &batch {
+            for e in &req.entries {
+                let seq = self.edge.next_seq;
+                let ts = now.max(self.edge.last_ts);
+                let bytes = encode_parts(
+                    Seq(seq),
+                    Timestamp::from_micros(ts),
+                    e.kind,
+                    &self.edge.prev,
+                    e.body.as_str(),
+                );
+                let leaf = leaf_hash(&bytes);
+                if seq % TILE_WIDTH == 0 {
+                    new_blocks.push(ts);
+                }
+                self.push_leaf(seq, leaf, &mut touched, &mut new_upper);
+                self.edge.next_seq += 1;
+                self.edge.prev = leaf;
+                self.edge.last_ts = ts;
+                acks.push(Appended {
+                    seq: Seq(seq),
+                    ts: Timestamp::from_micros(ts),
+                    leaf_hash: leaf,
+                });
+                rows.push(Row {
+                    seq,
+                    ts: Timestamp::from_micros(ts),
+                    kind: e.kind,
+                    bytes,
+                    index: e.index.clone(),
+                });
+            }
+        }
+        let first_seq = before.next_seq;
+        let tiles: Vec<TileRow> = touched
+            .into_iter()
+            .map(|((level, index), full)| {
+                let hashes = full.unwrap_or_else(|| self.edge.partial[usize::from(level)].clone());
+                let first_ts = (level == 0).then(|| {
+                    let first = index * TILE_WIDTH;
+                    if first >= first_seq {
+                        rows[(first - first_seq) as usize].ts.as_micros()
+                    } else {
+                        self.shared.block_ts.read()[index as usize]
+                    }
+                });
+                TileRow {
+                    level,
+                    index,
+                    hashes: hashes.iter().flat_map(|h| h.0).collect(),
+                    first_ts,
+                }
+            })
+            .collect();
+        match self.backend.write_batch(&rows, &tiles) {
+            Ok(()) => {
+                for (level, h) in new_upper {
+                    self.shared.upper.push(level, h);
+                }
+                self.shared.block_ts.write().extend(new_blocks);
+                self.shared
+                    .size
+                    .store(self.edge.next_seq, Ordering::Release);
+                metrics::histogram!("docket_append_batch_entries").record(n as f64);
+                metrics::histogram!("docket_append_commit_seconds")
+                    .record(started.elapsed().as_secs_f64());
+                metrics::counter!("docket_appended_entries_total").increment(n as u64);
+                let mut acks = acks.into_iter();
+                for req in batch {
+                    let mine: Vec<Appended> = acks.by_ref().take(req.entries.len()).collect();
+                    let _ = req.reply.send(Ok(mine));
+                }
+            }
+            Err(e) => {
+                tracing::error!(error = %e, entries = n, "append batch failed; nothing acknowledged");
+                metrics::counter!("docket_append_failures_total").increment(1);
+                self.edge = before;
+                for req in batch {
+                    let _ = req.reply.send(Err(e.clone()));
+                }
+            }
+        }
+    }
+
+    /// Adds a leaf to the level-0 tile; a tile that fills becomes one hash
+    /// of the tile level above, and so on up.
+    fn push_leaf(
+        &mut self,
+        seq: u64,
+        leaf: Hash,
+        touched: &mut BTreeMap<(u8, u64), Option<Vec<Hash>>>,
+        new_upper: &mut Vec<(u8, Hash)>,
+    ) {
+        let mut h = leaf;
+        let mut level = 0u8;
+        loop {
+            let l = usize::from(level);
+            if self.edge.partial.len() == l {
+                self.edge.partial.push(Vec::new());
+            }
+            // Position of this hash among all hashes of its tile level.
+            let pos = ((seq + 1) >> (u32::from(level) * u32::from(TILE_HEIGHT))) - 1;
+            let tile = pos / TILE_WIDTH;
+            self.edge.partial[l].push(h);
+            if level > 0 {
+                new_upper.push((level, h));
+            }
+            if (self.edge.partial[l].len() as u64) < TILE_WIDTH {
+                touched.entry((level, tile)).or_insert(None);
+                break;
+            }
+            let full = std::mem::take(&mut self.edge.partial[l]);
+            h = perfect_root(&full);
+            touched.insert((level, tile), Some(full));
+            level += 1;
+        }
+    }
+}

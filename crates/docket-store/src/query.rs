@@ -1,0 +1,409 @@
+//! Audit queries: filters over the indexed attributes of entries, a
+//! time-of-day / weekday window, and cursor pagination — and the one SQL
+//! builder both backends use, so they answer every query alike.
+
+use docket_core::{EntryType, Timestamp};
+use thiserror::Error;
+
+pub const DEFAULT_LIMIT: u32 = 50;
+pub const MAX_LIMIT: u32 = 1000;
+const MINUTES_PER_WEEK: u16 = 7 * 1440;
+
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
+pub enum Order {
+    /// Newest first.
+    #[default]
+    Desc,
+    Asc,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Query {
+    /// Inclusive lower bound on `ts`.
+    pub from: Option<Timestamp>,
+    /// Exclusive upper bound on `ts`.
+    pub to: Option<Timestamp>,
+    pub types: Vec<EntryType>,
+    pub agent: Option<String>,
+    pub human: Option<String>,
+    pub project: Option<String>,
+    pub tool: Option<String>,
+    pub provider: Option<String>,
+    pub model: Option<String>,
+    pub outcome: Option<String>,
+    pub data_class: Option<String>,
+    pub window: Option<TimeWindow>,
+    pub order: Order,
+    /// Continue after this `seq` (exclusive), in `order`.
+    pub after: Option<u64>,
+    pub limit: u32,
+}
+
+#[derive(Debug, Error, PartialEq, Eq)]
+pub enum QueryError {
+    #[error("bad cursor {0:?}: pass back the next_cursor of a previous page unchanged")]
+    Cursor(String),
+    #[error("bad {field} {value:?}: {expected}")]
+    Field {
+        field: &'static str,
+        value: String,
+        expected: &'static str,
+    },
+    #[error("limit must be 1 to {MAX_LIMIT}")]
+    Limit,
+}
+
+fn field_err(field: &'static str, value: &str, expected: &'static str) -> QueryError {
+    QueryError::Field {
+        field,
+        value: value.chars().take(80).collect(),
+        expected,
+    }
+}
+
+impl Query {
+    pub fn cursor_for(&self, last_seq: u64) -> String {
+        match self.order {
+            Order::Desc => format!("d{last_seq}"),
+            Order::Asc => format!("a{last_seq}"),
+        }
+    }
+
+    /// Applies a cursor from a previous page of the same query.
+    pub fn set_cursor(&mut self, cursor: &str) -> Result<(), QueryError> {
+        let bad = || QueryError::Cursor(cursor.chars().take(80).collect());
+        let (order, seq) = match cursor.split_at_checked(1) {
+            Some(("d", n)) => (Order::Desc, n),
+            Some(("a", n)) => (Order::Asc, n),
+            _ => return Err(bad()),
+        };
+        if order != self.order || seq.is_empty() || !seq.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(bad());
+        }
+        self.after = Some(seq.parse().map_err(|_| bad())?);
+        Ok(())
+    }
+
+    pub fn effective_limit(&self) -> Result<u32, QueryError> {
+        match self.limit {
+            0 => Ok(DEFAULT_LIMIT),
+            n if n <= MAX_LIMIT => Ok(n),
+            _ => Err(QueryError::Limit),
+        }
+    }
+}
+
+/// A set of minutes of the week (UTC), as sorted half-open ranges.
+/// Built from local days and hours with a fixed UTC offset.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TimeWindow {
+    pub ranges: Vec<(u16, u16)>,
+}
+
+impl TimeWindow {
+    /// `days` like `mon-fri` or `sat,sun`; `hours` like `08:00-18:00`;
+    /// `outside` selects the complement; `offset` like `+02:00` or `Z`.
+    pub fn parse(
+        days: Option<&str>,
+        hours: Option<&str>,
+        outside: bool,
+        offset: Option<&str>,
+    ) -> Result<Self, QueryError> {
+        let day_set = match days {
+            Some(d) => parse_days(d)?,
+            None => [true; 7],
+        };
+        let (h_from, h_to) = match hours {
+            Some(h) => parse_hours(h)?,
+            None => (0, 1440),
+        };
+        let offset = match offset {
+            Some(o) => parse_offset(o)?,
+            None => 0,
+        };
+        let mut local = vec![false; usize::from(MINUTES_PER_WEEK)];
+        for (day, on) in day_set.iter().enumerate() {
+            if !on {
+                continue;
+            }
+            for m in h_from..h_to {
+                local[day * 1440 + usize::from(m)] = true;
+            }
+        }
+        if outside {
+            local.iter_mut().for_each(|b| *b = !*b);
+        }
+        // local = utc + offset, so the UTC minute u is in the window when
+        // local[(u + offset) mod week] is.
+        let week = i32::from(MINUTES_PER_WEEK);
+        let utc: Vec<bool> = (0..week)
+            .map(|u| local[(u + offset).rem_euclid(week) as usize])
+            .collect();
+        let mut ranges = Vec::new();
+        let mut start = None;
+        for (m, on) in utc.iter().chain(std::iter::once(&false)).enumerate() {
+            match (on, start) {
+                (true, None) => start = Some(m as u16),
+                (false, Some(s)) => {
+                    ranges.push((s, m as u16));
+                    start = None;
+                }
+                _ => {}
+            }
+        }
+        Ok(Self { ranges })
+    }
+
+    pub fn contains(&self, minute_of_week: u16) -> bool {
+        self.ranges
+            .iter()
+            .any(|&(a, b)| a <= minute_of_week && minute_of_week < b)
+    }
+}
+
+fn parse_days(s: &str) -> Result<[bool; 7], QueryError> {
+    const NAMES: [&str; 7] = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
+    let expected = "days like mon-fri or sat,sun";
+    let day = |d: &str| {
+        NAMES
+            .iter()
+            .position(|n| n.eq_ignore_ascii_case(d.trim()))
+            .ok_or_else(|| field_err("days", s, expected))
+    };
+    let mut set = [false; 7];
+    for part in s.split(',') {
+        match part.split_once('-') {
+            Some((a, b)) => {
+                let (a, b) = (day(a)?, day(b)?);
+                let mut d = a;
+                loop {
+                    set[d] = true;
+                    if d == b {
+                        break;
+                    }
+                    d = (d + 1) % 7;
+                }
+            }
+            None => set[day(part)?] = true,
+        }
+    }
+    Ok(set)
+}
+
+fn parse_hours(s: &str) -> Result<(u16, u16), QueryError> {
+    let expected = "hours like 08:00-18:00 (from before to, 00:00 to 24:00)";
+    let minute = |t: &str| -> Option<u16> {
+        let (h, m) = t.trim().split_once(':')?;
+        let (h, m): (u16, u16) = (h.parse().ok()?, m.parse().ok()?);
+        (m < 60 && (h < 24 || (h == 24 && m == 0))).then_some(h * 60 + m)
+    };
+    let (a, b) = s
+        .split_once('-')
+        .ok_or_else(|| field_err("hours", s, expected))?;
+    match (minute(a), minute(b)) {
+        (Some(a), Some(b)) if a < b => Ok((a, b)),
+        _ => Err(field_err("hours", s, expected)),
+    }
+}
+
+fn parse_offset(s: &str) -> Result<i32, QueryError> {
+    let expected = "a UTC offset like +02:00, -05:30 or Z";
+    if s == "Z" || s == "z" {
+        return Ok(0);
+    }
+    let sign = match s.as_bytes().first() {
+        Some(b'+') => 1,
+        Some(b'-') => -1,
+        _ => return Err(field_err("tz", s, expected)),
+    };
+    let (h, m) = s[1..]
+        .split_once(':')
+        .ok_or_else(|| field_err("tz", s, expected))?;
+    match (h.parse::<i32>(), m.parse::<i32>()) {
+        (Ok(h), Ok(m)) if h <= 14 && m < 60 => Ok(sign * (h * 60 + m)),
+        _ => Err(field_err("tz", s, expected)),
+    }
+}
+
+/// A bound SQL parameter.
+#[derive(Clone, Debug, PartialEq)]
+pub enum SqlValue {
+    Int(i64),
+    Text(String),
+}
+
+/// How a backend spells a positional parameter (1-based).
+pub type Placeholder = fn(usize) -> String;
+
+/// SQL for a page and for a count, with their parameters.
+pub struct SqlQuery {
+    pub sql: String,
+    pub params: Vec<SqlValue>,
+}
+
+struct Builder {
+    ph: Placeholder,
+    params: Vec<SqlValue>,
+    conds: Vec<String>,
+}
+
+impl Builder {
+    fn bind(&mut self, v: SqlValue) -> String {
+        self.params.push(v);
+        (self.ph)(self.params.len())
+    }
+}
+
+/// Builds the page (`count = false`) or count query for `q` over `[lo, hi)`.
+///
+/// Attribute values are interned in a `names` table; a filter compares the
+/// entry's id column with the id of the name. When a data class is asked
+/// for, the `entry_classes` table (class, seq, minute of week) drives the
+/// query, so "customer data, off hours" is answered from one index.
+pub fn build_sql(q: &Query, seqs: (u64, u64), count: bool, ph: Placeholder) -> SqlQuery {
+    let mut b = Builder {
+        ph,
+        params: Vec::new(),
+        conds: Vec::new(),
+    };
+    let by_class = q.data_class.is_some();
+    let driver = if by_class { "c" } else { "e" };
+    let (lo, hi) = seqs;
+    let lo_p = b.bind(SqlValue::Int(lo as i64));
+    let hi_p = b.bind(SqlValue::Int(hi as i64));
+    b.conds
+        .push(format!("{driver}.seq >= {lo_p} AND {driver}.seq < {hi_p}"));
+    if let Some(class) = &q.data_class {
+        let p = b.bind(SqlValue::Text(class.clone()));
+        b.conds
+            .push(format!("c.class = (SELECT id FROM names WHERE name = {p})"));
+    }
+    if let Some(after) = q.after {
+        let p = b.bind(SqlValue::Int(after as i64));
+        let op = if q.order == Order::Desc { "<" } else { ">" };
+        b.conds.push(format!("{driver}.seq {op} {p}"));
+    }
+    if let Some(w) = &q.window {
+        if w.ranges.is_empty() {
+            b.conds.push("1 = 0".into());
+        } else {
+            let parts: Vec<String> = w
+                .ranges
+                .iter()
+                .map(|&(a, z)| format!("({driver}.mow >= {a} AND {driver}.mow < {z})"))
+                .collect();
+            b.conds.push(format!("({})", parts.join(" OR ")));
+        }
+    }
+    let mut entry_conds = 0;
+    if !q.types.is_empty() {
+        let list: Vec<String> = q
+            .types
+            .iter()
+            .map(|t| b.bind(SqlValue::Text(t.as_str().to_owned())))
+            .collect();
+        b.conds.push(format!(
+            "e.type IN (SELECT id FROM names WHERE name IN ({}))",
+            list.join(", ")
+        ));
+        entry_conds += 1;
+    }
+    for (col, val) in [
+        ("agent", &q.agent),
+        ("human", &q.human),
+        ("project", &q.project),
+        ("tool", &q.tool),
+        ("provider", &q.provider),
+        ("model", &q.model),
+        ("outcome", &q.outcome),
+    ] {
+        if let Some(v) = val {
+            let p = b.bind(SqlValue::Text(v.clone()));
+            b.conds
+                .push(format!("e.{col} = (SELECT id FROM names WHERE name = {p})"));
+            entry_conds += 1;
+        }
+    }
+    let from = if by_class {
+        if count && entry_conds == 0 {
+            "entry_classes c".to_owned()
+        } else {
+            "entry_classes c JOIN entries e ON e.seq = c.seq".to_owned()
+        }
+    } else {
+        "entries e".to_owned()
+    };
+    let where_ = b.conds.join(" AND ");
+    let sql = if count {
+        format!("SELECT count(*) FROM {from} WHERE {where_}")
+    } else {
+        let dir = if q.order == Order::Desc {
+            "DESC"
+        } else {
+            "ASC"
+        };
+        let limit = q.effective_limit().unwrap_or(DEFAULT_LIMIT);
+        format!(
+            "SELECT e.seq, e.data FROM {from} WHERE {where_} ORDER BY {driver}.seq {dir} LIMIT {limit}"
+        )
+    };
+    SqlQuery {
+        sql,
+        params: b.params,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn weekday_office_hours_in_utc() {
+        let w = TimeWindow::parse(Some("mon-fri"), Some("08:00-18:00"), false, None).unwrap();
+        assert_eq!(w.ranges.len(), 5);
+        assert_eq!(w.ranges[0], (480, 1080));
+        assert!(w.contains(4 * 1440 + 17 * 60 + 59));
+        assert!(!w.contains(5 * 1440 + 9 * 60));
+    }
+
+    #[test]
+    fn outside_hours_with_an_offset_wraps_the_week() {
+        // 08:00-18:00 at +02:00 is 06:00-16:00 UTC.
+        let w =
+            TimeWindow::parse(Some("mon-fri"), Some("08:00-18:00"), true, Some("+02:00")).unwrap();
+        assert!(w.contains(0)); // Monday 00:00 UTC = 02:00 local: outside hours.
+        assert!(!w.contains(6 * 60)); // Monday 06:00 UTC = 08:00 local.
+        assert!(w.contains(16 * 60)); // 18:00 local.
+        assert!(w.contains(7 * 1440 - 1)); // Sunday 23:59 UTC is Monday 01:59 local.
+        let total: u32 = w.ranges.iter().map(|&(a, b)| u32::from(b - a)).sum();
+        assert_eq!(total, 7 * 1440 - 5 * 600);
+    }
+
+    #[test]
+    fn bad_window_parts_say_what_is_wrong() {
+        let e = TimeWindow::parse(Some("mon-fry"), None, false, None).unwrap_err();
+        assert!(e.to_string().contains("days"), "{e}");
+        assert!(TimeWindow::parse(None, Some("18:00-08:00"), false, None).is_err());
+        assert!(TimeWindow::parse(None, Some("8-18"), false, None).is_err());
+        assert!(TimeWindow::parse(None, None, false, Some("+25:00")).is_err());
+    }
+
+    #[test]
+    fn cursors_round_trip_and_refuse_junk() {
+        let mut q = Query::default();
+        let c = q.cursor_for(41);
+        q.set_cursor(&c).unwrap();
+        assert_eq!(q.after, Some(41));
+        for junk in [
+            "",
+            "d",
+            "x41",
+            "d-1",
+            "d4 1",
+            "a41",
+            "d99999999999999999999999",
+        ] {
+            assert!(Query::default().set_cursor(junk).is_err(), "{junk}");
+        }
+    }
+}

@@ -1,0 +1,470 @@
+//! The embedded default backend: one SQLite file in WAL mode with
+//! `synchronous = FULL`, so a commit is durable when it returns. One writer
+//! connection (used only by the appender thread) and a pool of read-only
+//! connections.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use docket_core::{Hash, Timestamp};
+use parking_lot::Mutex;
+use rusqlite::{Connection, OpenFlags, OptionalExtension, Transaction, params};
+
+use crate::backend::{Backend, Row, StoredCheckpoint, TileRow};
+use crate::error::StoreError;
+use crate::query::{Query, SqlValue, build_sql};
+
+/// Migrations, in order; append only, never edit one that has shipped.
+const MIGRATIONS: &[&str] = &[include_str!("../migrations/sqlite/0001_ledger.sql")];
+
+#[derive(Clone, Debug)]
+pub struct SqliteConfig {
+    pub path: PathBuf,
+    /// Page cache of the writer connection, in MiB.
+    pub writer_cache_mib: u32,
+    /// Page cache of each reader connection, in MiB.
+    pub reader_cache_mib: u32,
+    pub readers: u32,
+}
+
+impl SqliteConfig {
+    pub fn new(path: impl Into<PathBuf>) -> Self {
+        Self {
+            path: path.into(),
+            writer_cache_mib: 64,
+            reader_cache_mib: 16,
+            readers: 8,
+        }
+    }
+}
+
+pub struct SqliteBackend {
+    path: PathBuf,
+    writer: Mutex<Writer>,
+    readers: r2d2::Pool<ReaderManager>,
+}
+
+struct Writer {
+    conn: Connection,
+    names: HashMap<String, i64>,
+}
+
+fn err(e: rusqlite::Error) -> StoreError {
+    use rusqlite::ErrorCode;
+    match e.sqlite_error_code() {
+        Some(ErrorCode::ConstraintViolation) => StoreError::Conflict(e.to_string()),
+        Some(ErrorCode::DatabaseCorrupt | ErrorCode::NotADatabase) => {
+            StoreError::Corrupt(e.to_string())
+        }
+        _ => StoreError::Unavailable(e.to_string()),
+    }
+}
+
+fn pool_err(e: r2d2::Error) -> StoreError {
+    StoreError::Unavailable(e.to_string())
+}
+
+fn open(path: &Path, flags: OpenFlags, cache_mib: u32) -> Result<Connection, rusqlite::Error> {
+    let conn = Connection::open_with_flags(path, flags)?;
+    conn.busy_timeout(Duration::from_secs(10))?;
+    conn.pragma_update(None, "cache_size", -(i64::from(cache_mib) * 1024))?;
+    Ok(conn)
+}
+
+struct ReaderManager {
+    path: PathBuf,
+    cache_mib: u32,
+}
+
+impl r2d2::ManageConnection for ReaderManager {
+    type Connection = Connection;
+    type Error = rusqlite::Error;
+
+    fn connect(&self) -> Result<Connection, rusqlite::Error> {
+        let conn = open(
+            &self.path,
+            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+            self.cache_mib,
+        )?;
+        conn.pragma_update(None, "query_only", true)?;
+        Ok(conn)
+    }
+
+    fn is_valid(&self, conn: &mut Connection) -> Result<(), rusqlite::Error> {
+        conn.execute_batch("")
+    }
+
+    fn has_broken(&self, _: &mut Connection) -> bool {
+        false
+    }
+}
+
+impl SqliteBackend {
+    /// Opens (creating if need be) the database and brings its schema up to date.
+    pub fn open(config: &SqliteConfig) -> Result<Self, StoreError> {
+        let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
+            | OpenFlags::SQLITE_OPEN_CREATE
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let mut conn = open(&config.path, flags, config.writer_cache_mib).map_err(err)?;
+        let mode: String = conn
+            .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
+            .map_err(err)?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            return Err(StoreError::Unavailable(format!(
+                "cannot enable WAL mode (got {mode})"
+            )));
+        }
+        conn.pragma_update(None, "synchronous", "FULL")
+            .map_err(err)?;
+        migrate(&mut conn)?;
+        let names = {
+            let mut stmt = conn.prepare("SELECT name, id FROM names").map_err(err)?;
+            stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))
+                .map_err(err)?
+                .collect::<Result<HashMap<_, _>, _>>()
+                .map_err(err)?
+        };
+        let readers = r2d2::Pool::builder()
+            .max_size(config.readers.max(1))
+            .min_idle(Some(1))
+            .connection_timeout(Duration::from_secs(10))
+            .build(ReaderManager {
+                path: config.path.clone(),
+                cache_mib: config.reader_cache_mib,
+            })
+            .map_err(pool_err)?;
+        Ok(Self {
+            path: config.path.clone(),
+            writer: Mutex::new(Writer { conn, names }),
+            readers,
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn read<T>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<T, rusqlite::Error>,
+    ) -> Result<T, StoreError> {
+        let conn = self.readers.get().map_err(pool_err)?;
+        f(&conn).map_err(err)
+    }
+}
+
+fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
+    let version: i64 = conn
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .map_err(err)?;
+    let known = MIGRATIONS.len() as i64;
+    if version > known {
+        return Err(StoreError::Unavailable(format!(
+            "database schema version {version} is newer than this docket ({known}); upgrade docket"
+        )));
+    }
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
+        let tx = conn.transaction().map_err(err)?;
+        tx.execute_batch(sql).map_err(err)?;
+        tx.pragma_update(None, "user_version", (i + 1) as i64)
+            .map_err(err)?;
+        tx.commit().map_err(err)?;
+    }
+    Ok(())
+}
+
+/// Interns a name, inserting it in this transaction if it is new.
+fn intern(
+    tx: &Transaction<'_>,
+    names: &mut HashMap<String, i64>,
+    added: &mut Vec<String>,
+    name: &str,
+) -> Result<i64, rusqlite::Error> {
+    if let Some(id) = names.get(name) {
+        return Ok(*id);
+    }
+    let id: i64 = tx
+        .prepare_cached("INSERT INTO names (name) VALUES (?1) RETURNING id")?
+        .query_row([name], |r| r.get(0))?;
+    names.insert(name.to_owned(), id);
+    added.push(name.to_owned());
+    Ok(id)
+}
+
+fn write_rows(
+    tx: &Transaction<'_>,
+    names: &mut HashMap<String, i64>,
+    added: &mut Vec<String>,
+    rows: &[Row],
+    tiles: &[TileRow],
+) -> Result<(), rusqlite::Error> {
+    let mut insert = tx.prepare_cached(
+        "INSERT INTO entries (seq, ts, mow, type, agent, human, project, tool, provider, model, outcome, data)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+    )?;
+    let mut classes =
+        tx.prepare_cached("INSERT INTO entry_classes (class, seq, mow) VALUES (?1, ?2, ?3)")?;
+    for row in rows {
+        let mut id = |v: &Option<String>| -> Result<Option<i64>, rusqlite::Error> {
+            v.as_deref()
+                .map(|n| intern(tx, names, added, n))
+                .transpose()
+        };
+        let ix = &row.index;
+        let (agent, human, project, tool) = (
+            id(&ix.agent)?,
+            id(&ix.human)?,
+            id(&ix.project)?,
+            id(&ix.tool)?,
+        );
+        let (provider, model, outcome) = (id(&ix.provider)?, id(&ix.model)?, id(&ix.outcome)?);
+        let kind = intern(tx, names, added, row.kind.as_str())?;
+        let mow = row.ts.minute_of_week();
+        insert.execute(params![
+            row.seq as i64,
+            row.ts.as_micros(),
+            mow,
+            kind,
+            agent,
+            human,
+            project,
+            tool,
+            provider,
+            model,
+            outcome,
+            row.bytes
+        ])?;
+        for class in &ix.data_classes {
+            let c = intern(tx, names, added, class)?;
+            classes.execute(params![c, row.seq as i64, mow])?;
+        }
+    }
+    let mut tile = tx.prepare_cached(
+        "INSERT INTO tiles (level, idx, hashes, first_ts) VALUES (?1, ?2, ?3, ?4)
+         ON CONFLICT (level, idx) DO UPDATE SET hashes = excluded.hashes",
+    )?;
+    for t in tiles {
+        tile.execute(params![t.level, t.index as i64, t.hashes, t.first_ts])?;
+    }
+    Ok(())
+}
+
+fn bind(params: &[SqlValue]) -> Vec<&dyn rusqlite::ToSql> {
+    params
+        .iter()
+        .map(|p| match p {
+            SqlValue::Int(i) => i as &dyn rusqlite::ToSql,
+            SqlValue::Text(s) => s as &dyn rusqlite::ToSql,
+        })
+        .collect()
+}
+
+fn checkpoint_row(r: &rusqlite::Row<'_>) -> Result<StoredCheckpoint, rusqlite::Error> {
+    let root: Vec<u8> = r.get(1)?;
+    let root: [u8; 32] = root.try_into().map_err(|_| {
+        rusqlite::Error::FromSqlConversionFailure(
+            1,
+            rusqlite::types::Type::Blob,
+            "root is not 32 bytes".into(),
+        )
+    })?;
+    Ok(StoredCheckpoint {
+        size: r.get::<_, i64>(0)? as u64,
+        root: Hash(root),
+        note: r.get(2)?,
+        signed_at: Timestamp::from_micros(r.get(3)?),
+    })
+}
+
+const CHECKPOINT_COLS: &str = "size, root, note, signed_at";
+
+impl Backend for SqliteBackend {
+    fn kind(&self) -> &'static str {
+        "sqlite"
+    }
+
+    fn write_batch(&self, rows: &[Row], tiles: &[TileRow]) -> Result<(), StoreError> {
+        let mut w = self.writer.lock();
+        let Writer { conn, names } = &mut *w;
+        let mut added = Vec::new();
+        let result = (|| {
+            let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            write_rows(&tx, names, &mut added, rows, tiles)?;
+            tx.commit()
+        })();
+        if let Err(e) = result {
+            // The transaction rolled back: forget names it had interned.
+            for n in added {
+                names.remove(&n);
+            }
+            return Err(err(e));
+        }
+        Ok(())
+    }
+
+    fn last_entry(&self) -> Result<Option<Vec<u8>>, StoreError> {
+        self.read(|c| {
+            c.query_row(
+                "SELECT data FROM entries ORDER BY seq DESC LIMIT 1",
+                [],
+                |r| r.get(0),
+            )
+            .optional()
+        })
+    }
+
+    fn entry(&self, seq: u64) -> Result<Option<Vec<u8>>, StoreError> {
+        self.read(|c| {
+            c.prepare_cached("SELECT data FROM entries WHERE seq = ?1")?
+                .query_row([seq as i64], |r| r.get(0))
+                .optional()
+        })
+    }
+
+    fn scan(
+        &self,
+        from: u64,
+        to: u64,
+        f: &mut dyn FnMut(u64, Vec<u8>) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError> {
+        let conn = self.readers.get().map_err(pool_err)?;
+        let mut stmt = conn
+            .prepare("SELECT seq, data FROM entries WHERE seq >= ?1 AND seq < ?2 ORDER BY seq")
+            .map_err(err)?;
+        let mut rows = stmt.query([from as i64, to as i64]).map_err(err)?;
+        while let Some(r) = rows.next().map_err(err)? {
+            let seq: i64 = r.get(0).map_err(err)?;
+            f(seq as u64, r.get(1).map_err(err)?)?;
+        }
+        Ok(())
+    }
+
+    fn tiles(&self, level: u8) -> Result<Vec<TileRow>, StoreError> {
+        self.read(|c| {
+            let mut stmt =
+                c.prepare("SELECT idx, hashes, first_ts FROM tiles WHERE level = ?1 ORDER BY idx")?;
+            stmt.query_map([level], |r| {
+                Ok(TileRow {
+                    level,
+                    index: r.get::<_, i64>(0)? as u64,
+                    hashes: r.get(1)?,
+                    first_ts: r.get(2)?,
+                })
+            })?
+            .collect()
+        })
+    }
+
+    fn tile(&self, level: u8, index: u64) -> Result<Option<Vec<u8>>, StoreError> {
+        self.read(|c| {
+            c.prepare_cached("SELECT hashes FROM tiles WHERE level = ?1 AND idx = ?2")?
+                .query_row(params![level, index as i64], |r| r.get(0))
+                .optional()
+        })
+    }
+
+    fn first_seq_at_or_after(&self, lo: u64, hi: u64, ts: i64) -> Result<Option<u64>, StoreError> {
+        self.read(|c| {
+            c.prepare_cached(
+                "SELECT seq FROM entries WHERE seq >= ?1 AND seq < ?2 AND ts >= ?3 ORDER BY seq LIMIT 1",
+            )?
+            .query_row(params![lo as i64, hi as i64, ts], |r| r.get::<_, i64>(0))
+            .optional()
+            .map(|s| s.map(|s| s as u64))
+        })
+    }
+
+    fn put_checkpoint(&self, cp: &StoredCheckpoint) -> Result<(), StoreError> {
+        // Checkpoints are written by the signer, not the appender; they take
+        // the writer connection briefly, between batches.
+        let w = self.writer.lock();
+        w.conn
+            .execute(
+                "INSERT INTO checkpoints (size, root, note, signed_at) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (size) DO NOTHING",
+                params![
+                    cp.size as i64,
+                    cp.root.0.to_vec(),
+                    cp.note,
+                    cp.signed_at.as_micros()
+                ],
+            )
+            .map_err(err)?;
+        Ok(())
+    }
+
+    fn checkpoints(
+        &self,
+        after_size: u64,
+        limit: u32,
+    ) -> Result<Vec<StoredCheckpoint>, StoreError> {
+        self.read(|c| {
+            let mut stmt = c.prepare_cached(&format!(
+                "SELECT {CHECKPOINT_COLS} FROM checkpoints WHERE size > ?1 ORDER BY size LIMIT ?2"
+            ))?;
+            stmt.query_map(params![after_size as i64, limit], checkpoint_row)?
+                .collect()
+        })
+    }
+
+    fn latest_checkpoint(&self) -> Result<Option<StoredCheckpoint>, StoreError> {
+        self.read(|c| {
+            c.query_row(
+                &format!("SELECT {CHECKPOINT_COLS} FROM checkpoints ORDER BY size DESC LIMIT 1"),
+                [],
+                checkpoint_row,
+            )
+            .optional()
+        })
+    }
+
+    fn checkpoint_covering(&self, size: u64) -> Result<Option<StoredCheckpoint>, StoreError> {
+        self.read(|c| {
+            c.query_row(
+                &format!("SELECT {CHECKPOINT_COLS} FROM checkpoints WHERE size >= ?1 ORDER BY size LIMIT 1"),
+                [size as i64],
+                checkpoint_row,
+            )
+            .optional()
+        })
+    }
+
+    fn query(&self, q: &Query, seqs: (u64, u64)) -> Result<Vec<(u64, Vec<u8>)>, StoreError> {
+        let sql = build_sql(q, seqs, false, |i| format!("?{i}"));
+        self.read(|c| {
+            let mut stmt = c.prepare_cached(&sql.sql)?;
+            stmt.query_map(bind(&sql.params).as_slice(), |r| {
+                Ok((r.get::<_, i64>(0)? as u64, r.get::<_, Vec<u8>>(1)?))
+            })?
+            .collect()
+        })
+    }
+
+    fn count(&self, q: &Query, seqs: (u64, u64)) -> Result<u64, StoreError> {
+        let sql = build_sql(q, seqs, true, |i| format!("?{i}"));
+        self.read(|c| {
+            c.prepare_cached(&sql.sql)?
+                .query_row(bind(&sql.params).as_slice(), |r| r.get::<_, i64>(0))
+                .map(|n| n as u64)
+        })
+    }
+
+    fn meta(&self, key: &str) -> Result<Option<String>, StoreError> {
+        self.read(|c| {
+            c.query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))
+                .optional()
+        })
+    }
+
+    fn set_meta(&self, key: &str, value: &str) -> Result<(), StoreError> {
+        let w = self.writer.lock();
+        w.conn
+            .execute(
+                "INSERT INTO meta (key, value) VALUES (?1, ?2) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                [key, value],
+            )
+            .map_err(err)?;
+        Ok(())
+    }
+}

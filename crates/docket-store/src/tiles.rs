@@ -1,0 +1,115 @@
+//! The Merkle tree as C2SP tiles (height 8): level-0 tiles hold leaf hashes
+//! and live in the database; tiles of level 1 and up hold the hashes of
+//! complete subtrees of 256, 65,536, … leaves and are also kept in memory
+//! (about 1/256 of the leaf count, a few MB at 10 M entries). Any node of
+//! any tree size is one leaf-tile read plus at most 255 hashes per tile
+//! level away, so proofs never rehash the log.
+
+use std::collections::HashMap;
+
+use docket_core::Hash;
+use docket_core::merkle::{interior_hash, split_index};
+use parking_lot::RwLock;
+use tlog_tiles::HashReader;
+
+use crate::backend::Backend;
+use crate::error::StoreError;
+
+pub(crate) const TILE_HEIGHT: u8 = 8;
+pub(crate) const TILE_WIDTH: u64 = 1 << TILE_HEIGHT;
+
+/// Hashes at tree levels 8, 16, 24, …: `upper[L - 1][n]` is the hash of the
+/// complete subtree of `256^L` leaves starting at leaf `n · 256^L`.
+/// Only ever appended to, after the commit that made them durable.
+#[derive(Default)]
+pub(crate) struct UpperLevels {
+    pub(crate) levels: RwLock<Vec<Vec<Hash>>>,
+}
+
+impl UpperLevels {
+    pub(crate) fn push(&self, tile_level: u8, hash: Hash) {
+        let mut levels = self.levels.write();
+        let i = usize::from(tile_level) - 1;
+        while levels.len() <= i {
+            levels.push(Vec::new());
+        }
+        levels[i].push(hash);
+    }
+}
+
+/// Folds `2^k` consecutive hashes of one level into their subtree hash.
+pub(crate) fn perfect_root(hashes: &[Hash]) -> Hash {
+    debug_assert!(hashes.len().is_power_of_two());
+    let mut row = hashes.to_vec();
+    while row.len() > 1 {
+        row = row.chunks(2).map(|p| interior_hash(&p[0], &p[1])).collect();
+    }
+    row[0]
+}
+
+pub(crate) fn decode_hashes(bytes: &[u8]) -> Vec<Hash> {
+    bytes
+        .chunks_exact(32)
+        .map(|c| Hash(c.try_into().expect("chunk of 32")))
+        .collect()
+}
+
+/// Reads tree nodes for proofs at any committed size.
+pub(crate) struct TreeReader<'a> {
+    pub(crate) backend: &'a dyn Backend,
+    pub(crate) upper: &'a UpperLevels,
+}
+
+impl TreeReader<'_> {
+    fn node(
+        &self,
+        level: u8,
+        n: u64,
+        leaf_tiles: &mut HashMap<u64, Vec<Hash>>,
+    ) -> Result<Hash, StoreError> {
+        let tile_level = level / TILE_HEIGHT;
+        let base = tile_level * TILE_HEIGHT;
+        let span = 1u64 << (level - base);
+        let start = n
+            .checked_mul(span)
+            .ok_or_else(|| StoreError::Invalid("node out of range".into()))?;
+        let hashes: Vec<Hash> = if tile_level == 0 {
+            let tile_index = start / TILE_WIDTH;
+            if !leaf_tiles.contains_key(&tile_index) {
+                let bytes = self.backend.tile(0, tile_index)?.ok_or_else(|| {
+                    StoreError::Corrupt(format!("leaf tile {tile_index} is missing"))
+                })?;
+                leaf_tiles.insert(tile_index, decode_hashes(&bytes));
+            }
+            let tile = &leaf_tiles[&tile_index];
+            let from = (start % TILE_WIDTH) as usize;
+            tile.get(from..from + span as usize)
+                .ok_or_else(|| StoreError::Corrupt(format!("leaf tile {tile_index} is short")))?
+                .to_vec()
+        } else {
+            let levels = self.upper.levels.read();
+            levels
+                .get(usize::from(tile_level) - 1)
+                .and_then(|l| l.get(start as usize..(start + span) as usize))
+                .ok_or_else(|| {
+                    StoreError::Corrupt(format!("tree node at level {level} index {n} is missing"))
+                })?
+                .to_vec()
+        };
+        Ok(perfect_root(&hashes))
+    }
+}
+
+impl HashReader for TreeReader<'_> {
+    fn read_hashes(&self, indexes: &[u64]) -> Result<Vec<Hash>, tlog_tiles::Error> {
+        let mut leaf_tiles = HashMap::new();
+        indexes
+            .iter()
+            .map(|&i| {
+                let (level, n) = split_index(i);
+                self.node(level, n, &mut leaf_tiles)
+                    .map_err(|e| tlog_tiles::Error::InvalidInput(e.to_string()))
+            })
+            .collect()
+    }
+}
