@@ -1,1 +1,182 @@
-//! placeholder
+//! Docket's HTTP application as a library: [`app`] builds the router over
+//! an [`AppState`], [`start`] opens a data directory and serves it.
+
+pub mod auth;
+pub mod checkpointer;
+pub mod config;
+pub mod error;
+pub mod init;
+pub mod routes;
+mod telemetry;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{get, post};
+use docket_store::{Ledger, LedgerConfig};
+use tokio::sync::watch;
+use zeroize::Zeroizing;
+
+pub use crate::auth::Auth;
+pub use crate::config::Config;
+
+/// The log's identity, as verifiers pin it.
+#[derive(Clone, Debug)]
+pub struct LogInfo {
+    pub origin: String,
+    pub public_key: String,
+}
+
+#[derive(Clone)]
+pub struct AppState {
+    pub ledger: Arc<Ledger>,
+    pub log: Arc<LogInfo>,
+    pub auth: Auth,
+    pub config: Arc<Config>,
+}
+
+/// The whole HTTP surface. Every route but `/healthz` needs a token.
+pub fn app(state: AppState) -> Router {
+    let api = Router::new()
+        .route(
+            "/api/v1/entries",
+            post(routes::entries::append).get(routes::entries::list),
+        )
+        .route("/api/v1/entries/{seq}", get(routes::entries::get))
+        .route("/api/v1/log", get(routes::log::info))
+        .route("/api/v1/checkpoint", get(routes::log::latest))
+        .route("/api/v1/checkpoints", get(routes::log::list))
+        .route("/api/v1/proofs/inclusion", get(routes::log::inclusion))
+        .route("/api/v1/proofs/consistency", get(routes::log::consistency))
+        .route("/api/v1/proofs/range", get(routes::log::range))
+        .route("/api/v1/receipts/{seq}", get(routes::log::receipt))
+        .route("/api/v1/openapi.json", get(telemetry::openapi))
+        .route("/metrics", get(telemetry::metrics))
+        .fallback(error::not_found)
+        .method_not_allowed_fallback(error::method_not_allowed)
+        // `layer`, not `route_layer`: unknown paths also need a token, so
+        // nobody learns which routes exist without one.
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            auth::require_token,
+        ));
+    Router::new()
+        .route("/healthz", get(telemetry::healthz))
+        .merge(api)
+        .layer(axum::middleware::from_fn(telemetry::track))
+        .layer(DefaultBodyLimit::max(state.config.max_body_bytes))
+        .layer(tower_http::trace::TraceLayer::new_for_http())
+        .with_state(state)
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Init(#[from] init::InitError),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+}
+
+/// A server that is running; dropping it does not stop it, [`Running::stop`] does.
+pub struct Running {
+    pub addr: SocketAddr,
+    pub log: LogInfo,
+    /// The admin token, on the first start of a data directory only.
+    pub new_admin_token: Option<Zeroizing<String>>,
+    pub ledger: Arc<Ledger>,
+    shutdown: watch::Sender<bool>,
+    server: tokio::task::JoinHandle<std::io::Result<()>>,
+    checkpointer: tokio::task::JoinHandle<()>,
+}
+
+impl Running {
+    /// Stops accepting requests, signs a final checkpoint and closes the ledger.
+    pub async fn stop(self) -> std::io::Result<()> {
+        let _ = self.shutdown.send(true);
+        let served = self.server.await.unwrap_or(Ok(()));
+        let _ = self.checkpointer.await;
+        let ledger = self.ledger.clone();
+        let _ = tokio::task::spawn_blocking(move || ledger.close()).await;
+        served
+    }
+
+    /// Serves until `signal` resolves, then stops.
+    pub async fn run_until(
+        self,
+        signal: impl std::future::Future<Output = ()>,
+    ) -> std::io::Result<()> {
+        signal.await;
+        self.stop().await
+    }
+}
+
+/// Opens the data directory and starts serving on `config.listen`.
+pub async fn start(config: Config) -> Result<Running, StartError> {
+    telemetry::install();
+    let cfg = config.clone();
+    let opened = tokio::task::spawn_blocking(move || init::open(&cfg))
+        .await
+        .map_err(|e| init::InitError::Io {
+            path: "data directory".into(),
+            source: std::io::Error::other(e),
+        })??;
+    let ledger_config = LedgerConfig {
+        max_batch: config.storage.max_batch,
+        ..LedgerConfig::default()
+    };
+    let ledger =
+        Arc::new(Ledger::open(opened.backend, ledger_config).map_err(init::InitError::from)?);
+    let signer = Arc::new(opened.signer);
+    let log = LogInfo {
+        origin: signer.origin().to_owned(),
+        public_key: signer.public_key().to_owned(),
+    };
+    let state = AppState {
+        ledger: ledger.clone(),
+        log: Arc::new(log.clone()),
+        auth: Auth::new(opened.admin_digest),
+        config: Arc::new(config.clone()),
+    };
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .map_err(|source| StartError::Bind {
+            addr: config.listen,
+            source,
+        })?;
+    let addr = listener.local_addr().map_err(|source| StartError::Bind {
+        addr: config.listen,
+        source,
+    })?;
+    let (shutdown, rx) = watch::channel(false);
+    let checkpointer = checkpointer::spawn(
+        ledger.clone(),
+        signer,
+        Duration::from_millis(config.checkpoint_interval_ms.max(1)),
+        rx.clone(),
+    );
+    let mut stop = rx;
+    let router = app(state);
+    let server = tokio::spawn(async move {
+        axum::serve(listener, router)
+            .with_graceful_shutdown(async move {
+                let _ = stop.changed().await;
+            })
+            .await
+    });
+    tracing::info!(%addr, origin = %log.origin, backend = ledger.backend().kind(), "docket is serving");
+    Ok(Running {
+        addr,
+        log,
+        new_admin_token: opened.new_admin_token,
+        ledger,
+        shutdown,
+        server,
+        checkpointer,
+    })
+}

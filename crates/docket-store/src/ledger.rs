@@ -53,12 +53,27 @@ pub struct Appended {
     pub leaf_hash: Hash,
 }
 
-#[derive(Clone, Debug)]
+/// Where the appender reads the time. Only simulations (benchmarks that
+/// replay a year of traffic) replace the system clock; `ts` still never
+/// decreases whatever the clock says.
+pub type Clock = Arc<dyn Fn() -> Timestamp + Send + Sync>;
+
+#[derive(Clone)]
 pub struct LedgerConfig {
     /// Most entries committed in one transaction.
     pub max_batch: usize,
     /// Requests that may wait for the appender before callers block.
     pub queue_depth: usize,
+    pub clock: Clock,
+}
+
+impl std::fmt::Debug for LedgerConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LedgerConfig")
+            .field("max_batch", &self.max_batch)
+            .field("queue_depth", &self.queue_depth)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Default for LedgerConfig {
@@ -66,6 +81,7 @@ impl Default for LedgerConfig {
         Self {
             max_batch: 4096,
             queue_depth: 65_536,
+            clock: Arc::new(Timestamp::now),
         }
     }
 }
@@ -478,11 +494,10 @@ impl Appender {
         let mut touched: BTreeMap<(u8, u64), Option<Vec<Hash>>> = BTreeMap::new();
         let mut new_upper: Vec<(u8, Hash)> = Vec::new();
         let mut new_blocks: Vec<i64> = Vec::new();
-        let now = Timestamp::now().as_micros();
         for req in &batch {
             for e in &req.entries {
                 let seq = self.edge.next_seq;
-                let ts = now.max(self.edge.last_ts);
+                let ts = (self.config.clock)().as_micros().max(self.edge.last_ts);
                 let bytes = encode_parts(
                     Seq(seq),
                     Timestamp::from_micros(ts),

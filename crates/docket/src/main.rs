@@ -1,1 +1,78 @@
-fn main() {}
+//! The `docket` command: argument parsing and wiring over the library crates.
+
+mod bench;
+mod client;
+mod query;
+mod receipt;
+mod serve;
+mod verify;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "docket",
+    version,
+    about = "Governance layer and tamper-evident audit ledger for AI agents"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// Where a running server is, for the commands that talk to one.
+#[derive(clap::Args, Clone, Debug)]
+pub struct ServerArgs {
+    /// Base URL of the Docket server.
+    #[arg(long, env = "DOCKET_SERVER", default_value = "http://127.0.0.1:7373")]
+    pub server: String,
+    /// Bearer token (the admin token printed on first start, or a personal token).
+    #[arg(long, env = "DOCKET_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the server (creates the data directory, key and admin token on first start).
+    Serve(serve::Args),
+    /// Re-check a whole log — a data directory or a running server — against its public key.
+    Verify(verify::Args),
+    /// Get or verify self-standing receipts.
+    #[command(subcommand)]
+    Receipt(receipt::Command),
+    /// Query entries on a running server (the API's filters).
+    Query(query::Args),
+    /// Benchmarks; each prints its figures.
+    #[command(subcommand)]
+    Bench(bench::Command),
+}
+
+pub fn read_key_arg(key: &str) -> anyhow::Result<String> {
+    let path = PathBuf::from(key);
+    if path.is_file() {
+        Ok(std::fs::read_to_string(&path)?.trim().to_owned())
+    } else {
+        Ok(key.trim().to_owned())
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Serve(a) => serve::run(a),
+        Command::Verify(a) => verify::run(a),
+        Command::Receipt(c) => receipt::run(c),
+        Command::Query(a) => query::run(a),
+        Command::Bench(c) => bench::run(c),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}

@@ -1,0 +1,280 @@
+//! Appending entries (one or a batch), reading one, and querying them.
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use docket_core::EntryType;
+use docket_core::merkle::Hash;
+use docket_store::{NewEntry, Order, Query, TimeWindow};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use serde_json::value::RawValue;
+
+use super::{blocking, parse_u64, raw_entry};
+use crate::AppState;
+use crate::error::{ApiError, ApiJson, ApiQuery};
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AppendOne {
+    #[serde(rename = "type")]
+    kind: String,
+    body: Value,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AppendBatch {
+    entries: Vec<AppendOne>,
+}
+
+#[derive(Serialize)]
+pub struct AppendedJson {
+    pub seq: u64,
+    pub ts: String,
+    pub leaf_hash: String,
+}
+
+pub fn hex_hash(h: &Hash) -> String {
+    hex::encode(h.0)
+}
+
+/// `POST /api/v1/entries`: `{"type", "body"}` or `{"entries": [{"type", "body"}, …]}`.
+/// Answers 201 only once every entry is durable; a storage failure is a 503
+/// and nothing of the request was recorded.
+pub async fn append(
+    State(state): State<AppState>,
+    ApiJson(request): ApiJson<Value>,
+) -> Result<impl IntoResponse, ApiError> {
+    let (items, batch) = match request.get("entries") {
+        Some(_) => {
+            let b: AppendBatch = serde_json::from_value(request)
+                .map_err(|e| ApiError::bad_request("invalid_request", e.to_string()))?;
+            (b.entries, true)
+        }
+        None => {
+            let one: AppendOne = serde_json::from_value(request)
+                .map_err(|e| ApiError::bad_request("invalid_request", e.to_string()))?;
+            (vec![one], false)
+        }
+    };
+    if items.is_empty() {
+        return Err(ApiError::bad_request(
+            "invalid_request",
+            "entries must not be empty",
+        ));
+    }
+    let max = state.config.max_batch_entries;
+    if items.len() > max {
+        return Err(ApiError::bad_request(
+            "batch_too_large",
+            format!("{} entries in one request; the limit is {max}", items.len()),
+        ));
+    }
+    let at = |i: usize| {
+        if batch {
+            format!("entries[{i}].")
+        } else {
+            String::new()
+        }
+    };
+    let mut entries = Vec::with_capacity(items.len());
+    for (i, item) in items.iter().enumerate() {
+        let kind: EntryType = item
+            .kind
+            .parse()
+            .map_err(|e| ApiError::bad_request("unknown_type", format!("{}type: {e}", at(i))))?;
+        let entry = NewEntry::new(kind, &item.body)
+            .map_err(|e| ApiError::bad_request("invalid_body", format!("{}body: {e}", at(i))))?;
+        entries.push(entry);
+    }
+    let acks = state.ledger.append(entries).await?;
+    let out: Vec<AppendedJson> = acks
+        .iter()
+        .map(|a| AppendedJson {
+            seq: a.seq.0,
+            ts: a.ts.to_string(),
+            leaf_hash: hex_hash(&a.leaf_hash),
+        })
+        .collect();
+    Ok((
+        StatusCode::CREATED,
+        Json(serde_json::json!({ "entries": out })),
+    ))
+}
+
+#[derive(Serialize)]
+struct EntryJson {
+    seq: u64,
+    leaf_hash: String,
+    entry: Box<RawValue>,
+}
+
+/// `GET /api/v1/entries/{seq}`.
+pub async fn get(
+    State(state): State<AppState>,
+    Path(seq): Path<String>,
+) -> Result<impl IntoResponse, ApiError> {
+    let seq = parse_u64("seq", &seq)?;
+    let ledger = state.ledger.clone();
+    let entry = blocking(move || Ok(ledger.entry(seq)?)).await?;
+    let bytes = entry.encode();
+    Ok(Json(EntryJson {
+        seq,
+        leaf_hash: hex_hash(&docket_core::merkle::leaf_hash(&bytes)),
+        entry: raw_entry(bytes)?,
+    }))
+}
+
+/// Query-string filters of `GET /api/v1/entries`; all optional.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QueryParams {
+    pub from: Option<String>,
+    pub to: Option<String>,
+    #[serde(rename = "type")]
+    pub kind: Option<String>,
+    pub agent: Option<String>,
+    pub human: Option<String>,
+    pub project: Option<String>,
+    pub tool: Option<String>,
+    pub provider: Option<String>,
+    pub model: Option<String>,
+    pub outcome: Option<String>,
+    pub data_class: Option<String>,
+    pub days: Option<String>,
+    pub hours: Option<String>,
+    pub outside: Option<bool>,
+    pub tz: Option<String>,
+    pub order: Option<String>,
+    pub cursor: Option<String>,
+    pub limit: Option<u32>,
+    pub count: Option<bool>,
+}
+
+impl QueryParams {
+    pub fn to_query(&self) -> Result<Query, ApiError> {
+        let bad = |code, msg: String| ApiError::bad_request(code, msg);
+        let time = |field: &str, v: &Option<String>| -> Result<_, ApiError> {
+            v.as_deref()
+                .map(|s| {
+                    docket_core::Timestamp::parse_rfc3339(s).map_err(|_| {
+                        bad("invalid_query", format!("{field} must be an RFC 3339 time like 2026-01-31T00:00:00Z, got {s:?}"))
+                    })
+                })
+                .transpose()
+        };
+        let types = match &self.kind {
+            None => Vec::new(),
+            Some(list) => list
+                .split(',')
+                .map(|t| t.trim().parse::<EntryType>())
+                .collect::<Result<_, _>>()
+                .map_err(|e| bad("unknown_type", format!("type: {e}")))?,
+        };
+        let order = match self.order.as_deref() {
+            None | Some("desc") => Order::Desc,
+            Some("asc") => Order::Asc,
+            Some(o) => {
+                return Err(bad(
+                    "invalid_query",
+                    format!("order must be asc or desc, got {o:?}"),
+                ));
+            }
+        };
+        let window = if self.days.is_some()
+            || self.hours.is_some()
+            || self.outside.is_some()
+            || self.tz.is_some()
+        {
+            Some(
+                TimeWindow::parse(
+                    self.days.as_deref(),
+                    self.hours.as_deref(),
+                    self.outside.unwrap_or(false),
+                    self.tz.as_deref(),
+                )
+                .map_err(|e| bad("invalid_query", e.to_string()))?,
+            )
+        } else {
+            None
+        };
+        let mut q = Query {
+            from: time("from", &self.from)?,
+            to: time("to", &self.to)?,
+            types,
+            agent: self.agent.clone(),
+            human: self.human.clone(),
+            project: self.project.clone(),
+            tool: self.tool.clone(),
+            provider: self.provider.clone(),
+            model: self.model.clone(),
+            outcome: self.outcome.clone(),
+            data_class: self.data_class.clone(),
+            window,
+            order,
+            after: None,
+            limit: self.limit.unwrap_or(0),
+        };
+        if self.limit == Some(0) {
+            return Err(bad("invalid_query", "limit must be 1 to 1000".into()));
+        }
+        q.effective_limit()
+            .map_err(|e| bad("invalid_query", e.to_string()))?;
+        if let Some(c) = &self.cursor {
+            q.set_cursor(c)
+                .map_err(|e| bad("invalid_cursor", e.to_string()))?;
+        }
+        Ok(q)
+    }
+}
+
+#[derive(Serialize)]
+struct PageItem {
+    seq: u64,
+    entry: Box<RawValue>,
+}
+
+#[derive(Serialize)]
+struct Page {
+    entries: Vec<PageItem>,
+    next_cursor: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    count: Option<u64>,
+}
+
+/// `GET /api/v1/entries?…`: newest first unless `order=asc`; `count=true`
+/// adds the total number of matches.
+pub async fn list(
+    State(state): State<AppState>,
+    ApiQuery(params): ApiQuery<QueryParams>,
+) -> Result<impl IntoResponse, ApiError> {
+    let q = params.to_query()?;
+    let want_count = params.count.unwrap_or(false);
+    let ledger = state.ledger.clone();
+    let (rows, next, count) = blocking(move || {
+        let (rows, next) = ledger.query(&q)?;
+        let count = if want_count {
+            Some(ledger.count(&q)?)
+        } else {
+            None
+        };
+        Ok((rows, next, count))
+    })
+    .await?;
+    let entries = rows
+        .into_iter()
+        .map(|(seq, bytes)| {
+            Ok(PageItem {
+                seq,
+                entry: raw_entry(bytes)?,
+            })
+        })
+        .collect::<Result<_, ApiError>>()?;
+    Ok(Json(Page {
+        entries,
+        next_cursor: next,
+        count,
+    }))
+}

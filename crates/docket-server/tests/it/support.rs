@@ -1,0 +1,113 @@
+//! Starting a server for a test and talking to it.
+
+use std::time::Duration;
+
+use docket_server::{Config, Running};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+pub struct Server {
+    pub running: Option<Running>,
+    pub base: String,
+    pub token: String,
+    pub http: reqwest::Client,
+    pub dir: tempfile::TempDir,
+}
+
+pub fn config(dir: &std::path::Path) -> Config {
+    Config {
+        data_dir: dir.join("data"),
+        listen: "127.0.0.1:0".parse().unwrap(),
+        checkpoint_interval_ms: 100,
+        max_body_bytes: 256 * 1024,
+        max_batch_entries: 100,
+        ..Config::default()
+    }
+}
+
+impl Server {
+    pub async fn start() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let running = docket_server::start(config(dir.path())).await.unwrap();
+        let token = running
+            .new_admin_token
+            .as_ref()
+            .expect("first start prints a token")
+            .to_string();
+        Self {
+            base: format!("http://{}", running.addr),
+            running: Some(running),
+            token,
+            http: reqwest::Client::new(),
+            dir,
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    pub async fn get(&self, path: &str) -> (StatusCode, Value) {
+        let r = self
+            .http
+            .get(self.url(path))
+            .bearer_auth(&self.token)
+            .send()
+            .await
+            .unwrap();
+        let status = r.status();
+        (status, r.json().await.unwrap_or(Value::Null))
+    }
+
+    pub async fn post(&self, path: &str, body: &Value) -> (StatusCode, Value) {
+        let r = self
+            .http
+            .post(self.url(path))
+            .bearer_auth(&self.token)
+            .json(body)
+            .send()
+            .await
+            .unwrap();
+        let status = r.status();
+        (status, r.json().await.unwrap_or(Value::Null))
+    }
+
+    pub async fn post_raw(&self, path: &str, body: &'static str) -> (StatusCode, Value) {
+        let r = self
+            .http
+            .post(self.url(path))
+            .bearer_auth(&self.token)
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        let status = r.status();
+        (status, r.json().await.unwrap_or(Value::Null))
+    }
+
+    pub async fn append(&self, kind: &str, body: Value) -> u64 {
+        let (status, v) = self
+            .post("/api/v1/entries", &json!({"type": kind, "body": body}))
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{v}");
+        v["entries"][0]["seq"].as_u64().unwrap()
+    }
+
+    /// Waits until a signed checkpoint covers `size` entries.
+    pub async fn wait_for_checkpoint(&self, size: u64) -> Value {
+        for _ in 0..200 {
+            let (status, cp) = self.get("/api/v1/checkpoint").await;
+            if status == StatusCode::OK && cp["size"].as_u64().unwrap() >= size {
+                return cp;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        panic!("no checkpoint covering {size} entries was signed");
+    }
+
+    pub async fn stop(mut self) -> tempfile::TempDir {
+        self.running.take().unwrap().stop().await.unwrap();
+        self.dir
+    }
+}

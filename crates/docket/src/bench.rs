@@ -1,0 +1,515 @@
+//! `docket bench …`: the ledger's benchmarks. Each prints its figures
+//! (medians and tails) and the process's peak memory; none asserts a time.
+//!
+//! - `append`: durable appends through the group-commit ledger with 1, 16
+//!   and 256 concurrent writers, on SQLite or PostgreSQL.
+//! - `build`: a synthetic year of traffic (10 M entries by default) in a
+//!   data directory, for the read benchmarks.
+//! - `read`: inclusion and consistency proofs and the audit queries through
+//!   the HTTP API of a server started on that data directory.
+//! - `checkpoint-latency`: time from acknowledgement to a signed checkpoint
+//!   covering the entry, with the server's real checkpointer.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use docket_core::{EntryType, Timestamp};
+use docket_server::Config;
+use docket_server::config::BackendKind;
+use docket_store::{Backend, Ledger, LedgerConfig, NewEntry};
+use rand::{Rng, SeedableRng};
+use secrecy::SecretString;
+use serde_json::json;
+
+#[derive(clap::Subcommand)]
+pub enum Command {
+    /// Durable append throughput and acknowledgement latency.
+    Append {
+        #[arg(long, value_enum, default_value = "sqlite")]
+        backend: BackendArg,
+        #[arg(long, env = "DOCKET_BENCH_POSTGRES_URL", hide_env_values = true)]
+        postgres_url: Option<String>,
+        /// Concurrent writers, comma-separated.
+        #[arg(long, default_value = "1,16,256", value_delimiter = ',')]
+        writers: Vec<usize>,
+        /// Seconds per writer count.
+        #[arg(long, default_value_t = 10)]
+        seconds: u64,
+        /// Approximate canonical body size in bytes.
+        #[arg(long, default_value_t = 700)]
+        body_bytes: usize,
+    },
+    /// Build a synthetic year of traffic in a data directory.
+    Build {
+        #[arg(long)]
+        data_dir: PathBuf,
+        #[arg(long, default_value_t = 10_000_000)]
+        entries: u64,
+        #[arg(long, default_value_t = 700)]
+        body_bytes: usize,
+    },
+    /// Proofs and queries through the HTTP API over a built data directory.
+    Read {
+        #[arg(long)]
+        data_dir: PathBuf,
+        /// Requests per measured operation.
+        #[arg(long, default_value_t = 1000)]
+        samples: usize,
+    },
+    /// Acknowledgement-to-checkpoint latency under load.
+    CheckpointLatency {
+        #[arg(long, default_value_t = 20)]
+        seconds: u64,
+        #[arg(long, default_value_t = 64)]
+        writers: usize,
+    },
+}
+
+#[derive(Copy, Clone, Debug, clap::ValueEnum)]
+pub enum BackendArg {
+    Sqlite,
+    Postgres,
+}
+
+pub fn run(cmd: Command) -> anyhow::Result<ExitCode> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    match cmd {
+        Command::Append {
+            backend,
+            postgres_url,
+            writers,
+            seconds,
+            body_bytes,
+        } => rt.block_on(append(backend, postgres_url, &writers, seconds, body_bytes))?,
+        Command::Build {
+            data_dir,
+            entries,
+            body_bytes,
+        } => build(&data_dir, entries, body_bytes)?,
+        Command::Read { data_dir, samples } => rt.block_on(read(&data_dir, samples))?,
+        Command::CheckpointLatency { seconds, writers } => {
+            rt.block_on(checkpoint_latency(seconds, writers))?
+        }
+    }
+    print_memory();
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Median, p99 and max of a sample, in the unit given.
+fn summary(mut xs: Vec<Duration>, unit: &str) -> String {
+    if xs.is_empty() {
+        return "no samples".into();
+    }
+    xs.sort_unstable();
+    let q = |p: f64| xs[((xs.len() as f64 - 1.0) * p).round() as usize];
+    let f = |d: Duration| match unit {
+        "µs" => format!("{:.0} µs", d.as_secs_f64() * 1e6),
+        "ms" => format!("{:.2} ms", d.as_secs_f64() * 1e3),
+        _ => format!("{:.3} s", d.as_secs_f64()),
+    };
+    format!(
+        "p50 {}  p99 {}  max {}  (n = {})",
+        f(q(0.5)),
+        f(q(0.99)),
+        f(q(1.0)),
+        xs.len()
+    )
+}
+
+fn print_memory() {
+    if let Ok(status) = std::fs::read_to_string("/proc/self/status") {
+        let field = |name: &str| {
+            status
+                .lines()
+                .find(|l| l.starts_with(name))
+                .map(|l| l[name.len()..].trim().to_owned())
+                .unwrap_or_default()
+        };
+        println!(
+            "memory: RSS {}  peak RSS {} (whole bench process, server and load generator together)",
+            field("VmRSS:"),
+            field("VmHWM:")
+        );
+    }
+}
+
+const AGENTS: usize = 200;
+const HUMANS: usize = 60;
+const PROJECTS: [&str; 8] = [
+    "billing", "support", "sales", "ops", "research", "legal", "hr", "growth",
+];
+const MODELS: [(&str, &str); 6] = [
+    ("openai", "gpt-4o"),
+    ("openai", "gpt-4o-mini"),
+    ("anthropic", "claude-sonnet-4"),
+    ("anthropic", "claude-haiku-4"),
+    ("google", "gemini-2.5-pro"),
+    ("mistral", "mistral-large"),
+];
+const TOOLS: [&str; 6] = [
+    "crm.lookup",
+    "email.send",
+    "sql.query",
+    "web.fetch",
+    "tickets.update",
+    "files.read",
+];
+
+pub fn agent_name(i: usize) -> String {
+    format!("did:key:z6MkbenchAgent{i:04}")
+}
+
+/// A realistic receipt body of about `size` canonical bytes.
+fn receipt(rng: &mut impl Rng, size: usize) -> NewEntry {
+    let agent = rng.gen_range(0..AGENTS);
+    let (provider, model) = MODELS[agent % MODELS.len()];
+    let mut classes = Vec::new();
+    if rng.gen_bool(0.3) {
+        classes.push("customer_data");
+    }
+    if rng.gen_bool(0.1) {
+        classes.push("pii");
+    }
+    let tool = rng
+        .gen_bool(0.4)
+        .then(|| TOOLS[rng.gen_range(0..TOOLS.len())]);
+    let mut body = json!({
+        "agent": agent_name(agent),
+        "human": format!("user-{:03}", rng.gen_range(0..HUMANS)),
+        "project": PROJECTS[agent % PROJECTS.len()],
+        "provider": provider,
+        "model": model,
+        "tool": tool,
+        "outcome": if rng.gen_bool(0.95) { "allow" } else { "deny" },
+        "data_classes": classes,
+        "credential": format!("cred_{:016x}", rng.r#gen::<u64>()),
+        "request_digest": format!("sha256:{:064x}", rng.r#gen::<u128>()),
+        "response_digest": format!("sha256:{:064x}", rng.r#gen::<u128>()),
+        "input_tokens": rng.gen_range(10..4000),
+        "output_tokens": rng.gen_range(10..2000),
+        "cost_micro_usd": rng.gen_range(10..50_000),
+        "latency_ms": rng.gen_range(50..5000),
+        "upstream_status": 200,
+        "decision_seq": rng.r#gen::<u32>(),
+        "policy_version": "v12",
+    });
+    let so_far = body.to_string().len();
+    if size > so_far + 12 {
+        body["padding"] = json!("p".repeat(size - so_far - 12));
+    }
+    NewEntry::new(EntryType::Receipt, &body).expect("bench body is valid")
+}
+
+fn open_backend(
+    kind: BackendArg,
+    url: Option<&str>,
+    dir: &std::path::Path,
+) -> anyhow::Result<Arc<dyn Backend>> {
+    let mut config = Config {
+        data_dir: dir.to_owned(),
+        ..Config::default()
+    };
+    if let BackendArg::Postgres = kind {
+        config.storage.backend = BackendKind::Postgres;
+        config.storage.postgres_url = Some(SecretString::from(
+            url.context("--postgres-url (or DOCKET_BENCH_POSTGRES_URL) is required")?
+                .to_owned(),
+        ));
+    }
+    std::fs::create_dir_all(dir)?;
+    Ok(docket_server::init::open_backend(&config)?)
+}
+
+async fn append(
+    kind: BackendArg,
+    url: Option<String>,
+    writers: &[usize],
+    seconds: u64,
+    body_bytes: usize,
+) -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let backend = open_backend(kind, url.as_deref(), dir.path())?;
+    let ledger = Arc::new(Ledger::open(backend, LedgerConfig::default())?);
+    println!(
+        "append: {kind:?}, ~{body_bytes}-byte receipt bodies, {seconds} s per writer count, durable on ack"
+    );
+    for &n in writers {
+        let stop = Arc::new(AtomicBool::new(false));
+        let count = Arc::new(AtomicU64::new(0));
+        let start_size = ledger.size();
+        let started = Instant::now();
+        let tasks: Vec<_> = (0..n)
+            .map(|w| {
+                let (ledger, stop, count) = (ledger.clone(), stop.clone(), count.clone());
+                tokio::spawn(async move {
+                    let mut rng = rand::rngs::StdRng::seed_from_u64(w as u64);
+                    let mut lat = Vec::new();
+                    while !stop.load(Ordering::Relaxed) {
+                        let e = receipt(&mut rng, body_bytes);
+                        let t = Instant::now();
+                        ledger.append(vec![e]).await.expect("append");
+                        lat.push(t.elapsed());
+                        count.fetch_add(1, Ordering::Relaxed);
+                    }
+                    lat
+                })
+            })
+            .collect();
+        tokio::time::sleep(Duration::from_secs(seconds)).await;
+        stop.store(true, Ordering::Relaxed);
+        let mut lat = Vec::new();
+        for t in tasks {
+            lat.extend(t.await?);
+        }
+        let secs = started.elapsed().as_secs_f64();
+        let done = ledger.size() - start_size;
+        println!(
+            "  {n:>4} writers: {:>8.0} entries/s ({done} entries in {secs:.1} s); ack latency {}",
+            done as f64 / secs,
+            summary(lat, "ms")
+        );
+    }
+    let l = ledger.clone();
+    tokio::task::spawn_blocking(move || l.close()).await?;
+    Ok(())
+}
+
+/// Writes `entries` receipts spread evenly over the 365 days before now.
+fn build(data_dir: &std::path::Path, entries: u64, body_bytes: usize) -> anyhow::Result<()> {
+    let config = Config {
+        data_dir: data_dir.to_owned(),
+        ..Config::default()
+    };
+    let opened = docket_server::init::open(&config)?;
+    if let Some(token) = &opened.new_admin_token {
+        std::fs::write(data_dir.join("bench-admin-token"), token.as_bytes())?;
+    }
+    let start = Timestamp::now().as_micros() - 365 * 86_400 * 1_000_000;
+    let step = (365 * 86_400 * 1_000_000) / entries.max(1) as i64;
+    let written = Arc::new(AtomicU64::new(0));
+    let w = written.clone();
+    let clock = Arc::new(move || {
+        Timestamp::from_micros(start + step * w.fetch_add(1, Ordering::Relaxed) as i64)
+    });
+    let ledger = Arc::new(Ledger::open(
+        opened.backend.clone(),
+        LedgerConfig {
+            clock,
+            ..LedgerConfig::default()
+        },
+    )?);
+    let have = ledger.size();
+    written.store(have, Ordering::Relaxed);
+    let bar = indicatif::ProgressBar::new(entries);
+    bar.set_position(have);
+    let started = Instant::now();
+    let mut rng = rand::rngs::StdRng::seed_from_u64(have);
+    let batch = 2000u64;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(async {
+        // Keep a few batches in flight so generating bodies overlaps commits.
+        let mut pending = std::collections::VecDeque::new();
+        let mut next = have;
+        while next < entries {
+            let n = batch.min(entries - next);
+            let es: Vec<NewEntry> = (0..n).map(|_| receipt(&mut rng, body_bytes)).collect();
+            let l = ledger.clone();
+            pending.push_back(tokio::spawn(async move { l.append(es).await }));
+            next += n;
+            bar.set_position(next);
+            while pending.len() > 4 {
+                pending.pop_front().expect("nonempty").await??;
+            }
+        }
+        for p in pending {
+            p.await??;
+        }
+        Ok::<_, anyhow::Error>(())
+    })?;
+    let signer = opened.signer;
+    ledger.checkpoint(&signer)?;
+    bar.finish_and_clear();
+    let secs = started.elapsed().as_secs_f64();
+    println!(
+        "build: {} entries in {secs:.1} s ({:.0} entries/s) in {}",
+        ledger.size(),
+        (ledger.size() - have) as f64 / secs,
+        data_dir.display()
+    );
+    ledger.close();
+    Ok(())
+}
+
+async fn read(data_dir: &std::path::Path, samples: usize) -> anyhow::Result<()> {
+    let token = std::fs::read_to_string(data_dir.join("bench-admin-token")).context(
+        "no bench-admin-token: build the data directory with `docket bench build` first",
+    )?;
+    let config = Config {
+        data_dir: data_dir.to_owned(),
+        listen: "127.0.0.1:0".parse()?,
+        ..Config::default()
+    };
+    let running = docket_server::start(config).await?;
+    let base = format!("http://{}", running.addr);
+    let http = reqwest::Client::new();
+    let size = running.ledger.size();
+    println!(
+        "read: {size} entries in {}, through the HTTP API on loopback",
+        data_dir.display()
+    );
+    let get = |path: String| {
+        let (http, base, token) = (http.clone(), base.clone(), token.clone());
+        async move {
+            let t = Instant::now();
+            let r = http
+                .get(format!("{base}{path}"))
+                .bearer_auth(token.trim())
+                .send()
+                .await?;
+            let status = r.status();
+            let body: serde_json::Value = r.json().await?;
+            anyhow::ensure!(status.is_success(), "{path}: {status} {body}");
+            Ok::<_, anyhow::Error>((t.elapsed(), body))
+        }
+    };
+    let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+    let mut lat = Vec::new();
+    for _ in 0..samples {
+        let seq = rng.gen_range(0..size);
+        lat.push(
+            get(format!("/api/v1/proofs/inclusion?seq={seq}&size={size}"))
+                .await?
+                .0,
+        );
+    }
+    println!("  inclusion proof:   {}", summary(lat, "µs"));
+    let mut lat = Vec::new();
+    for _ in 0..samples {
+        let old = rng.gen_range(1..size);
+        lat.push(
+            get(format!("/api/v1/proofs/consistency?old={old}&new={size}"))
+                .await?
+                .0,
+        );
+    }
+    println!("  consistency proof: {}", summary(lat, "µs"));
+
+    let now = time::OffsetDateTime::now_utc();
+    let fmt = |t: time::OffsetDateTime| {
+        t.format(&time::format_description::well_known::Rfc3339)
+            .expect("format")
+    };
+    let mut lat = Vec::new();
+    let mut rows = 0;
+    for i in 0..samples.min(200) {
+        let month_start = now - time::Duration::days(30 * (1 + (i % 11) as i64));
+        let q = format!(
+            "/api/v1/entries?agent={}&from={}&to={}",
+            agent_name(rng.gen_range(0..AGENTS)),
+            fmt(month_start),
+            fmt(month_start + time::Duration::days(30))
+        );
+        let (d, body) = get(q).await?;
+        rows += body["entries"].as_array().map_or(0, Vec::len);
+        lat.push(d);
+    }
+    println!(
+        "  one agent, one month, first page:       {} ({rows} rows returned in all)",
+        summary(lat, "ms")
+    );
+    let mut lat = Vec::new();
+    let mut count = 0;
+    for _ in 0..samples.min(20) {
+        let q = format!(
+            "/api/v1/entries?data_class=customer_data&days=mon-fri&hours=08:00-18:00&outside=true&from={}&count=true",
+            fmt(now - time::Duration::days(365))
+        );
+        let (d, body) = get(q).await?;
+        count = body["count"].as_u64().unwrap_or(0);
+        lat.push(d);
+    }
+    println!(
+        "  customer data off-hours, 12 months, count + first page: {} (count {count})",
+        summary(lat, "ms")
+    );
+    running.stop().await?;
+    Ok(())
+}
+
+async fn checkpoint_latency(seconds: u64, writers: usize) -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let config = Config {
+        data_dir: dir.path().join("data"),
+        listen: "127.0.0.1:0".parse()?,
+        ..Config::default()
+    };
+    let running = docket_server::start(config).await?;
+    let ledger = running.ledger.clone();
+    let stop = Arc::new(AtomicBool::new(false));
+    // Watch checkpoints: (size, first time seen).
+    let watcher = {
+        let (ledger, stop) = (ledger.clone(), stop.clone());
+        tokio::spawn(async move {
+            let mut seen: Vec<(u64, Instant)> = Vec::new();
+            while !stop.load(Ordering::Relaxed) {
+                let l = ledger.clone();
+                if let Ok(Ok(Some(cp))) =
+                    tokio::task::spawn_blocking(move || l.latest_checkpoint()).await
+                {
+                    if seen.last().is_none_or(|(s, _)| *s < cp.size) {
+                        seen.push((cp.size, Instant::now()));
+                    }
+                }
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
+            seen
+        })
+    };
+    let tasks: Vec<_> = (0..writers)
+        .map(|w| {
+            let (ledger, stop) = (ledger.clone(), stop.clone());
+            tokio::spawn(async move {
+                let mut rng = rand::rngs::StdRng::seed_from_u64(w as u64);
+                let mut acks = Vec::new();
+                while !stop.load(Ordering::Relaxed) {
+                    let a = ledger
+                        .append(vec![receipt(&mut rng, 700)])
+                        .await
+                        .expect("append");
+                    acks.push((a[0].seq.0, Instant::now()));
+                }
+                acks
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_secs(seconds)).await;
+    // Let the writers stop, then give the checkpointer time to cover them.
+    stop.store(true, Ordering::Relaxed);
+    let mut acks = Vec::new();
+    for t in tasks {
+        acks.extend(t.await?);
+    }
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let seen = watcher.await?;
+    let mut lat = Vec::new();
+    for (seq, at) in &acks {
+        if let Some((_, t)) = seen.iter().find(|(s, _)| *s > *seq) {
+            lat.push(t.saturating_duration_since(*at));
+        }
+    }
+    println!(
+        "checkpoint latency: {} entries from {writers} writers over {seconds} s, checkpoint interval 1 s; ack → covered: {}",
+        acks.len(),
+        summary(lat, "ms")
+    );
+    running.stop().await?;
+    Ok(())
+}
