@@ -103,11 +103,13 @@ impl Config {
             }
             fig = fig.merge(Toml::file(path));
         }
-        fig = fig.merge(
-            Env::prefixed("DOCKET_")
-                .split("__")
-                .ignore(&["TOKEN", "SERVER"]),
-        );
+        fig = fig.merge(Env::prefixed("DOCKET_").split("__").ignore(&[
+            "TOKEN",
+            "SERVER",
+            "LOG",
+            "BENCH_POSTGRES_URL",
+            "TEST_POSTGRES_URL",
+        ]));
         fig.extract().map_err(|e| ConfigError(e.to_string()))
     }
 

@@ -3,5 +3,4 @@
 //! `DOCKET_TEST_POSTGRES_URL`, which `scripts/test` starts).
 
 mod conformance;
-mod crash;
 mod support;

@@ -1,1 +1,0 @@
-//! Crash tests (to come).

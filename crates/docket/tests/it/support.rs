@@ -1,0 +1,143 @@
+//! Running the `docket` binary: a server process on a free port, and one-shot commands.
+
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+pub fn docket() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_docket"))
+}
+
+pub fn run(args: &[&str]) -> Output {
+    docket()
+        .args(args)
+        .env_remove("DOCKET_TOKEN")
+        .output()
+        .expect("run docket")
+}
+
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+pub struct ServerProcess {
+    pub child: Child,
+    pub base: String,
+    pub token: String,
+}
+
+impl ServerProcess {
+    /// Starts `docket serve` and waits for it to answer. `token` is known
+    /// from an earlier start, or read from this start's output.
+    pub fn start(data_dir: &Path, token: Option<&str>) -> Self {
+        let port = free_port();
+        let mut child = docket()
+            .args([
+                "serve",
+                "--data-dir",
+                data_dir.to_str().unwrap(),
+                "--listen",
+                &format!("127.0.0.1:{port}"),
+            ])
+            .env("DOCKET_CHECKPOINT_INTERVAL_MS", "100")
+            .env("DOCKET_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn docket serve");
+        let token = match token {
+            Some(t) => t.to_owned(),
+            None => read_token(&mut child),
+        };
+        let base = format!("http://127.0.0.1:{port}");
+        for _ in 0..400 {
+            if reqwest::blocking::get(format!("{base}/healthz"))
+                .is_ok_and(|r| r.status().is_success())
+            {
+                return Self { child, base, token };
+            }
+            std::thread::sleep(Duration::from_millis(25));
+        }
+        panic!("docket serve did not come up");
+    }
+
+    pub fn client(&self) -> reqwest::blocking::Client {
+        reqwest::blocking::Client::builder()
+            .timeout(Duration::from_secs(30))
+            .build()
+            .unwrap()
+    }
+
+    pub fn append(&self, client: &reqwest::blocking::Client, body: Value) -> Result<Value, String> {
+        let r = client
+            .post(format!("{}/api/v1/entries", self.base))
+            .bearer_auth(&self.token)
+            .json(&json!({"type": "receipt", "body": body}))
+            .send()
+            .map_err(|e| e.to_string())?;
+        if r.status() != reqwest::StatusCode::CREATED {
+            return Err(format!("status {}", r.status()));
+        }
+        let v: Value = r.json().map_err(|e| e.to_string())?;
+        Ok(v["entries"][0].clone())
+    }
+
+    pub fn wait_for_checkpoint(&self, size: u64) {
+        let c = self.client();
+        for _ in 0..400 {
+            if let Ok(r) = c
+                .get(format!("{}/api/v1/checkpoint", self.base))
+                .bearer_auth(&self.token)
+                .send()
+            {
+                if let Ok(v) = r.json::<Value>() {
+                    if v["size"].as_u64().unwrap_or(0) >= size {
+                        return;
+                    }
+                }
+            }
+            std::thread::sleep(Duration::from_millis(25));
+        }
+        panic!("no checkpoint covering {size}");
+    }
+
+    /// SIGTERM and wait: a clean stop.
+    pub fn stop(mut self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let _ = self.child.wait();
+    }
+
+    /// SIGKILL: the process dies wherever it is.
+    pub fn kill(mut self) {
+        self.child.kill().unwrap();
+        let _ = self.child.wait();
+    }
+}
+
+fn read_token(child: &mut Child) -> String {
+    use std::io::{BufRead, BufReader};
+    let stderr = child.stderr.take().unwrap();
+    let mut lines = BufReader::new(stderr).lines();
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        if let Some(t) = line.split("store it now): ").nth(1) {
+            let token = t.trim().to_owned();
+            // Keep draining stderr so the server never blocks on a full pipe.
+            std::thread::spawn(move || for _ in lines {});
+            return token;
+        }
+    }
+    panic!("docket serve printed no admin token");
+}
