@@ -129,13 +129,13 @@ impl ChainChecker {
         if entry.prev != self.prev {
             return Err(fail(ChainProblem::BrokenChain));
         }
-        if let Some(last) = self.last_ts {
-            if entry.ts < last {
-                return Err(fail(ChainProblem::TimeWentBack(
-                    entry.ts.to_string(),
-                    last.to_string(),
-                )));
-            }
+        if let Some(last) = self.last_ts
+            && entry.ts < last
+        {
+            return Err(fail(ChainProblem::TimeWentBack(
+                entry.ts.to_string(),
+                last.to_string(),
+            )));
         }
         let leaf = leaf_hash(bytes);
         self.tree.push(leaf, on_node);

@@ -200,13 +200,13 @@ mod tests {
         for i in 0..bytes.len() {
             let mut b = bytes.clone();
             b[i] ^= 0x01;
-            if let Ok(changed) = Receipt::from_json(&b) {
-                if changed != r {
-                    assert!(
-                        changed.verify(&key).is_err(),
-                        "byte {i} flipped still verifies"
-                    );
-                }
+            if let Ok(changed) = Receipt::from_json(&b)
+                && changed != r
+            {
+                assert!(
+                    changed.verify(&key).is_err(),
+                    "byte {i} flipped still verifies"
+                );
             }
         }
     }

@@ -45,6 +45,10 @@ impl NewEntry {
     }
 }
 
+/// One page of query results: `(seq, canonical bytes)` rows and the cursor
+/// for the next page, if there may be more.
+pub type Page = (Vec<(u64, Vec<u8>)>, Option<String>);
+
 /// What the appender acknowledges for each entry, after commit.
 #[derive(Copy, Clone, Debug, PartialEq)]
 pub struct Appended {
@@ -349,7 +353,7 @@ impl Ledger {
     }
 
     /// One page of results and the cursor for the next, if there may be more.
-    pub fn query(&self, q: &Query) -> Result<(Vec<(u64, Vec<u8>)>, Option<String>), StoreError> {
+    pub fn query(&self, q: &Query) -> Result<Page, StoreError> {
         let limit = q
             .effective_limit()
             .map_err(|e| StoreError::Invalid(e.to_string()))?;
@@ -506,7 +510,7 @@ impl Appender {
                     e.body.as_str(),
                 );
                 let leaf = leaf_hash(&bytes);
-                if seq % TILE_WIDTH == 0 {
+                if seq.is_multiple_of(TILE_WIDTH) {
                     new_blocks.push(ts);
                 }
                 self.push_leaf(seq, leaf, &mut touched, &mut new_upper);

@@ -14,7 +14,7 @@ pub mod verify;
 
 pub use backend::{Backend, Row, StoredCheckpoint, TileRow};
 pub use error::StoreError;
-pub use ledger::{Appended, Ledger, LedgerConfig, NewEntry};
+pub use ledger::{Appended, Ledger, LedgerConfig, NewEntry, Page};
 pub use query::{Order, Query, QueryError, TimeWindow};
 pub use verify::{
     BackendSource, LogSource, VerifyFailure, VerifyOptions, VerifyReport, verify_log,

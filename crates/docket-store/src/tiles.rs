@@ -75,13 +75,15 @@ impl TreeReader<'_> {
             .ok_or_else(|| StoreError::Invalid("node out of range".into()))?;
         let hashes: Vec<Hash> = if tile_level == 0 {
             let tile_index = start / TILE_WIDTH;
-            if !leaf_tiles.contains_key(&tile_index) {
-                let bytes = self.backend.tile(0, tile_index)?.ok_or_else(|| {
-                    StoreError::Corrupt(format!("leaf tile {tile_index} is missing"))
-                })?;
-                leaf_tiles.insert(tile_index, decode_hashes(&bytes));
-            }
-            let tile = &leaf_tiles[&tile_index];
+            let tile = match leaf_tiles.entry(tile_index) {
+                std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+                std::collections::hash_map::Entry::Vacant(e) => {
+                    let bytes = self.backend.tile(0, tile_index)?.ok_or_else(|| {
+                        StoreError::Corrupt(format!("leaf tile {tile_index} is missing"))
+                    })?;
+                    e.insert(decode_hashes(&bytes))
+                }
+            };
             let from = (start % TILE_WIDTH) as usize;
             tile.get(from..from + span as usize)
                 .ok_or_else(|| StoreError::Corrupt(format!("leaf tile {tile_index} is short")))?

@@ -14,13 +14,16 @@ use crate::backend::{Backend, StoredCheckpoint, TileRow};
 use crate::error::StoreError;
 use crate::tiles::{TILE_HEIGHT, TILE_WIDTH, decode_hashes};
 
+/// A run of `(seq, canonical bytes)` in order.
+pub type EntryChunk = Vec<(u64, Vec<u8>)>;
+
 /// Where the log to verify comes from: a database, or a server's API.
 pub trait LogSource: Sync {
     /// Entries in `[from, to)`, in order, in chunks.
     fn entries(
         &self,
         from: u64,
-        f: &mut dyn FnMut(Vec<(u64, Vec<u8>)>) -> Result<(), StoreError>,
+        f: &mut dyn FnMut(EntryChunk) -> Result<(), StoreError>,
     ) -> Result<(), StoreError>;
     /// Stored leaf tile `index`, if this source has tiles at all.
     fn leaf_tile(&self, index: u64) -> Result<Option<Vec<Hash>>, StoreError>;
@@ -39,7 +42,7 @@ impl LogSource for BackendSource<'_> {
     fn entries(
         &self,
         from: u64,
-        f: &mut dyn FnMut(Vec<(u64, Vec<u8>)>) -> Result<(), StoreError>,
+        f: &mut dyn FnMut(EntryChunk) -> Result<(), StoreError>,
     ) -> Result<(), StoreError> {
         let mut chunk = Vec::with_capacity(CHUNK);
         self.0.scan(from, u64::MAX >> 1, &mut |seq, bytes| {
@@ -282,7 +285,7 @@ pub fn verify_log(
         checkpoints_checked: 0,
     };
     // Read on one thread, check on this one.
-    let (tx, rx) = crossbeam_channel::bounded::<Vec<(u64, Vec<u8>)>>(8);
+    let (tx, rx) = crossbeam_channel::bounded::<EntryChunk>(8);
     let result = std::thread::scope(|s| {
         let reader = s.spawn(move || {
             source.entries(0, &mut |chunk| {
@@ -322,7 +325,7 @@ pub fn verify_log(
     }
     if has_tiles {
         // The last leaf tile must hold exactly the entries there are.
-        if size % TILE_WIDTH != 0 {
+        if !size.is_multiple_of(TILE_WIDTH) {
             let t = source
                 .leaf_tile(size / TILE_WIDTH)
                 .map_err(source_err)?
@@ -333,8 +336,10 @@ pub fn verify_log(
                     t.len() as u64 - size % TILE_WIDTH
                 )));
             }
-        } else if let Some(t) = source.leaf_tile(size / TILE_WIDTH).map_err(source_err)? {
-            if !t.is_empty() {
+        } else if let Some(t) = source.leaf_tile(size / TILE_WIDTH).map_err(source_err)?
+            && !t.is_empty()
+        {
+            {
                 return Err(whole(
                     "the Merkle tree holds leaves past the last entry: entries were removed from the end",
                 ));

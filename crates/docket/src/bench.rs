@@ -463,10 +463,9 @@ async fn checkpoint_latency(seconds: u64, writers: usize) -> anyhow::Result<()> 
                 let l = ledger.clone();
                 if let Ok(Ok(Some(cp))) =
                     tokio::task::spawn_blocking(move || l.latest_checkpoint()).await
+                    && seen.last().is_none_or(|(s, _)| *s < cp.size)
                 {
-                    if seen.last().is_none_or(|(s, _)| *s < cp.size) {
-                        seen.push((cp.size, Instant::now()));
-                    }
+                    seen.push((cp.size, Instant::now()));
                 }
                 tokio::time::sleep(Duration::from_millis(2)).await;
             }

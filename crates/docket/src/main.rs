@@ -44,7 +44,7 @@ enum Command {
     #[command(subcommand)]
     Receipt(receipt::Command),
     /// Query entries on a running server (the API's filters).
-    Query(query::Args),
+    Query(Box<query::Args>),
     /// Benchmarks; each prints its figures.
     #[command(subcommand)]
     Bench(bench::Command),
@@ -65,7 +65,7 @@ fn main() -> ExitCode {
         Command::Serve(a) => serve::run(a),
         Command::Verify(a) => verify::run(a),
         Command::Receipt(c) => receipt::run(c),
-        Command::Query(a) => query::run(a),
+        Command::Query(a) => query::run(*a),
         Command::Bench(c) => bench::run(c),
     };
     match result {

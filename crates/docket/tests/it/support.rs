@@ -99,12 +99,10 @@ impl ServerProcess {
                 .get(format!("{}/api/v1/checkpoint", self.base))
                 .bearer_auth(&self.token)
                 .send()
+                && let Ok(v) = r.json::<Value>()
+                && v["size"].as_u64().unwrap_or(0) >= size
             {
-                if let Ok(v) = r.json::<Value>() {
-                    if v["size"].as_u64().unwrap_or(0) >= size {
-                        return;
-                    }
-                }
+                return;
             }
             std::thread::sleep(Duration::from_millis(25));
         }
