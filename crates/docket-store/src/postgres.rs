@@ -1,11 +1,53 @@
-//! PostgreSQL backend (to come).
+//! The production backend: PostgreSQL (and what speaks its protocol), with
+//! the schema and behaviour of the SQLite backend. One writer connection
+//! (used only by the appender thread, and briefly for checkpoints and meta)
+//! commits each batch as one transaction with `synchronous_commit` on, its
+//! rows sent as arrays in one `INSERT … SELECT FROM unnest(…)` per table;
+//! a pool of read-only connections serves everything else.
 
+use std::collections::{HashMap, HashSet};
+use std::fmt;
+use std::str::FromStr;
+use std::time::Duration;
+
+use docket_core::{Hash, Timestamp};
+use parking_lot::{Mutex, MutexGuard};
+use postgres::error::SqlState;
+use postgres::fallible_iterator::FallibleIterator;
+use postgres::types::{ToSql, Type};
+use postgres::{Client, NoTls, Statement, Transaction};
+use r2d2_postgres::PostgresConnectionManager;
+
+use crate::backend::{Backend, Row, StoredCheckpoint, TileRow};
 use crate::error::StoreError;
+use crate::query::{Query, SqlValue, build_sql};
 
-#[derive(Clone, Debug)]
+/// Migrations, in order; append only, never edit one that has shipped.
+const MIGRATIONS: &[&str] = &[include_str!("../migrations/postgres/0001_ledger.sql")];
+
+/// Serializes schema creation and migrations between nodes opening the
+/// same database at once (`pg_advisory_xact_lock` key: "docket" in ASCII).
+const MIGRATION_LOCK: i64 = 0x646f_636b_6574;
+
+/// Rows per query while scanning: bounds memory whatever the range.
+const SCAN_CHUNK: i64 = 2048;
+
+/// Most entry bytes sent in one statement; a batch past it takes several
+/// statements (still one transaction), far below the protocol's 1 GiB.
+const MAX_STATEMENT_BYTES: usize = 64 << 20;
+
+#[derive(Clone)]
 pub struct PostgresConfig {
+    /// A `postgres://user:password@host:port/db?…` URL or a libpq
+    /// `key=value` string. It may hold the password: `Debug` redacts it.
     pub url: String,
+    /// The schema holding Docket's tables, created if missing; `None` uses
+    /// the server's default `search_path`. ASCII letters, digits and `_`.
     pub schema: Option<String>,
+    /// Read connections in the pool.
+    pub readers: u32,
+    /// How long to wait for a connection, unless the URL says otherwise.
+    pub connect_timeout: Duration,
 }
 
 impl PostgresConfig {
@@ -13,18 +55,1201 @@ impl PostgresConfig {
         Self {
             url: url.into(),
             schema: None,
+            readers: 8,
+            connect_timeout: Duration::from_secs(10),
         }
     }
+
     pub fn with_schema(mut self, schema: &str) -> Self {
         self.schema = Some(schema.into());
         self
     }
 }
 
-pub struct PostgresBackend;
+impl fmt::Debug for PostgresConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PostgresConfig")
+            .field("url", &redact_url(&self.url))
+            .field("schema", &self.schema)
+            .field("readers", &self.readers)
+            .field("connect_timeout", &self.connect_timeout)
+            .finish()
+    }
+}
+
+const REDACTED: &str = "***";
+
+/// The connection string with any password replaced by `***`: the userinfo
+/// password of a URL, a `password=` URL parameter, or a `password=` pair of
+/// a `key=value` string.
+fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return redact_key_values(url);
+    };
+    // Where the userinfo ends: the last `@`, so that a password holding an
+    // unescaped `@` is hidden whole (at worst the host is hidden with it).
+    let (userinfo, after) = match rest.rfind('@') {
+        Some(at) => (Some(&rest[..at]), &rest[at..]),
+        None => (None, rest),
+    };
+    let mut out = format!("{scheme}://");
+    if let Some(info) = userinfo {
+        match info.split_once(':') {
+            Some((user, _)) => {
+                out.push_str(user);
+                out.push(':');
+                out.push_str(REDACTED);
+            }
+            None => out.push_str(info),
+        }
+    }
+    match after.split_once('?') {
+        None => out.push_str(after),
+        Some((path, query)) => {
+            out.push_str(path);
+            out.push('?');
+            let pairs: Vec<String> = query
+                .split('&')
+                .map(|pair| match pair.split_once('=') {
+                    Some((k, _)) if k.eq_ignore_ascii_case("password") => {
+                        format!("{k}={REDACTED}")
+                    }
+                    _ => pair.to_owned(),
+                })
+                .collect();
+            out.push_str(&pairs.join("&"));
+        }
+    }
+    out
+}
+
+/// `host=… password=…`: values are bare words or single-quoted with `\`
+/// escapes, and `=` may have spaces around it.
+fn redact_key_values(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut chars = s.char_indices().peekable();
+    while let Some(&(start, c)) = chars.peek() {
+        if c.is_whitespace() {
+            out.push(c);
+            chars.next();
+            continue;
+        }
+        // The key.
+        let mut end = start;
+        while let Some(&(i, c)) = chars.peek() {
+            if c.is_whitespace() || c == '=' {
+                break;
+            }
+            end = i + c.len_utf8();
+            chars.next();
+        }
+        let key = &s[start..end];
+        out.push_str(key);
+        // Spaces, `=`, spaces.
+        while let Some(&(_, c)) = chars.peek() {
+            if !(c.is_whitespace() || c == '=') {
+                break;
+            }
+            out.push(c);
+            chars.next();
+        }
+        // The value.
+        let secret = key == "password";
+        let mut value = String::new();
+        if let Some(&(_, '\'')) = chars.peek() {
+            value.push('\'');
+            chars.next();
+            while let Some((_, c)) = chars.next() {
+                value.push(c);
+                if c == '\\' {
+                    if let Some((_, escaped)) = chars.next() {
+                        value.push(escaped);
+                    }
+                } else if c == '\'' {
+                    break;
+                }
+            }
+        } else {
+            while let Some(&(_, c)) = chars.peek() {
+                if c.is_whitespace() {
+                    break;
+                }
+                value.push(c);
+                chars.next();
+            }
+        }
+        out.push_str(if secret { REDACTED } else { &value });
+    }
+    out
+}
+
+fn valid_schema(schema: &str) -> bool {
+    (1..=63).contains(&schema.len())
+        && schema
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_')
+}
+
+/// The driver's error with its causes: `postgres::Error`'s own `Display`
+/// says only "db error" or "error connecting to server".
+fn describe(e: &postgres::Error) -> String {
+    let mut msg = e.to_string();
+    let mut cause = std::error::Error::source(e);
+    while let Some(c) = cause {
+        msg.push_str(": ");
+        msg.push_str(&c.to_string().replace('\n', "; "));
+        cause = c.source();
+    }
+    msg
+}
+
+fn err(e: postgres::Error) -> StoreError {
+    let msg = describe(&e);
+    match e.code() {
+        // Class 23, integrity constraint violation: the unique, not-null,
+        // check and foreign-key failures SQLite calls constraint violations.
+        Some(code) if code.code().starts_with("23") => StoreError::Conflict(msg),
+        Some(code) if *code == SqlState::DATA_CORRUPTED || *code == SqlState::INDEX_CORRUPTED => {
+            StoreError::Corrupt(msg)
+        }
+        _ => StoreError::Unavailable(msg),
+    }
+}
+
+fn pool_err(e: r2d2::Error) -> StoreError {
+    StoreError::Unavailable(e.to_string())
+}
+
+/// Per-connection settings, for the writer and every pooled reader.
+fn session_sql(schema: Option<&str>, read_only: bool) -> String {
+    let mut sql = String::new();
+    if let Some(s) = schema {
+        sql.push_str(&format!("SET search_path TO \"{s}\";"));
+    }
+    if read_only {
+        sql.push_str("SET default_transaction_read_only TO on;");
+    } else {
+        // Durable on commit whatever the server's or role's default says;
+        // a setting that already waits for the flush (local, remote_write,
+        // remote_apply) is left alone.
+        sql.push_str(
+            "DO $$ BEGIN IF current_setting('synchronous_commit') = 'off' \
+             THEN PERFORM set_config('synchronous_commit', 'on', false); END IF; END $$;",
+        );
+    }
+    sql
+}
+
+/// Sets up each new pooled connection.
+#[derive(Debug)]
+struct ReaderSession {
+    sql: String,
+}
+
+impl r2d2::CustomizeConnection<Client, postgres::Error> for ReaderSession {
+    fn on_acquire(&self, conn: &mut Client) -> Result<(), postgres::Error> {
+        conn.batch_execute(&self.sql)
+    }
+}
+
+/// The writer's prepared statements.
+struct Statements {
+    select_names: Statement,
+    insert_names: Statement,
+    entries: Statement,
+    classes: Statement,
+    tiles: Statement,
+}
+
+impl Statements {
+    fn prepare(client: &mut Client) -> Result<Self, postgres::Error> {
+        Ok(Self {
+            select_names: client
+                .prepare("SELECT name, id FROM names WHERE name = ANY($1::text[])")?,
+            insert_names: client.prepare(
+                "INSERT INTO names (name) SELECT * FROM unnest($1::text[])
+                 ON CONFLICT (name) DO NOTHING RETURNING name, id",
+            )?,
+            entries: client.prepare(
+                "INSERT INTO entries (seq, ts, mow, type, agent, human, project, tool, provider, model, outcome, data)
+                 SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::int[], $4::bigint[], $5::bigint[],
+                     $6::bigint[], $7::bigint[], $8::bigint[], $9::bigint[], $10::bigint[], $11::bigint[],
+                     $12::bytea[])",
+            )?,
+            classes: client.prepare(
+                "INSERT INTO entry_classes (class, seq, mow)
+                 SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::int[])",
+            )?,
+            tiles: client.prepare(
+                "INSERT INTO tiles (level, idx, hashes, first_ts)
+                 SELECT * FROM unnest($1::smallint[], $2::bigint[], $3::bytea[], $4::bigint[])
+                 ON CONFLICT (level, idx) DO UPDATE SET hashes = EXCLUDED.hashes",
+            )?,
+        })
+    }
+}
+
+struct Writer {
+    client: Client,
+    stmts: Statements,
+    names: HashMap<String, i64>,
+}
+
+pub struct PostgresBackend {
+    config: PostgresConfig,
+    pg: postgres::Config,
+    writer: Mutex<Writer>,
+    readers: r2d2::Pool<PostgresConnectionManager<NoTls>>,
+}
+
+impl fmt::Debug for PostgresBackend {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PostgresBackend")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
 
 impl PostgresBackend {
-    pub fn open(_config: &PostgresConfig) -> Result<Self, StoreError> {
-        Err(StoreError::Unavailable("not yet".into()))
+    /// Connects, creates the schema if need be and brings it up to date.
+    pub fn open(config: &PostgresConfig) -> Result<Self, StoreError> {
+        let schema = config.schema.as_deref();
+        if let Some(s) = schema
+            && !valid_schema(s)
+        {
+            return Err(StoreError::Invalid(format!(
+                "bad PostgreSQL schema name {:?}: use 1 to 63 ASCII letters, digits and _",
+                s.chars().take(80).collect::<String>()
+            )));
+        }
+        let mut pg = postgres::Config::from_str(&config.url)
+            .map_err(|e| StoreError::Invalid(format!("bad PostgreSQL URL: {}", describe(&e))))?;
+        if pg.get_connect_timeout().is_none() {
+            pg.connect_timeout(config.connect_timeout);
+        }
+        if pg.get_application_name().is_none() {
+            pg.application_name("docket");
+        }
+        let mut client = connect_writer(&pg, schema).map_err(err)?;
+        warn_if_not_durable(&mut client);
+        migrate(&mut client, schema)?;
+        let names = client
+            .query("SELECT name, id FROM names", &[])
+            .map_err(err)?
+            .iter()
+            .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
+            .collect::<Result<HashMap<String, i64>, postgres::Error>>()
+            .map_err(err)?;
+        let stmts = Statements::prepare(&mut client).map_err(err)?;
+        let readers = r2d2::Pool::builder()
+            .max_size(config.readers.max(1))
+            .min_idle(Some(1))
+            .connection_timeout(config.connect_timeout)
+            .connection_customizer(Box::new(ReaderSession {
+                sql: session_sql(schema, true),
+            }))
+            .build(PostgresConnectionManager::new(pg.clone(), NoTls))
+            .map_err(pool_err)?;
+        Ok(Self {
+            config: config.clone(),
+            pg,
+            writer: Mutex::new(Writer {
+                client,
+                stmts,
+                names,
+            }),
+            readers,
+        })
+    }
+
+    /// The writer, reconnected first if its connection was lost (a server
+    /// restart, a failover): the interned names stay valid, as names are
+    /// never deleted.
+    fn writer(&self) -> Result<MutexGuard<'_, Writer>, StoreError> {
+        let mut w = self.writer.lock();
+        if w.client.is_closed() {
+            tracing::warn!("the PostgreSQL writer connection was lost; reconnecting");
+            let mut client =
+                connect_writer(&self.pg, self.config.schema.as_deref()).map_err(err)?;
+            w.stmts = Statements::prepare(&mut client).map_err(err)?;
+            w.client = client;
+        }
+        Ok(w)
+    }
+
+    /// Whether the database holds exactly this row: a batch is one
+    /// transaction, so its last row tells whether the batch committed.
+    fn holds(&self, row: &Row) -> Result<bool, StoreError> {
+        Ok(self.entry(row.seq)?.is_some_and(|b| b == row.bytes))
+    }
+
+    fn read<T>(
+        &self,
+        f: impl FnOnce(&mut Client) -> Result<T, postgres::Error>,
+    ) -> Result<T, StoreError> {
+        let mut conn = self.readers.get().map_err(pool_err)?;
+        f(&mut conn).map_err(err)
+    }
+}
+
+fn connect_writer(pg: &postgres::Config, schema: Option<&str>) -> Result<Client, postgres::Error> {
+    let mut client = pg.connect(NoTls)?;
+    client.batch_execute(&session_sql(schema, false))?;
+    Ok(client)
+}
+
+/// Durability is the server's to give: say so loudly when it will not.
+fn warn_if_not_durable(client: &mut Client) {
+    if let Ok(row) = client.query_one("SELECT current_setting('fsync')", &[])
+        && row.try_get::<_, String>(0).is_ok_and(|v| v == "off")
+    {
+        tracing::warn!("PostgreSQL runs with fsync off: committed entries can be lost in a crash");
+    }
+}
+
+/// Applies pending migrations, one transaction each, under an advisory
+/// lock so that nodes starting together do not race.
+fn migrate(client: &mut Client, schema: Option<&str>) -> Result<(), StoreError> {
+    let known = MIGRATIONS.len() as i32;
+    loop {
+        let mut tx = client.transaction().map_err(err)?;
+        tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
+            .map_err(err)?;
+        // Look before creating: CREATE … IF NOT EXISTS checks the privilege
+        // to create first, so it would fail for a role that may only use
+        // a schema someone else prepared.
+        if let Some(s) = schema {
+            let exists = tx
+                .query_opt("SELECT 1 FROM pg_namespace WHERE nspname = $1", &[&s])
+                .map_err(err)?
+                .is_some();
+            if !exists {
+                tx.batch_execute(&format!("CREATE SCHEMA \"{s}\""))
+                    .map_err(err)?;
+            }
+        }
+        let tracked = tx
+            .query_one("SELECT to_regclass('docket_migrations') IS NOT NULL", &[])
+            .and_then(|r| r.try_get::<_, bool>(0))
+            .map_err(err)?;
+        if !tracked {
+            tx.batch_execute(
+                "CREATE TABLE docket_migrations (
+                     version    INTEGER PRIMARY KEY,
+                     applied_at TIMESTAMPTZ NOT NULL DEFAULT now()
+                 )",
+            )
+            .map_err(err)?;
+        }
+        let version: i32 = tx
+            .query_one(
+                "SELECT coalesce(max(version), 0) FROM docket_migrations",
+                &[],
+            )
+            .and_then(|r| r.try_get(0))
+            .map_err(err)?;
+        if version > known {
+            return Err(StoreError::Unavailable(format!(
+                "database schema version {version} is newer than this docket ({known}); upgrade docket"
+            )));
+        }
+        if version == known {
+            return tx.commit().map_err(err);
+        }
+        tx.batch_execute(MIGRATIONS[version as usize])
+            .map_err(err)?;
+        tx.execute(
+            "INSERT INTO docket_migrations (version) VALUES ($1)",
+            &[&(version + 1)],
+        )
+        .map_err(err)?;
+        tx.commit().map_err(err)?;
+    }
+}
+
+/// Adds `(name, id)` rows to the cache, remembering them for a rollback.
+fn learn(
+    names: &mut HashMap<String, i64>,
+    added: &mut Vec<String>,
+    rows: Result<Vec<postgres::Row>, postgres::Error>,
+) -> Result<(), StoreError> {
+    for r in rows.map_err(err)? {
+        let name: String = r.try_get(0).map_err(err)?;
+        let id: i64 = r.try_get(1).map_err(err)?;
+        added.push(name.clone());
+        names.insert(name, id);
+    }
+    Ok(())
+}
+
+/// Interns every name the batch uses that the cache lacks: one lookup, one
+/// insert of those still missing, and one more lookup for any that another
+/// connection inserted meanwhile — all in this transaction.
+fn intern_all(
+    tx: &mut Transaction<'_>,
+    stmts: &Statements,
+    names: &mut HashMap<String, i64>,
+    added: &mut Vec<String>,
+    missing: Vec<&str>,
+) -> Result<(), StoreError> {
+    learn(names, added, tx.query(&stmts.select_names, &[&missing]))?;
+    let missing: Vec<&str> = missing
+        .into_iter()
+        .filter(|n| !names.contains_key(*n))
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    learn(names, added, tx.query(&stmts.insert_names, &[&missing]))?;
+    let missing: Vec<&str> = missing
+        .into_iter()
+        .filter(|n| !names.contains_key(*n))
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    learn(names, added, tx.query(&stmts.select_names, &[&missing]))?;
+    match missing.iter().find(|n| !names.contains_key(**n)) {
+        Some(n) => Err(StoreError::Unavailable(format!(
+            "name {:?} could be neither inserted nor found",
+            n.chars().take(80).collect::<String>()
+        ))),
+        None => Ok(()),
+    }
+}
+
+fn write_rows(
+    tx: &mut Transaction<'_>,
+    stmts: &Statements,
+    names: &mut HashMap<String, i64>,
+    added: &mut Vec<String>,
+    rows: &[Row],
+    tiles: &[TileRow],
+) -> Result<(), StoreError> {
+    let mut seen = HashSet::new();
+    let mut missing = Vec::new();
+    for row in rows {
+        let ix = &row.index;
+        let attrs = [
+            &ix.agent,
+            &ix.human,
+            &ix.project,
+            &ix.tool,
+            &ix.provider,
+            &ix.model,
+            &ix.outcome,
+        ];
+        let used = attrs
+            .into_iter()
+            .filter_map(|a| a.as_deref())
+            .chain(std::iter::once(row.kind.as_str()))
+            .chain(ix.data_classes.iter().map(String::as_str));
+        for n in used {
+            if !names.contains_key(n) && seen.insert(n) {
+                missing.push(n);
+            }
+        }
+    }
+    if !missing.is_empty() {
+        intern_all(tx, stmts, names, added, missing)?;
+    }
+    let id = |n: &str| {
+        names
+            .get(n)
+            .copied()
+            .ok_or_else(|| StoreError::Unavailable(format!("name {n:?} was not interned")))
+    };
+    let opt_id = |v: &Option<String>| v.as_deref().map(id).transpose();
+
+    for chunk in chunks_by_size(rows) {
+        let n = chunk.len();
+        let mut seq = Vec::with_capacity(n);
+        let mut ts = Vec::with_capacity(n);
+        let mut mow = Vec::with_capacity(n);
+        let mut kind = Vec::with_capacity(n);
+        let mut attrs: [Vec<Option<i64>>; 7] = Default::default();
+        let mut data: Vec<&[u8]> = Vec::with_capacity(n);
+        let (mut c_class, mut c_seq, mut c_mow) = (Vec::new(), Vec::new(), Vec::new());
+        for row in chunk {
+            let ix = &row.index;
+            let m = i32::from(row.ts.minute_of_week());
+            seq.push(row.seq as i64);
+            ts.push(row.ts.as_micros());
+            mow.push(m);
+            kind.push(id(row.kind.as_str())?);
+            for (col, v) in attrs.iter_mut().zip([
+                &ix.agent,
+                &ix.human,
+                &ix.project,
+                &ix.tool,
+                &ix.provider,
+                &ix.model,
+                &ix.outcome,
+            ]) {
+                col.push(opt_id(v)?);
+            }
+            data.push(&row.bytes);
+            for class in &ix.data_classes {
+                c_class.push(id(class)?);
+                c_seq.push(row.seq as i64);
+                c_mow.push(m);
+            }
+        }
+        let [agent, human, project, tool, provider, model, outcome] = &attrs;
+        tx.execute(
+            &stmts.entries,
+            &[
+                &seq, &ts, &mow, &kind, agent, human, project, tool, provider, model, outcome,
+                &data,
+            ],
+        )
+        .map_err(err)?;
+        if !c_class.is_empty() {
+            tx.execute(&stmts.classes, &[&c_class, &c_seq, &c_mow])
+                .map_err(err)?;
+        }
+    }
+    if !tiles.is_empty() {
+        let level: Vec<i16> = tiles.iter().map(|t| i16::from(t.level)).collect();
+        let idx: Vec<i64> = tiles.iter().map(|t| t.index as i64).collect();
+        let hashes: Vec<&[u8]> = tiles.iter().map(|t| t.hashes.as_slice()).collect();
+        let first_ts: Vec<Option<i64>> = tiles.iter().map(|t| t.first_ts).collect();
+        tx.execute(&stmts.tiles, &[&level, &idx, &hashes, &first_ts])
+            .map_err(err)?;
+    }
+    Ok(())
+}
+
+/// Splits a batch so that no statement carries more than
+/// [`MAX_STATEMENT_BYTES`] of entry bytes (one chunk in any usual batch).
+fn chunks_by_size(rows: &[Row]) -> impl Iterator<Item = &[Row]> {
+    let mut rest = rows;
+    std::iter::from_fn(move || {
+        if rest.is_empty() {
+            return None;
+        }
+        let mut bytes = 0;
+        let mut n = 0;
+        while n < rest.len() && (n == 0 || bytes + rest[n].bytes.len() <= MAX_STATEMENT_BYTES) {
+            bytes += rest[n].bytes.len();
+            n += 1;
+        }
+        let (chunk, tail) = rest.split_at(n);
+        rest = tail;
+        Some(chunk)
+    })
+}
+
+fn int(v: &i64) -> (&(dyn ToSql + Sync), Type) {
+    (v, Type::INT8)
+}
+
+fn bind(params: &[SqlValue]) -> Vec<(&(dyn ToSql + Sync), Type)> {
+    params
+        .iter()
+        .map(|p| match p {
+            SqlValue::Int(i) => (i as &(dyn ToSql + Sync), Type::INT8),
+            SqlValue::Text(s) => (s as &(dyn ToSql + Sync), Type::TEXT),
+        })
+        .collect()
+}
+
+fn placeholder(i: usize) -> String {
+    format!("${i}")
+}
+
+const CHECKPOINT_COLS: &str = "size, root, note, signed_at";
+
+fn checkpoint_row(r: &postgres::Row) -> Result<StoredCheckpoint, StoreError> {
+    let root: Vec<u8> = r.try_get(1).map_err(err)?;
+    let root: [u8; 32] = root
+        .try_into()
+        .map_err(|_| StoreError::Corrupt("checkpoint root is not 32 bytes".into()))?;
+    Ok(StoredCheckpoint {
+        size: r.try_get::<_, i64>(0).map_err(err)? as u64,
+        root: Hash(root),
+        note: r.try_get(2).map_err(err)?,
+        signed_at: Timestamp::from_micros(r.try_get(3).map_err(err)?),
+    })
+}
+
+impl Backend for PostgresBackend {
+    fn kind(&self) -> &'static str {
+        "postgres"
+    }
+
+    fn write_batch(&self, rows: &[Row], tiles: &[TileRow]) -> Result<(), StoreError> {
+        let mut w = self.writer()?;
+        let Writer {
+            client,
+            stmts,
+            names,
+        } = &mut *w;
+        let mut added = Vec::new();
+        let mut committing = false;
+        let result = (|| {
+            let mut tx = client.transaction().map_err(err)?;
+            write_rows(&mut tx, stmts, names, &mut added, rows, tiles)?;
+            committing = true;
+            tx.commit().map_err(err)
+        })();
+        let Err(e) = result else {
+            return Ok(());
+        };
+        if committing
+            && client.is_closed()
+            && let Some(last) = rows.last()
+        {
+            // The connection died with the COMMIT in flight: it may have
+            // landed. Report what happened, not what we failed to hear, or
+            // the appender would re-use these seqs and conflict for ever.
+            match self.holds(last) {
+                Ok(true) => {
+                    tracing::warn!(error = %e, "lost the answer to a COMMIT that did land");
+                    return Ok(());
+                }
+                Ok(false) => {}
+                Err(check) => {
+                    return Err(StoreError::Unavailable(format!(
+                        "{e}; whether the batch committed is unknown: {check}"
+                    )));
+                }
+            }
+        }
+        // The transaction rolled back: forget names it had interned.
+        for n in added {
+            names.remove(&n);
+        }
+        Err(e)
+    }
+
+    fn last_entry(&self) -> Result<Option<Vec<u8>>, StoreError> {
+        self.read(|c| {
+            c.query_typed_opt("SELECT data FROM entries ORDER BY seq DESC LIMIT 1", &[])?
+                .map(|r| r.try_get(0))
+                .transpose()
+        })
+    }
+
+    fn entry(&self, seq: u64) -> Result<Option<Vec<u8>>, StoreError> {
+        let seq = seq as i64;
+        self.read(|c| {
+            c.query_typed_opt("SELECT data FROM entries WHERE seq = $1", &[int(&seq)])?
+                .map(|r| r.try_get(0))
+                .transpose()
+        })
+    }
+
+    fn scan(
+        &self,
+        from: u64,
+        to: u64,
+        f: &mut dyn FnMut(u64, Vec<u8>) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError> {
+        let mut conn = self.readers.get().map_err(pool_err)?;
+        // Chunks by key rather than one long cursor: no transaction stays
+        // open across a slow consumer, and rows stream within each chunk.
+        let (mut next, to) = (from as i64, to as i64);
+        while next < to {
+            let mut rows = conn
+                .query_typed_raw(
+                    "SELECT seq, data FROM entries WHERE seq >= $1 AND seq < $2 ORDER BY seq LIMIT $3",
+                    [int(&next), int(&to), int(&SCAN_CHUNK)],
+                )
+                .map_err(err)?;
+            let mut got = 0;
+            while let Some(r) = rows.next().map_err(err)? {
+                let seq: i64 = r.try_get(0).map_err(err)?;
+                f(seq as u64, r.try_get(1).map_err(err)?)?;
+                next = seq + 1;
+                got += 1;
+            }
+            if got < SCAN_CHUNK {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    fn tiles(&self, level: u8) -> Result<Vec<TileRow>, StoreError> {
+        let lvl = i16::from(level);
+        self.read(|c| {
+            c.query_typed(
+                "SELECT idx, hashes, first_ts FROM tiles WHERE level = $1 ORDER BY idx",
+                &[(&lvl, Type::INT2)],
+            )?
+            .iter()
+            .map(|r| {
+                Ok(TileRow {
+                    level,
+                    index: r.try_get::<_, i64>(0)? as u64,
+                    hashes: r.try_get(1)?,
+                    first_ts: r.try_get(2)?,
+                })
+            })
+            .collect()
+        })
+    }
+
+    fn tile(&self, level: u8, index: u64) -> Result<Option<Vec<u8>>, StoreError> {
+        let (lvl, idx) = (i16::from(level), index as i64);
+        self.read(|c| {
+            c.query_typed_opt(
+                "SELECT hashes FROM tiles WHERE level = $1 AND idx = $2",
+                &[(&lvl, Type::INT2), int(&idx)],
+            )?
+            .map(|r| r.try_get(0))
+            .transpose()
+        })
+    }
+
+    fn first_seq_at_or_after(&self, lo: u64, hi: u64, ts: i64) -> Result<Option<u64>, StoreError> {
+        let (lo, hi) = (lo as i64, hi as i64);
+        self.read(|c| {
+            c.query_typed_opt(
+                "SELECT seq FROM entries WHERE seq >= $1 AND seq < $2 AND ts >= $3 ORDER BY seq LIMIT 1",
+                &[int(&lo), int(&hi), int(&ts)],
+            )?
+            .map(|r| r.try_get::<_, i64>(0).map(|s| s as u64))
+            .transpose()
+        })
+    }
+
+    fn put_checkpoint(&self, cp: &StoredCheckpoint) -> Result<(), StoreError> {
+        // Checkpoints are written by the signer, not the appender; they take
+        // the writer connection briefly, between batches.
+        let mut w = self.writer()?;
+        w.client
+            .execute(
+                "INSERT INTO checkpoints (size, root, note, signed_at) VALUES ($1, $2, $3, $4)
+                 ON CONFLICT (size) DO NOTHING",
+                &[
+                    &(cp.size as i64),
+                    &cp.root.0.as_slice(),
+                    &cp.note,
+                    &cp.signed_at.as_micros(),
+                ],
+            )
+            .map_err(err)?;
+        Ok(())
+    }
+
+    fn checkpoints(
+        &self,
+        after_size: u64,
+        limit: u32,
+    ) -> Result<Vec<StoredCheckpoint>, StoreError> {
+        let (after, limit) = (after_size as i64, i64::from(limit));
+        let rows = self.read(|c| {
+            c.query_typed(
+                &format!(
+                    "SELECT {CHECKPOINT_COLS} FROM checkpoints WHERE size > $1 ORDER BY size LIMIT $2"
+                ),
+                &[int(&after), int(&limit)],
+            )
+        })?;
+        rows.iter().map(checkpoint_row).collect()
+    }
+
+    fn latest_checkpoint(&self) -> Result<Option<StoredCheckpoint>, StoreError> {
+        self.read(|c| {
+            c.query_typed_opt(
+                &format!("SELECT {CHECKPOINT_COLS} FROM checkpoints ORDER BY size DESC LIMIT 1"),
+                &[],
+            )
+        })?
+        .as_ref()
+        .map(checkpoint_row)
+        .transpose()
+    }
+
+    fn checkpoint_covering(&self, size: u64) -> Result<Option<StoredCheckpoint>, StoreError> {
+        let size = size as i64;
+        self.read(|c| {
+            c.query_typed_opt(
+                &format!(
+                    "SELECT {CHECKPOINT_COLS} FROM checkpoints WHERE size >= $1 ORDER BY size LIMIT 1"
+                ),
+                &[int(&size)],
+            )
+        })?
+        .as_ref()
+        .map(checkpoint_row)
+        .transpose()
+    }
+
+    fn query(&self, q: &Query, seqs: (u64, u64)) -> Result<Vec<(u64, Vec<u8>)>, StoreError> {
+        let sql = build_sql(q, seqs, false, placeholder);
+        self.read(|c| {
+            c.query_typed(&sql.sql, &bind(&sql.params))?
+                .iter()
+                .map(|r| Ok((r.try_get::<_, i64>(0)? as u64, r.try_get(1)?)))
+                .collect()
+        })
+    }
+
+    fn count(&self, q: &Query, seqs: (u64, u64)) -> Result<u64, StoreError> {
+        let sql = build_sql(q, seqs, true, placeholder);
+        self.read(|c| {
+            c.query_typed_one(&sql.sql, &bind(&sql.params))?
+                .try_get::<_, i64>(0)
+                .map(|n| n as u64)
+        })
+    }
+
+    fn meta(&self, key: &str) -> Result<Option<String>, StoreError> {
+        self.read(|c| {
+            c.query_typed_opt(
+                "SELECT value FROM meta WHERE key = $1",
+                &[(&key, Type::TEXT)],
+            )?
+            .map(|r| r.try_get(0))
+            .transpose()
+        })
+    }
+
+    fn set_meta(&self, key: &str, value: &str) -> Result<(), StoreError> {
+        let mut w = self.writer()?;
+        w.client
+            .execute(
+                "INSERT INTO meta (key, value) VALUES ($1, $2)
+                 ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value",
+                &[&key, &value],
+            )
+            .map_err(err)?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_redacts_the_password_of_a_url() {
+        let config = PostgresConfig::new(
+            "postgres://docket:s3cr%40t-pw@db.internal:5432/ledger?sslmode=disable",
+        )
+        .with_schema("audit");
+        let shown = format!("{config:?}");
+        assert!(!shown.contains("s3cr"), "{shown}");
+        assert!(
+            shown.contains("postgres://docket:***@db.internal:5432/ledger?sslmode=disable"),
+            "{shown}"
+        );
+        assert!(shown.contains("audit"), "{shown}");
+    }
+
+    #[test]
+    fn debug_redacts_passwords_wherever_they_hide() {
+        for (url, secret) in [
+            ("postgresql://u:p@ss@word@host/db", "ss@word"),
+            (
+                "postgres://u@host/db?password=hunter22&application_name=x",
+                "hunter22",
+            ),
+            ("postgres://u@host/db?PASSWORD=hunter22", "hunter22"),
+            (
+                "host=localhost user=u password=hunter22 dbname=d",
+                "hunter22",
+            ),
+            (
+                "host=localhost password = 'hunter 22\\' x' dbname=d",
+                "hunter 22",
+            ),
+        ] {
+            let shown = format!("{:?}", PostgresConfig::new(url));
+            assert!(!shown.contains(secret), "{url} shown as {shown}");
+            assert!(shown.contains(REDACTED), "{shown}");
+        }
+        assert_eq!(
+            redact_url("host=localhost password = 'hunter 22\\' x' dbname=d"),
+            "host=localhost password = *** dbname=d"
+        );
+        // Nothing secret, nothing changed.
+        for url in ["postgres://u@host:5432/db", "host=/tmp user=u dbname=d"] {
+            assert_eq!(redact_url(url), url);
+        }
+    }
+
+    #[test]
+    fn schema_names_are_plain_identifiers() {
+        assert!(valid_schema("docket_test_12_34"));
+        assert!(valid_schema("Audit2"));
+        for bad in [
+            "",
+            "a-b",
+            "a\"; DROP SCHEMA public; --",
+            "sch ema",
+            &"x".repeat(64),
+        ] {
+            assert!(!valid_schema(bad), "{bad}");
+            let e =
+                PostgresBackend::open(&PostgresConfig::new("postgres://u@h/d").with_schema(bad))
+                    .unwrap_err();
+            assert!(matches!(e, StoreError::Invalid(_)), "{e}");
+        }
+    }
+
+    #[test]
+    fn a_failed_connection_is_unavailable_and_keeps_the_password_out() {
+        // Port 1 on the loopback: nothing listens there.
+        let config = PostgresConfig {
+            connect_timeout: Duration::from_secs(2),
+            ..PostgresConfig::new("postgres://docket:pw-9f8e7d@127.0.0.1:1/ledger")
+        };
+        let e = PostgresBackend::open(&config).unwrap_err();
+        assert!(matches!(e, StoreError::Unavailable(_)), "{e}");
+        assert!(!e.to_string().contains("pw-9f8e7d"), "{e}");
+        let e = PostgresBackend::open(&PostgresConfig::new(
+            "postgres://docket:pw-9f8e7d@h:notaport/db",
+        ))
+        .unwrap_err();
+        assert!(matches!(e, StoreError::Invalid(_)), "{e}");
+        assert!(!e.to_string().contains("pw-9f8e7d"), "{e}");
+    }
+
+    #[test]
+    fn big_batches_split_by_bytes_and_small_ones_do_not() {
+        use docket_core::{EntryType, IndexFields};
+        let row = |len: usize| Row {
+            seq: 0,
+            ts: Timestamp::from_micros(0),
+            kind: EntryType::Note,
+            bytes: vec![0; len],
+            index: IndexFields::default(),
+        };
+        let small: Vec<Row> = (0..500).map(|_| row(700)).collect();
+        assert_eq!(chunks_by_size(&small).count(), 1);
+        let big = vec![
+            row(40 << 20),
+            row(40 << 20),
+            row(10),
+            row(MAX_STATEMENT_BYTES + 1),
+        ];
+        let sizes: Vec<usize> = chunks_by_size(&big).map(<[Row]>::len).collect();
+        assert_eq!(sizes, vec![1, 2, 1]);
+        assert_eq!(chunks_by_size(&[]).count(), 0);
+    }
+
+    // Against the server named by DOCKET_TEST_POSTGRES_URL (`scripts/test`).
+
+    fn test_url() -> String {
+        std::env::var("DOCKET_TEST_POSTGRES_URL").unwrap_or_else(|_| {
+            panic!("DOCKET_TEST_POSTGRES_URL is not set: run the tests with `scripts/test`")
+        })
+    }
+
+    fn fresh_config() -> PostgresConfig {
+        use std::sync::atomic::{AtomicU32, Ordering};
+        static NEXT: AtomicU32 = AtomicU32::new(0);
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .subsec_nanos();
+        let schema = format!("docket_unit_{}_{nanos}_{n}", std::process::id());
+        PostgresConfig::new(&test_url()).with_schema(&schema)
+    }
+
+    fn row(seq: u64, agent: &str, classes: &[&str]) -> Row {
+        use docket_core::{EntryType, IndexFields};
+        Row {
+            seq,
+            ts: Timestamp::from_micros(1_700_000_000_000_000 + seq as i64),
+            kind: EntryType::Receipt,
+            bytes: format!("{{\"seq\":{seq},\"agent\":\"{agent}\"}}").into_bytes(),
+            index: IndexFields {
+                agent: Some(agent.into()),
+                data_classes: classes.iter().map(|c| c.to_string()).collect(),
+                ..Default::default()
+            },
+        }
+    }
+
+    fn by_agent(b: &PostgresBackend, agent: &str) -> Vec<u64> {
+        let q = Query {
+            agent: Some(agent.into()),
+            order: crate::query::Order::Asc,
+            ..Default::default()
+        };
+        b.query(&q, (0, u64::MAX >> 1))
+            .unwrap()
+            .into_iter()
+            .map(|(s, _)| s)
+            .collect()
+    }
+
+    #[test]
+    fn a_rolled_back_batch_leaves_no_interned_name_behind() {
+        let b = PostgresBackend::open(&fresh_config()).unwrap();
+        b.write_batch(&[row(0, "agent-a", &["pii"])], &[]).unwrap();
+        // seq 0 again: a unique violation, after "agent-b" was interned.
+        let e = b
+            .write_batch(&[row(1, "agent-b", &["pii"]), row(0, "agent-b", &[])], &[])
+            .unwrap_err();
+        assert!(matches!(e, StoreError::Conflict(_)), "{e}");
+        assert!(!b.writer.lock().names.contains_key("agent-b"));
+        b.write_batch(&[row(1, "agent-b", &["pii", "secret"])], &[])
+            .unwrap();
+        assert_eq!(by_agent(&b, "agent-b"), vec![1]);
+        assert_eq!(by_agent(&b, "agent-a"), vec![0]);
+        let q = Query {
+            data_class: Some("secret".into()),
+            ..Default::default()
+        };
+        assert_eq!(b.count(&q, (0, 2)).unwrap(), 1);
+        // A second node's writer finds the names the first one interned.
+        let other = PostgresBackend::open(&b.config).unwrap();
+        other
+            .write_batch(&[row(2, "agent-b", &[]), row(3, "agent-c", &[])], &[])
+            .unwrap();
+        assert_eq!(by_agent(&b, "agent-b"), vec![1, 2]);
+        assert_eq!(by_agent(&other, "agent-c"), vec![3]);
+    }
+
+    #[test]
+    fn scan_streams_in_chunks_in_order_and_stops_on_error() {
+        let b = PostgresBackend::open(&fresh_config()).unwrap();
+        let total = 2 * SCAN_CHUNK as u64 + 100;
+        let rows: Vec<Row> = (0..total).map(|s| row(s, "agent-a", &[])).collect();
+        for chunk in rows.chunks(1000) {
+            b.write_batch(chunk, &[]).unwrap();
+        }
+        let mut seen = Vec::new();
+        b.scan(1, total - 1, &mut |seq, bytes| {
+            assert_eq!(bytes, rows[seq as usize].bytes);
+            seen.push(seq);
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(seen, (1..total - 1).collect::<Vec<_>>());
+        let mut calls = 0;
+        let e = b
+            .scan(0, total, &mut |seq, _| {
+                calls += 1;
+                if seq == SCAN_CHUNK as u64 + 7 {
+                    return Err(StoreError::Invalid("stop here".into()));
+                }
+                Ok(())
+            })
+            .unwrap_err();
+        assert_eq!(e, StoreError::Invalid("stop here".into()));
+        assert_eq!(calls, SCAN_CHUNK + 8);
+        b.scan(5, 5, &mut |_, _| panic!("empty range")).unwrap();
+        // The connection that scanned is fine for the next reader.
+        assert_eq!(b.entry(3).unwrap(), Some(rows[3].bytes.clone()));
+    }
+
+    #[test]
+    fn the_writer_reconnects_after_losing_its_connection() {
+        let b = PostgresBackend::open(&fresh_config()).unwrap();
+        b.write_batch(&[row(0, "agent-a", &[])], &[]).unwrap();
+        let pid: i32 = {
+            let mut w = b.writer.lock();
+            w.client
+                .query_one("SELECT pg_backend_pid()", &[])
+                .unwrap()
+                .get(0)
+        };
+        let mut admin = postgres::Client::connect(&test_url(), NoTls).unwrap();
+        admin
+            .execute("SELECT pg_terminate_backend($1)", &[&pid])
+            .unwrap();
+        let mut gone = || {
+            admin
+                .query("SELECT 1 FROM pg_stat_activity WHERE pid = $1", &[&pid])
+                .unwrap()
+                .is_empty()
+        };
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while !gone() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "writer not terminated"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        // The batch in flight fails and is not acknowledged …
+        let e = b.write_batch(&[row(1, "agent-new", &[])], &[]).unwrap_err();
+        assert!(matches!(e, StoreError::Unavailable(_)), "{e}");
+        assert!(!b.writer.lock().names.contains_key("agent-new"));
+        // … and the next one goes through on a new connection.
+        b.write_batch(&[row(1, "agent-new", &[])], &[]).unwrap();
+        assert_eq!(by_agent(&b, "agent-new"), vec![1]);
+        b.set_meta("k", "v").unwrap();
+        assert_eq!(b.meta("k").unwrap().as_deref(), Some("v"));
+    }
+
+    #[test]
+    fn holds_tells_a_committed_batch_from_one_that_is_not() {
+        let b = PostgresBackend::open(&fresh_config()).unwrap();
+        let r = row(0, "agent-a", &[]);
+        assert!(!b.holds(&r).unwrap());
+        b.write_batch(std::slice::from_ref(&r), &[]).unwrap();
+        assert!(b.holds(&r).unwrap());
+        let mut other = r.clone();
+        other.bytes.push(b' ');
+        assert!(!b.holds(&other).unwrap());
+    }
+
+    #[test]
+    fn migrations_run_once_and_a_newer_schema_is_refused() {
+        let config = fresh_config();
+        let b = PostgresBackend::open(&config).unwrap();
+        b.set_meta("k", "v1").unwrap();
+        drop(b);
+        let b = PostgresBackend::open(&config).unwrap();
+        assert_eq!(b.meta("k").unwrap().as_deref(), Some("v1"));
+        let versions: Vec<i32> = b
+            .writer
+            .lock()
+            .client
+            .query(
+                "SELECT version FROM docket_migrations ORDER BY version",
+                &[],
+            )
+            .unwrap()
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        assert_eq!(versions, (1..=MIGRATIONS.len() as i32).collect::<Vec<_>>());
+        b.writer
+            .lock()
+            .client
+            .execute("INSERT INTO docket_migrations (version) VALUES (999)", &[])
+            .unwrap();
+        let e = PostgresBackend::open(&config).unwrap_err();
+        assert!(e.to_string().contains("newer than this docket"), "{e}");
+        // Another schema of the same database is another ledger.
+        let elsewhere = PostgresBackend::open(&fresh_config()).unwrap();
+        assert_eq!(elsewhere.meta("k").unwrap(), None);
+    }
+
+    #[test]
+    fn the_writer_commits_durably_even_when_the_session_says_otherwise() {
+        let mut config = fresh_config();
+        let sep = if config.url.contains('?') { '&' } else { '?' };
+        config.url = format!("{}{sep}options=-c%20synchronous_commit%3Doff", config.url);
+        let b = PostgresBackend::open(&config).unwrap();
+        let show = |c: &mut Client| -> String {
+            c.query_one("SHOW synchronous_commit", &[]).unwrap().get(0)
+        };
+        assert_eq!(show(&mut b.readers.get().unwrap()), "off");
+        assert_eq!(show(&mut b.writer.lock().client), "on");
+    }
+
+    #[test]
+    fn a_wrong_password_is_unavailable_and_not_echoed() {
+        let url = test_url();
+        let (scheme, rest) = url.split_once("://").unwrap();
+        let (userinfo, host) = rest.rsplit_once('@').unwrap();
+        let user = userinfo.split(':').next().unwrap();
+        let wrong = format!("{scheme}://{user}:wrong-pw-5c3a9e@{host}");
+        let e = PostgresBackend::open(&PostgresConfig::new(&wrong)).unwrap_err();
+        assert!(matches!(e, StoreError::Unavailable(_)), "{e}");
+        let msg = e.to_string();
+        assert!(msg.contains("password authentication failed"), "{msg}");
+        assert!(!msg.contains("wrong-pw-5c3a9e"), "{msg}");
     }
 }

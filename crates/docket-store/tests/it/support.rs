@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+use docket_store::postgres::{PostgresBackend, PostgresConfig};
 use docket_store::sqlite::{SqliteBackend, SqliteConfig};
 use docket_store::{Backend, Ledger, LedgerConfig, NewEntry};
 use serde_json::json;
@@ -36,18 +37,40 @@ pub fn sqlite() -> TestDb {
     }
 }
 
+/// A fresh schema in the database named by `DOCKET_TEST_POSTGRES_URL`.
 pub fn postgres() -> TestDb {
-    todo!("PostgreSQL backend")
+    let url = std::env::var("DOCKET_TEST_POSTGRES_URL").unwrap_or_else(|_| {
+        panic!(
+            "DOCKET_TEST_POSTGRES_URL is not set: run the tests with `scripts/test`, \
+             which starts a throwaway PostgreSQL and sets it"
+        )
+    });
+    let schema = format!("docket_test_{}", rand_suffix());
+    let config = PostgresConfig::new(&url).with_schema(&schema);
+    let open = move || -> Arc<dyn Backend> {
+        Arc::new(
+            PostgresBackend::open(&config)
+                .unwrap_or_else(|e| panic!("cannot open PostgreSQL ({config:?}): {e}")),
+        )
+    };
+    TestDb {
+        backend: open(),
+        _dir: None,
+        reopen: Box::new(open),
+    }
 }
 
-#[allow(dead_code)]
+/// Unique across the test threads of one run and across runs.
 fn rand_suffix() -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
     use std::time::{SystemTime, UNIX_EPOCH};
+    static NEXT: AtomicU64 = AtomicU64::new(0);
     let nanos = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap()
         .as_nanos();
-    format!("{}_{}", std::process::id(), nanos % 1_000_000_000)
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    format!("{}_{}_{n}", std::process::id(), nanos % 1_000_000_000)
 }
 
 /// A receipt-like body, as the gateway writes them.
@@ -58,20 +81,20 @@ pub fn receipt(i: u64) -> NewEntry {
         "did:key:z6MkAgentC",
     ];
     let mut classes = vec![];
-    if i % 3 == 0 {
+    if i.is_multiple_of(3) {
         classes.push("customer_data");
     }
-    if i % 5 == 0 {
+    if i.is_multiple_of(5) {
         classes.push("pii");
     }
     let body = json!({
         "agent": agents[(i % 3) as usize],
         "human": format!("user-{}", i % 4),
-        "project": if i % 2 == 0 { "billing" } else { "support" },
+        "project": if i.is_multiple_of(2) { "billing" } else { "support" },
         "provider": "openai",
-        "model": if i % 2 == 0 { "gpt-4o" } else { "gpt-4o-mini" },
-        "tool": if i % 7 == 0 { Some("crm.lookup") } else { None },
-        "outcome": if i % 10 == 0 { "deny" } else { "allow" },
+        "model": if i.is_multiple_of(2) { "gpt-4o" } else { "gpt-4o-mini" },
+        "tool": if i.is_multiple_of(7) { Some("crm.lookup") } else { None },
+        "outcome": if i.is_multiple_of(10) { "deny" } else { "allow" },
         "data_classes": classes,
         "i": i,
         "request_digest": format!("{:064x}", i),
