@@ -4,7 +4,7 @@
 use docket_core::{EntryType, Hash, IndexFields, Timestamp};
 
 use crate::error::StoreError;
-use crate::query::Query;
+use crate::query::{Placeholder, SqlQuery};
 
 /// A sequenced entry, ready to be written.
 #[derive(Clone, Debug)]
@@ -16,6 +16,70 @@ pub struct Row {
     pub bytes: Vec<u8>,
     pub index: IndexFields,
 }
+
+/// The attributes of one committed entry, waiting to be written as postings.
+#[derive(Clone, Debug)]
+pub struct IndexRow {
+    pub seq: u64,
+    /// Minute of the week of the entry's `ts` (UTC).
+    pub mow: u16,
+    pub kind: EntryType,
+    pub index: IndexFields,
+}
+
+/// Which attribute a posting is for; stored as a small integer.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[repr(i16)]
+pub enum Col {
+    Type = 0,
+    Agent = 1,
+    Human = 2,
+    Project = 3,
+    Tool = 4,
+    Provider = 5,
+    Model = 6,
+    Outcome = 7,
+    DataClass = 8,
+}
+
+impl IndexRow {
+    /// `(column, value)` of every posting this entry makes.
+    pub fn postings(&self) -> impl Iterator<Item = (Col, &str)> {
+        let ix = &self.index;
+        let single = [
+            (Col::Agent, &ix.agent),
+            (Col::Human, &ix.human),
+            (Col::Project, &ix.project),
+            (Col::Tool, &ix.tool),
+            (Col::Provider, &ix.provider),
+            (Col::Model, &ix.model),
+            (Col::Outcome, &ix.outcome),
+        ];
+        std::iter::once((Col::Type, self.kind.as_str()))
+            .chain(
+                single
+                    .into_iter()
+                    .filter_map(|(c, v)| v.as_deref().map(|v| (c, v))),
+            )
+            .chain(ix.data_classes.iter().map(|c| (Col::DataClass, c.as_str())))
+    }
+}
+
+/// One transaction's worth of writes from the appender.
+#[derive(Debug)]
+pub struct Batch<'a> {
+    pub rows: &'a [Row],
+    pub tiles: &'a [TileRow],
+    /// Postings to write now: the secondary indexes are a projection of the
+    /// entries, written in bulk every few thousand entries rather than with
+    /// every commit (scattered index pages are what a commit costs most).
+    pub postings: &'a [IndexRow],
+    /// With postings: every entry below this `seq` has its postings written.
+    pub indexed_upto: u64,
+}
+
+/// Meta key of the postings watermark, written with each postings flush.
+pub const INDEXED_UPTO_META: &str = "indexed_upto";
 
 /// A C2SP tile: up to 256 consecutive hashes at tree level `8 * level`.
 /// A tile is rewritten as it fills and never changes once full.
@@ -44,6 +108,14 @@ impl TileRow {
     }
 }
 
+/// A leaf tile's index, length in hashes, and first entry's `ts`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TileSummary {
+    pub index: u64,
+    pub len: u64,
+    pub first_ts: Option<i64>,
+}
+
 /// A signed checkpoint as stored.
 #[derive(Clone, Debug, PartialEq)]
 pub struct StoredCheckpoint {
@@ -57,8 +129,9 @@ pub trait Backend: Send + Sync + 'static {
     /// "sqlite" or "postgres".
     fn kind(&self) -> &'static str;
 
-    /// Writes entries and tiles in one transaction; durable when it returns `Ok`.
-    fn write_batch(&self, rows: &[Row], tiles: &[TileRow]) -> Result<(), StoreError>;
+    /// Writes a batch in one transaction — entries, tiles, and postings with
+    /// their watermark when there are any; durable when it returns `Ok`.
+    fn write_batch(&self, batch: &Batch<'_>) -> Result<(), StoreError>;
 
     /// Bytes of the entry with the highest `seq`.
     fn last_entry(&self) -> Result<Option<Vec<u8>>, StoreError>;
@@ -75,6 +148,11 @@ pub trait Backend: Send + Sync + 'static {
 
     /// All tiles of one level, by index.
     fn tiles(&self, level: u8) -> Result<Vec<TileRow>, StoreError>;
+
+    /// For every leaf tile, by index: how many hashes it holds and the `ts`
+    /// of its first entry — without the hashes, so opening a large log
+    /// reads a few bytes per 256 entries.
+    fn leaf_tile_summaries(&self) -> Result<Vec<TileSummary>, StoreError>;
 
     /// The hashes of one tile.
     fn tile(&self, level: u8, index: u64) -> Result<Option<Vec<u8>>, StoreError>;
@@ -93,10 +171,14 @@ pub trait Backend: Send + Sync + 'static {
     /// The smallest checkpoint whose tree holds at least `size` entries.
     fn checkpoint_covering(&self, size: u64) -> Result<Option<StoredCheckpoint>, StoreError>;
 
-    /// One page of a query whose time bounds are already resolved to `seq`s.
-    fn query(&self, q: &Query, seqs: (u64, u64)) -> Result<Vec<(u64, Vec<u8>)>, StoreError>;
+    /// How this database spells positional parameters.
+    fn placeholder(&self) -> Placeholder;
 
-    fn count(&self, q: &Query, seqs: (u64, u64)) -> Result<u64, StoreError>;
+    /// Runs a query built by [`crate::query::build_sql`] returning `(seq, data)` rows.
+    fn select_entries(&self, sql: &SqlQuery) -> Result<Vec<(u64, Vec<u8>)>, StoreError>;
+
+    /// Runs a count built by [`crate::query::build_sql`].
+    fn select_count(&self, sql: &SqlQuery) -> Result<u64, StoreError>;
 
     fn meta(&self, key: &str) -> Result<Option<String>, StoreError>;
 

@@ -18,9 +18,9 @@ use docket_core::{
 use parking_lot::{Mutex, RwLock};
 use tokio::sync::oneshot;
 
-use crate::backend::{Backend, Row, StoredCheckpoint, TileRow};
+use crate::backend::{Backend, Batch, INDEXED_UPTO_META, IndexRow, Row, StoredCheckpoint, TileRow};
 use crate::error::StoreError;
-use crate::query::Query;
+use crate::query::{self, Query};
 use crate::tiles::{TILE_HEIGHT, TILE_WIDTH, TreeReader, UpperLevels, decode_hashes, perfect_root};
 
 /// An entry to append: its type, canonical body and the attributes queries
@@ -69,6 +69,11 @@ pub struct LedgerConfig {
     /// Requests that may wait for the appender before callers block.
     pub queue_depth: usize,
     pub clock: Clock,
+    /// Postings (the secondary indexes) are written once this many entries
+    /// wait for them, or once the oldest has waited `postings_max_delay`.
+    /// Fewer, larger flushes cost commits less; queries scan what waits.
+    pub postings_flush_entries: usize,
+    pub postings_max_delay: std::time::Duration,
 }
 
 impl std::fmt::Debug for LedgerConfig {
@@ -86,6 +91,8 @@ impl Default for LedgerConfig {
             max_batch: 4096,
             queue_depth: 65_536,
             clock: Arc::new(Timestamp::now),
+            postings_flush_entries: 4096,
+            postings_max_delay: std::time::Duration::from_millis(200),
         }
     }
 }
@@ -105,6 +112,19 @@ struct Shared {
     /// `ts` of the first entry of each leaf tile: a sparse time index.
     block_ts: RwLock<Vec<i64>>,
     latest_checkpoint: Mutex<Option<StoredCheckpoint>>,
+    /// Entries below this `seq` have their postings written.
+    indexed: AtomicU64,
+}
+
+impl Shared {
+    /// Takes over state reloaded from the database.
+    fn adopt(&self, fresh: Shared) {
+        *self.upper.levels.write() = fresh.upper.levels.into_inner();
+        *self.block_ts.write() = fresh.block_ts.into_inner();
+        self.indexed
+            .store(fresh.indexed.into_inner(), Ordering::Release);
+        self.size.store(fresh.size.into_inner(), Ordering::Release);
+    }
 }
 
 /// The appender's view of the tree's right edge.
@@ -137,7 +157,7 @@ impl Ledger {
     /// Opens the ledger over `backend`, rebuilding the in-memory tree edge
     /// from the stored tiles, and starts the appender thread.
     pub fn open(backend: Arc<dyn Backend>, config: LedgerConfig) -> Result<Self, StoreError> {
-        let (edge, shared) = load_state(backend.as_ref())?;
+        let (edge, shared, pending) = load_state(backend.as_ref())?;
         let shared = Arc::new(shared);
         let (tx, rx) = crossbeam_channel::bounded(config.queue_depth);
         let appender = Appender {
@@ -145,6 +165,8 @@ impl Ledger {
             shared: shared.clone(),
             edge,
             config,
+            pending,
+            last_postings_flush: Instant::now(),
         };
         let thread = std::thread::Builder::new()
             .name("docket-appender".into())
@@ -160,6 +182,12 @@ impl Ledger {
 
     pub fn backend(&self) -> &Arc<dyn Backend> {
         &self.backend
+    }
+
+    /// Entries below this `seq` are in the secondary indexes (postings);
+    /// queries scan the few above it.
+    pub fn indexed_upto(&self) -> u64 {
+        self.shared.indexed.load(Ordering::Acquire)
     }
 
     /// Number of committed entries (the next `seq`).
@@ -358,7 +386,16 @@ impl Ledger {
             .effective_limit()
             .map_err(|e| StoreError::Invalid(e.to_string()))?;
         let seqs = self.seq_bounds(q)?;
-        let rows = self.backend.query(q, seqs)?;
+        let watermark = self.shared.indexed.load(Ordering::Acquire);
+        let mut rows = Vec::new();
+        for (part, range) in query::plan(q, seqs, watermark) {
+            let want = limit - rows.len() as u32;
+            let sql = query::build_sql(q, part, range, false, want, self.backend.placeholder());
+            rows.extend(self.backend.select_entries(&sql)?);
+            if rows.len() as u32 >= limit {
+                break;
+            }
+        }
         let next = (rows.len() == limit as usize)
             .then(|| rows.last().map(|(s, _)| q.cursor_for(*s)))
             .flatten();
@@ -367,7 +404,13 @@ impl Ledger {
 
     pub fn count(&self, q: &Query) -> Result<u64, StoreError> {
         let seqs = self.seq_bounds(q)?;
-        self.backend.count(q, seqs)
+        let watermark = self.shared.indexed.load(Ordering::Acquire);
+        let mut total = 0;
+        for (part, range) in query::plan(q, seqs, watermark) {
+            let sql = query::build_sql(q, part, range, true, 0, self.backend.placeholder());
+            total += self.backend.select_count(&sql)?;
+        }
+        Ok(total)
     }
 }
 
@@ -385,7 +428,7 @@ fn proof_err(e: docket_core::ProofError) -> StoreError {
 }
 
 /// Rebuilds the appender's edge and the shared tree from the database.
-fn load_state(backend: &dyn Backend) -> Result<(Edge, Shared), StoreError> {
+fn load_state(backend: &dyn Backend) -> Result<(Edge, Shared, Vec<IndexRow>), StoreError> {
     let (next_seq, prev, last_ts) = match backend.last_entry()? {
         None => (0, Hash([0; 32]), i64::MIN),
         Some(bytes) => {
@@ -395,7 +438,7 @@ fn load_state(backend: &dyn Backend) -> Result<(Edge, Shared), StoreError> {
         }
     };
     let size = next_seq;
-    let leaf_tiles = backend.tiles(0)?;
+    let leaf_tiles = backend.leaf_tile_summaries()?;
     let block_ts: Vec<i64> = leaf_tiles
         .iter()
         .map(|t| t.first_ts.unwrap_or(i64::MIN))
@@ -414,18 +457,20 @@ fn load_state(backend: &dyn Backend) -> Result<(Edge, Shared), StoreError> {
     }
     let mut partial = vec![Vec::new()];
     if let Some(last) = leaf_tiles.last() {
-        let want = (size - last.index * TILE_WIDTH) as usize;
-        if last.len() != want {
+        let want = size - last.index * TILE_WIDTH;
+        if last.len != want {
             return Err(StoreError::Corrupt(format!(
                 "last leaf tile holds {} hashes, expected {want}; run `docket verify`",
-                last.len()
+                last.len
             )));
         }
-        if want < TILE_WIDTH as usize {
-            partial[0] = decode_hashes(&last.hashes);
+        if want < TILE_WIDTH {
+            let bytes = backend
+                .tile(0, last.index)?
+                .ok_or_else(|| StoreError::Corrupt("last leaf tile vanished".into()))?;
+            partial[0] = decode_hashes(&bytes);
         }
     }
-    drop(leaf_tiles);
     let upper = UpperLevels::default();
     let mut level = 1u8;
     loop {
@@ -449,6 +494,32 @@ fn load_state(backend: &dyn Backend) -> Result<(Edge, Shared), StoreError> {
         upper.levels.write().push(hashes);
         level += 1;
     }
+    let indexed = match backend.meta(INDEXED_UPTO_META)? {
+        None => 0,
+        Some(v) => v
+            .parse::<u64>()
+            .ok()
+            .filter(|&w| w <= size)
+            .ok_or_else(|| {
+                StoreError::Corrupt(format!("postings watermark {v:?} is not within the log"))
+            })?,
+    };
+    // Entries committed after the last postings flush: their postings are
+    // rebuilt from the entries themselves and written with the next batch.
+    let mut pending = Vec::new();
+    backend.scan(indexed, size, &mut |seq, bytes| {
+        let e =
+            Entry::decode(&bytes).map_err(|e| StoreError::Corrupt(format!("entry {seq}: {e}")))?;
+        let index = IndexFields::from_body(&e.body_value())
+            .map_err(|e| StoreError::Corrupt(format!("entry {seq}: {e}")))?;
+        pending.push(IndexRow {
+            seq,
+            mow: e.ts.minute_of_week(),
+            kind: e.kind,
+            index,
+        });
+        Ok(())
+    })?;
     let edge = Edge {
         next_seq,
         prev,
@@ -460,8 +531,9 @@ fn load_state(backend: &dyn Backend) -> Result<(Edge, Shared), StoreError> {
         upper,
         block_ts: RwLock::new(block_ts),
         latest_checkpoint: Mutex::new(None),
+        indexed: AtomicU64::new(indexed),
     };
-    Ok((edge, shared))
+    Ok((edge, shared, pending))
 }
 
 struct Appender {
@@ -469,11 +541,25 @@ struct Appender {
     shared: Arc<Shared>,
     edge: Edge,
     config: LedgerConfig,
+    /// Committed entries whose postings are not yet written.
+    pending: Vec<IndexRow>,
+    last_postings_flush: Instant,
 }
 
 impl Appender {
     fn run(mut self, rx: Receiver<Request>) {
-        while let Ok(first) = rx.recv() {
+        loop {
+            let first = match rx.recv_timeout(self.config.postings_max_delay) {
+                Ok(r) => r,
+                Err(crossbeam_channel::RecvTimeoutError::Timeout) => {
+                    // Quiet: write what postings are waiting.
+                    if !self.pending.is_empty() {
+                        self.commit(Vec::new(), 0);
+                    }
+                    continue;
+                }
+                Err(crossbeam_channel::RecvTimeoutError::Disconnected) => break,
+            };
             let mut n = first.entries.len();
             let mut batch = vec![first];
             while n < self.config.max_batch {
@@ -492,6 +578,7 @@ impl Appender {
     fn commit(&mut self, batch: Vec<Request>, n: usize) {
         let started = Instant::now();
         let before = self.edge.clone();
+        let pending_before = self.pending.len();
         let mut rows = Vec::with_capacity(n);
         let mut acks = Vec::with_capacity(n);
         // Tiles this batch touched, and the contents of those it completed.
@@ -552,8 +639,32 @@ impl Appender {
                 }
             })
             .collect();
-        match self.backend.write_batch(&rows, &tiles) {
+        for row in &rows {
+            self.pending.push(IndexRow {
+                seq: row.seq,
+                mow: row.ts.minute_of_week(),
+                kind: row.kind,
+                index: row.index.clone(),
+            });
+        }
+        let flush = !self.pending.is_empty()
+            && (self.pending.len() >= self.config.postings_flush_entries
+                || self.last_postings_flush.elapsed() >= self.config.postings_max_delay);
+        let batch_ = Batch {
+            rows: &rows,
+            tiles: &tiles,
+            postings: if flush { &self.pending } else { &[] },
+            indexed_upto: self.edge.next_seq,
+        };
+        match self.backend.write_batch(&batch_) {
             Ok(()) => {
+                if flush {
+                    self.pending.clear();
+                    self.last_postings_flush = Instant::now();
+                    self.shared
+                        .indexed
+                        .store(self.edge.next_seq, Ordering::Release);
+                }
                 for (level, h) in new_upper {
                     self.shared.upper.push(level, h);
                 }
@@ -561,7 +672,9 @@ impl Appender {
                 self.shared
                     .size
                     .store(self.edge.next_seq, Ordering::Release);
-                metrics::histogram!("docket_append_batch_entries").record(n as f64);
+                if n > 0 {
+                    metrics::histogram!("docket_append_batch_entries").record(n as f64);
+                }
                 metrics::histogram!("docket_append_commit_seconds")
                     .record(started.elapsed().as_secs_f64());
                 metrics::counter!("docket_appended_entries_total").increment(n as u64);
@@ -574,7 +687,21 @@ impl Appender {
             Err(e) => {
                 tracing::error!(error = %e, entries = n, "append batch failed; nothing acknowledged");
                 metrics::counter!("docket_append_failures_total").increment(1);
-                self.edge = before;
+                // The commit may have landed even though we heard an error
+                // (a connection lost during COMMIT): take the database's
+                // word for where the log stands, not our own.
+                match load_state(self.backend.as_ref()) {
+                    Ok((edge, fresh, pending)) => {
+                        self.edge = edge;
+                        self.pending = pending;
+                        self.shared.adopt(fresh);
+                    }
+                    Err(reload) => {
+                        tracing::error!(error = %reload, "cannot reload the log state; keeping the last known state");
+                        self.edge = before;
+                        self.pending.truncate(pending_before);
+                    }
+                }
                 for req in batch {
                     let _ = req.reply.send(Err(e.clone()));
                 }

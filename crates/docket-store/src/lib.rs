@@ -12,7 +12,7 @@ pub mod sqlite;
 mod tiles;
 pub mod verify;
 
-pub use backend::{Backend, Row, StoredCheckpoint, TileRow};
+pub use backend::{Backend, Batch, Col, IndexRow, Row, StoredCheckpoint, TileRow, TileSummary};
 pub use error::StoreError;
 pub use ledger::{Appended, Ledger, LedgerConfig, NewEntry, Page};
 pub use query::{Order, Query, QueryError, TimeWindow};

@@ -18,9 +18,11 @@ use postgres::types::{ToSql, Type};
 use postgres::{Client, NoTls, Statement, Transaction};
 use r2d2_postgres::PostgresConnectionManager;
 
-use crate::backend::{Backend, Row, StoredCheckpoint, TileRow};
+use crate::backend::{
+    Backend, Batch, INDEXED_UPTO_META, Row, StoredCheckpoint, TileRow, TileSummary,
+};
 use crate::error::StoreError;
-use crate::query::{Query, SqlValue, build_sql};
+use crate::query::{Placeholder, SqlQuery, SqlValue};
 
 /// Migrations, in order; append only, never edit one that has shipped.
 const MIGRATIONS: &[&str] = &[include_str!("../migrations/postgres/0001_ledger.sql")];
@@ -257,7 +259,8 @@ struct Statements {
     select_names: Statement,
     insert_names: Statement,
     entries: Statement,
-    classes: Statement,
+    postings: Statement,
+    watermark: Statement,
     tiles: Statement,
 }
 
@@ -271,14 +274,18 @@ impl Statements {
                  ON CONFLICT (name) DO NOTHING RETURNING name, id",
             )?,
             entries: client.prepare(
-                "INSERT INTO entries (seq, ts, mow, type, agent, human, project, tool, provider, model, outcome, data)
+                "INSERT INTO entries (seq, ts, mow, type, agent, human, project, tool, provider, model, outcome, classes, data)
                  SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::int[], $4::bigint[], $5::bigint[],
                      $6::bigint[], $7::bigint[], $8::bigint[], $9::bigint[], $10::bigint[], $11::bigint[],
-                     $12::bytea[])",
+                     $12::text[], $13::bytea[])",
             )?,
-            classes: client.prepare(
-                "INSERT INTO entry_classes (class, seq, mow)
-                 SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::int[])",
+            postings: client.prepare(
+                "INSERT INTO postings (col, val, seq, mow)
+                 SELECT * FROM unnest($1::smallint[], $2::bigint[], $3::bigint[], $4::int[])",
+            )?,
+            watermark: client.prepare(
+                "INSERT INTO meta (key, value) VALUES ($1, $2)
+                 ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value",
             )?,
             tiles: client.prepare(
                 "INSERT INTO tiles (level, idx, hashes, first_ts)
@@ -523,11 +530,18 @@ fn write_rows(
     stmts: &Statements,
     names: &mut HashMap<String, i64>,
     added: &mut Vec<String>,
-    rows: &[Row],
-    tiles: &[TileRow],
+    batch: &Batch<'_>,
 ) -> Result<(), StoreError> {
+    let (rows, tiles) = (batch.rows, batch.tiles);
     let mut seen = HashSet::new();
     let mut missing = Vec::new();
+    for r in batch.postings {
+        for (_, n) in r.postings() {
+            if !names.contains_key(n) && seen.insert(n) {
+                missing.push(n);
+            }
+        }
+    }
     for row in rows {
         let ix = &row.index;
         let attrs = [
@@ -569,7 +583,7 @@ fn write_rows(
         let mut kind = Vec::with_capacity(n);
         let mut attrs: [Vec<Option<i64>>; 7] = Default::default();
         let mut data: Vec<&[u8]> = Vec::with_capacity(n);
-        let (mut c_class, mut c_seq, mut c_mow) = (Vec::new(), Vec::new(), Vec::new());
+        let mut classes: Vec<Option<String>> = Vec::with_capacity(n);
         for row in chunk {
             let ix = &row.index;
             let m = i32::from(row.ts.minute_of_week());
@@ -589,25 +603,46 @@ fn write_rows(
                 col.push(opt_id(v)?);
             }
             data.push(&row.bytes);
-            for class in &ix.data_classes {
-                c_class.push(id(class)?);
-                c_seq.push(row.seq as i64);
-                c_mow.push(m);
-            }
+            classes.push(if ix.data_classes.is_empty() {
+                None
+            } else {
+                let mut s = String::from(",");
+                for class in &ix.data_classes {
+                    s.push_str(&id(class)?.to_string());
+                    s.push(',');
+                }
+                Some(s)
+            });
         }
         let [agent, human, project, tool, provider, model, outcome] = &attrs;
         tx.execute(
             &stmts.entries,
             &[
                 &seq, &ts, &mow, &kind, agent, human, project, tool, provider, model, outcome,
-                &data,
+                &classes, &data,
             ],
         )
         .map_err(err)?;
-        if !c_class.is_empty() {
-            tx.execute(&stmts.classes, &[&c_class, &c_seq, &c_mow])
-                .map_err(err)?;
+    }
+    if !batch.postings.is_empty() {
+        let mut keyed = Vec::with_capacity(batch.postings.len() * 8);
+        for r in batch.postings {
+            for (col, name) in r.postings() {
+                keyed.push((col as i16, id(name)?, r.seq as i64, i32::from(r.mow)));
+            }
         }
+        keyed.sort_unstable();
+        let col: Vec<i16> = keyed.iter().map(|k| k.0).collect();
+        let val: Vec<i64> = keyed.iter().map(|k| k.1).collect();
+        let seq: Vec<i64> = keyed.iter().map(|k| k.2).collect();
+        let mow: Vec<i32> = keyed.iter().map(|k| k.3).collect();
+        tx.execute(&stmts.postings, &[&col, &val, &seq, &mow])
+            .map_err(err)?;
+        tx.execute(
+            &stmts.watermark,
+            &[&INDEXED_UPTO_META, &batch.indexed_upto.to_string()],
+        )
+        .map_err(err)?;
     }
     if !tiles.is_empty() {
         let level: Vec<i16> = tiles.iter().map(|t| i16::from(t.level)).collect();
@@ -678,7 +713,8 @@ impl Backend for PostgresBackend {
         "postgres"
     }
 
-    fn write_batch(&self, rows: &[Row], tiles: &[TileRow]) -> Result<(), StoreError> {
+    fn write_batch(&self, batch: &Batch<'_>) -> Result<(), StoreError> {
+        let rows = batch.rows;
         let mut w = self.writer()?;
         let Writer {
             client,
@@ -689,7 +725,7 @@ impl Backend for PostgresBackend {
         let mut committing = false;
         let result = (|| {
             let mut tx = client.transaction().map_err(err)?;
-            write_rows(&mut tx, stmts, names, &mut added, rows, tiles)?;
+            write_rows(&mut tx, stmts, names, &mut added, batch)?;
             committing = true;
             tx.commit().map_err(err)
         })();
@@ -791,6 +827,24 @@ impl Backend for PostgresBackend {
         })
     }
 
+    fn leaf_tile_summaries(&self) -> Result<Vec<TileSummary>, StoreError> {
+        self.read(|c| {
+            c.query(
+                "SELECT idx, octet_length(hashes) / 32, first_ts FROM tiles WHERE level = 0 ORDER BY idx",
+                &[],
+            )?
+            .iter()
+            .map(|r| {
+                Ok(TileSummary {
+                    index: r.try_get::<_, i64>(0)? as u64,
+                    len: u64::try_from(r.try_get::<_, i32>(1)?).unwrap_or(0),
+                    first_ts: r.try_get(2)?,
+                })
+            })
+            .collect()
+        })
+    }
+
     fn tile(&self, level: u8, index: u64) -> Result<Option<Vec<u8>>, StoreError> {
         let (lvl, idx) = (i16::from(level), index as i64);
         self.read(|c| {
@@ -878,8 +932,11 @@ impl Backend for PostgresBackend {
         .transpose()
     }
 
-    fn query(&self, q: &Query, seqs: (u64, u64)) -> Result<Vec<(u64, Vec<u8>)>, StoreError> {
-        let sql = build_sql(q, seqs, false, placeholder);
+    fn placeholder(&self) -> Placeholder {
+        placeholder
+    }
+
+    fn select_entries(&self, sql: &SqlQuery) -> Result<Vec<(u64, Vec<u8>)>, StoreError> {
         self.read(|c| {
             c.query_typed(&sql.sql, &bind(&sql.params))?
                 .iter()
@@ -888,8 +945,7 @@ impl Backend for PostgresBackend {
         })
     }
 
-    fn count(&self, q: &Query, seqs: (u64, u64)) -> Result<u64, StoreError> {
-        let sql = build_sql(q, seqs, true, placeholder);
+    fn select_count(&self, sql: &SqlQuery) -> Result<u64, StoreError> {
         self.read(|c| {
             c.query_typed_one(&sql.sql, &bind(&sql.params))?
                 .try_get::<_, i64>(0)
@@ -924,6 +980,15 @@ impl Backend for PostgresBackend {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn only_rows(rows: &[Row]) -> Batch<'_> {
+        Batch {
+            rows,
+            tiles: &[],
+            postings: &[],
+            indexed_upto: 0,
+        }
+    }
 
     #[test]
     fn debug_redacts_the_password_of_a_url() {
@@ -1067,30 +1132,44 @@ mod tests {
         }
     }
 
+    use crate::query::{Part, Query, build_sql};
+
     fn by_agent(b: &PostgresBackend, agent: &str) -> Vec<u64> {
         let q = Query {
             agent: Some(agent.into()),
             order: crate::query::Order::Asc,
             ..Default::default()
         };
-        b.query(&q, (0, u64::MAX >> 1))
-            .unwrap()
-            .into_iter()
-            .map(|(s, _)| s)
-            .collect()
+        // No postings are written by these batches: the tail part scans entries.
+        b.select_entries(&build_sql(
+            &q,
+            Part::Tail,
+            (0, u64::MAX >> 1),
+            false,
+            1000,
+            placeholder,
+        ))
+        .unwrap()
+        .into_iter()
+        .map(|(s, _)| s)
+        .collect()
     }
 
     #[test]
     fn a_rolled_back_batch_leaves_no_interned_name_behind() {
         let b = PostgresBackend::open(&fresh_config()).unwrap();
-        b.write_batch(&[row(0, "agent-a", &["pii"])], &[]).unwrap();
+        b.write_batch(&only_rows(&[row(0, "agent-a", &["pii"])]))
+            .unwrap();
         // seq 0 again: a unique violation, after "agent-b" was interned.
         let e = b
-            .write_batch(&[row(1, "agent-b", &["pii"]), row(0, "agent-b", &[])], &[])
+            .write_batch(&only_rows(&[
+                row(1, "agent-b", &["pii"]),
+                row(0, "agent-b", &[]),
+            ]))
             .unwrap_err();
         assert!(matches!(e, StoreError::Conflict(_)), "{e}");
         assert!(!b.writer.lock().names.contains_key("agent-b"));
-        b.write_batch(&[row(1, "agent-b", &["pii", "secret"])], &[])
+        b.write_batch(&only_rows(&[row(1, "agent-b", &["pii", "secret"])]))
             .unwrap();
         assert_eq!(by_agent(&b, "agent-b"), vec![1]);
         assert_eq!(by_agent(&b, "agent-a"), vec![0]);
@@ -1098,11 +1177,15 @@ mod tests {
             data_class: Some("secret".into()),
             ..Default::default()
         };
-        assert_eq!(b.count(&q, (0, 2)).unwrap(), 1);
+        let count = build_sql(&q, Part::Tail, (0, 2), true, 0, placeholder);
+        assert_eq!(b.select_count(&count).unwrap(), 1);
         // A second node's writer finds the names the first one interned.
         let other = PostgresBackend::open(&b.config).unwrap();
         other
-            .write_batch(&[row(2, "agent-b", &[]), row(3, "agent-c", &[])], &[])
+            .write_batch(&only_rows(&[
+                row(2, "agent-b", &[]),
+                row(3, "agent-c", &[]),
+            ]))
             .unwrap();
         assert_eq!(by_agent(&b, "agent-b"), vec![1, 2]);
         assert_eq!(by_agent(&other, "agent-c"), vec![3]);
@@ -1114,7 +1197,7 @@ mod tests {
         let total = 2 * SCAN_CHUNK as u64 + 100;
         let rows: Vec<Row> = (0..total).map(|s| row(s, "agent-a", &[])).collect();
         for chunk in rows.chunks(1000) {
-            b.write_batch(chunk, &[]).unwrap();
+            b.write_batch(&only_rows(chunk)).unwrap();
         }
         let mut seen = Vec::new();
         b.scan(1, total - 1, &mut |seq, bytes| {
@@ -1144,7 +1227,8 @@ mod tests {
     #[test]
     fn the_writer_reconnects_after_losing_its_connection() {
         let b = PostgresBackend::open(&fresh_config()).unwrap();
-        b.write_batch(&[row(0, "agent-a", &[])], &[]).unwrap();
+        b.write_batch(&only_rows(&[row(0, "agent-a", &[])]))
+            .unwrap();
         let pid: i32 = {
             let mut w = b.writer.lock();
             w.client
@@ -1171,11 +1255,14 @@ mod tests {
             std::thread::sleep(Duration::from_millis(20));
         }
         // The batch in flight fails and is not acknowledged …
-        let e = b.write_batch(&[row(1, "agent-new", &[])], &[]).unwrap_err();
+        let e = b
+            .write_batch(&only_rows(&[row(1, "agent-new", &[])]))
+            .unwrap_err();
         assert!(matches!(e, StoreError::Unavailable(_)), "{e}");
         assert!(!b.writer.lock().names.contains_key("agent-new"));
         // … and the next one goes through on a new connection.
-        b.write_batch(&[row(1, "agent-new", &[])], &[]).unwrap();
+        b.write_batch(&only_rows(&[row(1, "agent-new", &[])]))
+            .unwrap();
         assert_eq!(by_agent(&b, "agent-new"), vec![1]);
         b.set_meta("k", "v").unwrap();
         assert_eq!(b.meta("k").unwrap().as_deref(), Some("v"));
@@ -1186,7 +1273,7 @@ mod tests {
         let b = PostgresBackend::open(&fresh_config()).unwrap();
         let r = row(0, "agent-a", &[]);
         assert!(!b.holds(&r).unwrap());
-        b.write_batch(std::slice::from_ref(&r), &[]).unwrap();
+        b.write_batch(&only_rows(std::slice::from_ref(&r))).unwrap();
         assert!(b.holds(&r).unwrap());
         let mut other = r.clone();
         other.bytes.push(b' ');

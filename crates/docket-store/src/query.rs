@@ -3,6 +3,8 @@
 //! builder both backends use, so they answer every query alike.
 
 use docket_core::{EntryType, Timestamp};
+
+use crate::backend::Col;
 use thiserror::Error;
 
 pub const DEFAULT_LIMIT: u32 = 50;
@@ -236,6 +238,7 @@ pub enum SqlValue {
 pub type Placeholder = fn(usize) -> String;
 
 /// SQL for a page and for a count, with their parameters.
+#[derive(Clone, Debug)]
 pub struct SqlQuery {
     pub sql: String,
     pub params: Vec<SqlValue>,
@@ -252,36 +255,98 @@ impl Builder {
         self.params.push(v);
         (self.ph)(self.params.len())
     }
+
+    /// `(SELECT id FROM names WHERE name = ?)`
+    fn name_id(&mut self, name: &str) -> String {
+        let p = self.bind(SqlValue::Text(name.to_owned()));
+        format!("(SELECT id FROM names WHERE name = {p})")
+    }
 }
 
-/// Builds the page (`count = false`) or count query for `q` over `[lo, hi)`.
+/// Which part of the log a query reads: below the postings watermark the
+/// secondary indexes (postings) drive it; at and above it, the few entries
+/// whose postings are not yet written are scanned by `seq`.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum Part {
+    Indexed,
+    Tail,
+}
+
+/// The parts of `[lo, hi)` to read, in the order the query returns them.
+pub fn plan(q: &Query, (lo, hi): (u64, u64), watermark: u64) -> Vec<(Part, (u64, u64))> {
+    let mid = watermark.clamp(lo, hi);
+    let mut parts = vec![(Part::Indexed, (lo, mid)), (Part::Tail, (mid, hi))];
+    if q.order == Order::Desc {
+        parts.reverse();
+    }
+    parts.retain(|(_, (a, b))| a < b);
+    parts
+}
+
+/// The filter whose postings drive an indexed query: the most selective
+/// one present.
+fn driver(q: &Query) -> Option<(Col, &str)> {
+    [
+        (Col::Agent, q.agent.as_deref()),
+        (Col::Human, q.human.as_deref()),
+        (Col::Tool, q.tool.as_deref()),
+        (Col::DataClass, q.data_class.as_deref()),
+        (Col::Model, q.model.as_deref()),
+        (Col::Project, q.project.as_deref()),
+        (Col::Provider, q.provider.as_deref()),
+        (Col::Outcome, q.outcome.as_deref()),
+        (
+            Col::Type,
+            if q.types.len() == 1 {
+                Some(q.types[0].as_str())
+            } else {
+                None
+            },
+        ),
+    ]
+    .into_iter()
+    .find_map(|(c, v)| v.map(|v| (c, v)))
+}
+
+/// Builds the page (`count = false`) or count query for one part of `q`
+/// over `[lo, hi)`, returning at most `limit` rows.
 ///
-/// Attribute values are interned in a `names` table; a filter compares the
-/// entry's id column with the id of the name. When a data class is asked
-/// for, the `entry_classes` table (class, seq, minute of week) drives the
-/// query, so "customer data, off hours" is answered from one index.
-pub fn build_sql(q: &Query, seqs: (u64, u64), count: bool, ph: Placeholder) -> SqlQuery {
+/// Attribute values are interned in `names`. An indexed part with a filter
+/// reads `postings (col, val, seq, mow)` in key order — no sort, however
+/// many entries match — and joins the entries; other filters test the
+/// entry's own columns.
+pub fn build_sql(
+    q: &Query,
+    part: Part,
+    (lo, hi): (u64, u64),
+    count: bool,
+    limit: u32,
+    ph: Placeholder,
+) -> SqlQuery {
     let mut b = Builder {
         ph,
         params: Vec::new(),
         conds: Vec::new(),
     };
-    let by_class = q.data_class.is_some();
-    let driver = if by_class { "c" } else { "e" };
-    let (lo, hi) = seqs;
+    let drive = if part == Part::Indexed {
+        driver(q)
+    } else {
+        None
+    };
+    let d = if drive.is_some() { "p" } else { "e" };
     let lo_p = b.bind(SqlValue::Int(lo as i64));
     let hi_p = b.bind(SqlValue::Int(hi as i64));
     b.conds
-        .push(format!("{driver}.seq >= {lo_p} AND {driver}.seq < {hi_p}"));
-    if let Some(class) = &q.data_class {
-        let p = b.bind(SqlValue::Text(class.clone()));
+        .push(format!("{d}.seq >= {lo_p} AND {d}.seq < {hi_p}"));
+    if let Some((col, value)) = drive {
+        let id = b.name_id(value);
         b.conds
-            .push(format!("c.class = (SELECT id FROM names WHERE name = {p})"));
+            .push(format!("p.col = {} AND p.val = {id}", col as i16));
     }
     if let Some(after) = q.after {
         let p = b.bind(SqlValue::Int(after as i64));
         let op = if q.order == Order::Desc { "<" } else { ">" };
-        b.conds.push(format!("{driver}.seq {op} {p}"));
+        b.conds.push(format!("{d}.seq {op} {p}"));
     }
     if let Some(w) = &q.window {
         if w.ranges.is_empty() {
@@ -290,13 +355,15 @@ pub fn build_sql(q: &Query, seqs: (u64, u64), count: bool, ph: Placeholder) -> S
             let parts: Vec<String> = w
                 .ranges
                 .iter()
-                .map(|&(a, z)| format!("({driver}.mow >= {a} AND {driver}.mow < {z})"))
+                .map(|&(a, z)| format!("({d}.mow >= {a} AND {d}.mow < {z})"))
                 .collect();
             b.conds.push(format!("({})", parts.join(" OR ")));
         }
     }
+    // Filters tested on the entry row itself.
     let mut entry_conds = 0;
-    if !q.types.is_empty() {
+    let skip = |c: Col| drive.is_some_and(|(dc, _)| dc == c);
+    if !q.types.is_empty() && !skip(Col::Type) {
         let list: Vec<String> = q
             .types
             .iter()
@@ -308,30 +375,36 @@ pub fn build_sql(q: &Query, seqs: (u64, u64), count: bool, ph: Placeholder) -> S
         ));
         entry_conds += 1;
     }
-    for (col, val) in [
-        ("agent", &q.agent),
-        ("human", &q.human),
-        ("project", &q.project),
-        ("tool", &q.tool),
-        ("provider", &q.provider),
-        ("model", &q.model),
-        ("outcome", &q.outcome),
+    for (col, name, val) in [
+        (Col::Agent, "agent", &q.agent),
+        (Col::Human, "human", &q.human),
+        (Col::Project, "project", &q.project),
+        (Col::Tool, "tool", &q.tool),
+        (Col::Provider, "provider", &q.provider),
+        (Col::Model, "model", &q.model),
+        (Col::Outcome, "outcome", &q.outcome),
     ] {
-        if let Some(v) = val {
-            let p = b.bind(SqlValue::Text(v.clone()));
-            b.conds
-                .push(format!("e.{col} = (SELECT id FROM names WHERE name = {p})"));
+        if let Some(v) = val
+            && !skip(col)
+        {
+            let id = b.name_id(v);
+            b.conds.push(format!("e.{name} = {id}"));
             entry_conds += 1;
         }
     }
-    let from = if by_class {
-        if count && entry_conds == 0 {
-            "entry_classes c".to_owned()
-        } else {
-            "entry_classes c JOIN entries e ON e.seq = c.seq".to_owned()
-        }
-    } else {
-        "entries e".to_owned()
+    if let Some(class) = &q.data_class
+        && !skip(Col::DataClass)
+    {
+        // `classes` holds the entry's class ids as ",12,40,".
+        let id = b.name_id(class);
+        b.conds
+            .push(format!("e.classes LIKE ('%,' || {id} || ',%')"));
+        entry_conds += 1;
+    }
+    let from = match (drive.is_some(), count && entry_conds == 0) {
+        (true, true) => "postings p",
+        (true, false) => "postings p JOIN entries e ON e.seq = p.seq",
+        (false, _) => "entries e",
     };
     let where_ = b.conds.join(" AND ");
     let sql = if count {
@@ -342,10 +415,15 @@ pub fn build_sql(q: &Query, seqs: (u64, u64), count: bool, ph: Placeholder) -> S
         } else {
             "ASC"
         };
-        let limit = q.effective_limit().unwrap_or(DEFAULT_LIMIT);
-        format!(
-            "SELECT e.seq, e.data FROM {from} WHERE {where_} ORDER BY {driver}.seq {dir} LIMIT {limit}"
-        )
+        if drive.is_some() {
+            format!(
+                "SELECT e.seq, e.data FROM {from} WHERE {where_} ORDER BY p.col {dir}, p.val {dir}, p.seq {dir} LIMIT {limit}"
+            )
+        } else {
+            format!(
+                "SELECT e.seq, e.data FROM {from} WHERE {where_} ORDER BY e.seq {dir} LIMIT {limit}"
+            )
+        }
     };
     SqlQuery {
         sql,

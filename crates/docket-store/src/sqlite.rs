@@ -11,9 +11,9 @@ use docket_core::{Hash, Timestamp};
 use parking_lot::Mutex;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, Transaction, params};
 
-use crate::backend::{Backend, Row, StoredCheckpoint, TileRow};
+use crate::backend::{Backend, Batch, INDEXED_UPTO_META, StoredCheckpoint, TileRow, TileSummary};
 use crate::error::StoreError;
-use crate::query::{Query, SqlValue, build_sql};
+use crate::query::{Placeholder, SqlQuery, SqlValue};
 
 /// Migrations, in order; append only, never edit one that has shipped.
 const MIGRATIONS: &[&str] = &[include_str!("../migrations/sqlite/0001_ledger.sql")];
@@ -43,6 +43,46 @@ pub struct SqliteBackend {
     path: PathBuf,
     writer: Mutex<Writer>,
     readers: r2d2::Pool<ReaderManager>,
+    /// Dropping it stops the background WAL checkpointer.
+    _checkpointer: std::sync::mpsc::Sender<()>,
+}
+
+/// WAL pages after which the writer checkpoints inline, should the
+/// background checkpointer fall behind (about 400 MiB).
+const INLINE_CHECKPOINT_PAGES: i64 = 100_000;
+
+/// Copies the WAL back into the database file from its own connection, so
+/// the appender's commits never pay for it. Stops when the backend is dropped.
+fn spawn_wal_checkpointer(path: PathBuf) -> Result<std::sync::mpsc::Sender<()>, StoreError> {
+    let conn = open(
+        &path,
+        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        2,
+    )
+    .map_err(err)?;
+    let (tx, rx) = std::sync::mpsc::channel::<()>();
+    std::thread::Builder::new()
+        .name("docket-wal".into())
+        .spawn(move || {
+            use std::sync::mpsc::RecvTimeoutError;
+            loop {
+                match rx.recv_timeout(Duration::from_millis(200)) {
+                    Err(RecvTimeoutError::Timeout) | Ok(()) => {
+                        if let Err(e) =
+                            conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))
+                        {
+                            tracing::warn!(error = %e, "WAL checkpoint failed; will retry");
+                        }
+                    }
+                    Err(RecvTimeoutError::Disconnected) => {
+                        let _ = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()));
+                        return;
+                    }
+                }
+            }
+        })
+        .map_err(|e| StoreError::Unavailable(format!("cannot start WAL checkpointer: {e}")))?;
+    Ok(tx)
 }
 
 struct Writer {
@@ -117,6 +157,8 @@ impl SqliteBackend {
         }
         conn.pragma_update(None, "synchronous", "FULL")
             .map_err(err)?;
+        conn.pragma_update(None, "wal_autocheckpoint", INLINE_CHECKPOINT_PAGES)
+            .map_err(err)?;
         migrate(&mut conn)?;
         let names = {
             let mut stmt = conn.prepare("SELECT name, id FROM names").map_err(err)?;
@@ -138,6 +180,7 @@ impl SqliteBackend {
             path: config.path.clone(),
             writer: Mutex::new(Writer { conn, names }),
             readers,
+            _checkpointer: spawn_wal_checkpointer(config.path.clone())?,
         })
     }
 
@@ -196,16 +239,13 @@ fn write_rows(
     tx: &Transaction<'_>,
     names: &mut HashMap<String, i64>,
     added: &mut Vec<String>,
-    rows: &[Row],
-    tiles: &[TileRow],
+    batch: &Batch<'_>,
 ) -> Result<(), rusqlite::Error> {
     let mut insert = tx.prepare_cached(
-        "INSERT INTO entries (seq, ts, mow, type, agent, human, project, tool, provider, model, outcome, data)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+        "INSERT INTO entries (seq, ts, mow, type, agent, human, project, tool, provider, model, outcome, classes, data)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
     )?;
-    let mut classes =
-        tx.prepare_cached("INSERT INTO entry_classes (class, seq, mow) VALUES (?1, ?2, ?3)")?;
-    for row in rows {
+    for row in batch.rows {
         let mut id = |v: &Option<String>| -> Result<Option<i64>, rusqlite::Error> {
             v.as_deref()
                 .map(|n| intern(tx, names, added, n))
@@ -220,11 +260,20 @@ fn write_rows(
         );
         let (provider, model, outcome) = (id(&ix.provider)?, id(&ix.model)?, id(&ix.outcome)?);
         let kind = intern(tx, names, added, row.kind.as_str())?;
-        let mow = row.ts.minute_of_week();
+        let classes = if ix.data_classes.is_empty() {
+            None
+        } else {
+            let mut s = String::from(",");
+            for c in &ix.data_classes {
+                s.push_str(&intern(tx, names, added, c)?.to_string());
+                s.push(',');
+            }
+            Some(s)
+        };
         insert.execute(params![
             row.seq as i64,
             row.ts.as_micros(),
-            mow,
+            row.ts.minute_of_week(),
             kind,
             agent,
             human,
@@ -233,19 +282,40 @@ fn write_rows(
             provider,
             model,
             outcome,
+            classes,
             row.bytes
         ])?;
-        for class in &ix.data_classes {
-            let c = intern(tx, names, added, class)?;
-            classes.execute(params![c, row.seq as i64, mow])?;
-        }
     }
     let mut tile = tx.prepare_cached(
         "INSERT INTO tiles (level, idx, hashes, first_ts) VALUES (?1, ?2, ?3, ?4)
          ON CONFLICT (level, idx) DO UPDATE SET hashes = excluded.hashes",
     )?;
-    for t in tiles {
+    for t in batch.tiles {
         tile.execute(params![t.level, t.index as i64, t.hashes, t.first_ts])?;
+    }
+    if !batch.postings.is_empty() {
+        // In key order, so each index page is written once per flush.
+        let mut keyed = Vec::with_capacity(batch.postings.len() * 8);
+        for r in batch.postings {
+            for (col, name) in r.postings() {
+                keyed.push((
+                    col as i16,
+                    intern(tx, names, added, name)?,
+                    r.seq as i64,
+                    r.mow,
+                ));
+            }
+        }
+        keyed.sort_unstable();
+        let mut post =
+            tx.prepare_cached("INSERT INTO postings (col, val, seq, mow) VALUES (?1, ?2, ?3, ?4)")?;
+        for (col, val, seq, mow) in keyed {
+            post.execute(params![col, val, seq, mow])?;
+        }
+        tx.execute(
+            "INSERT INTO meta (key, value) VALUES (?1, ?2) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            params![INDEXED_UPTO_META, batch.indexed_upto.to_string()],
+        )?;
     }
     Ok(())
 }
@@ -284,13 +354,13 @@ impl Backend for SqliteBackend {
         "sqlite"
     }
 
-    fn write_batch(&self, rows: &[Row], tiles: &[TileRow]) -> Result<(), StoreError> {
+    fn write_batch(&self, batch: &Batch<'_>) -> Result<(), StoreError> {
         let mut w = self.writer.lock();
         let Writer { conn, names } = &mut *w;
         let mut added = Vec::new();
         let result = (|| {
             let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-            write_rows(&tx, names, &mut added, rows, tiles)?;
+            write_rows(&tx, names, &mut added, batch)?;
             tx.commit()
         })();
         if let Err(e) = result {
@@ -349,6 +419,22 @@ impl Backend for SqliteBackend {
                     level,
                     index: r.get::<_, i64>(0)? as u64,
                     hashes: r.get(1)?,
+                    first_ts: r.get(2)?,
+                })
+            })?
+            .collect()
+        })
+    }
+
+    fn leaf_tile_summaries(&self) -> Result<Vec<TileSummary>, StoreError> {
+        self.read(|c| {
+            let mut stmt = c.prepare(
+                "SELECT idx, length(hashes) / 32, first_ts FROM tiles WHERE level = 0 ORDER BY idx",
+            )?;
+            stmt.query_map([], |r| {
+                Ok(TileSummary {
+                    index: r.get::<_, i64>(0)? as u64,
+                    len: r.get::<_, i64>(1)? as u64,
                     first_ts: r.get(2)?,
                 })
             })?
@@ -430,8 +516,11 @@ impl Backend for SqliteBackend {
         })
     }
 
-    fn query(&self, q: &Query, seqs: (u64, u64)) -> Result<Vec<(u64, Vec<u8>)>, StoreError> {
-        let sql = build_sql(q, seqs, false, |i| format!("?{i}"));
+    fn placeholder(&self) -> Placeholder {
+        |i| format!("?{i}")
+    }
+
+    fn select_entries(&self, sql: &SqlQuery) -> Result<Vec<(u64, Vec<u8>)>, StoreError> {
         self.read(|c| {
             let mut stmt = c.prepare_cached(&sql.sql)?;
             stmt.query_map(bind(&sql.params).as_slice(), |r| {
@@ -441,8 +530,7 @@ impl Backend for SqliteBackend {
         })
     }
 
-    fn count(&self, q: &Query, seqs: (u64, u64)) -> Result<u64, StoreError> {
-        let sql = build_sql(q, seqs, true, |i| format!("?{i}"));
+    fn select_count(&self, sql: &SqlQuery) -> Result<u64, StoreError> {
         self.read(|c| {
             c.prepare_cached(&sql.sql)?
                 .query_row(bind(&sql.params).as_slice(), |r| r.get::<_, i64>(0))

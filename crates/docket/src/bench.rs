@@ -42,6 +42,9 @@ pub enum Command {
         /// Approximate canonical body size in bytes.
         #[arg(long, default_value_t = 700)]
         body_bytes: usize,
+        /// Entries per append call (1 = one acknowledged entry at a time, as the gateway does).
+        #[arg(long, default_value_t = 1)]
+        batch: usize,
     },
     /// Build a synthetic year of traffic in a data directory.
     Build {
@@ -86,7 +89,15 @@ pub fn run(cmd: Command) -> anyhow::Result<ExitCode> {
             writers,
             seconds,
             body_bytes,
-        } => rt.block_on(append(backend, postgres_url, &writers, seconds, body_bytes))?,
+            batch,
+        } => rt.block_on(append(
+            backend,
+            postgres_url,
+            &writers,
+            seconds,
+            body_bytes,
+            batch,
+        ))?,
         Command::Build {
             data_dir,
             entries,
@@ -165,8 +176,9 @@ pub fn agent_name(i: usize) -> String {
     format!("did:key:z6MkbenchAgent{i:04}")
 }
 
-/// A realistic receipt body of about `size` canonical bytes.
-fn receipt(rng: &mut impl Rng, size: usize) -> NewEntry {
+/// A realistic receipt body of about `size` canonical bytes, as the JSON
+/// bytes a client would send.
+fn receipt_json(rng: &mut impl Rng, size: usize) -> Vec<u8> {
     let agent = rng.gen_range(0..AGENTS);
     let (provider, model) = MODELS[agent % MODELS.len()];
     let mut classes = Vec::new();
@@ -203,8 +215,22 @@ fn receipt(rng: &mut impl Rng, size: usize) -> NewEntry {
     if size > so_far + 12 {
         body["padding"] = json!("p".repeat(size - so_far - 12));
     }
+    serde_json::to_vec(&body).expect("serializable")
+}
+
+/// What the server does with a request body: parse, canonicalize, index.
+fn prepare(json: &[u8]) -> NewEntry {
+    let body: serde_json::Value = serde_json::from_slice(json).expect("bench body is JSON");
     NewEntry::new(EntryType::Receipt, &body).expect("bench body is valid")
 }
+
+fn receipt(rng: &mut impl Rng, size: usize) -> NewEntry {
+    prepare(&receipt_json(rng, size))
+}
+
+/// Distinct request bodies per writer, generated before timing starts so
+/// the figures measure the ledger's work, not the load generator's.
+const BODIES_PER_WRITER: usize = 64;
 
 fn open_backend(
     kind: BackendArg,
@@ -232,6 +258,7 @@ async fn append(
     writers: &[usize],
     seconds: u64,
     body_bytes: usize,
+    batch: usize,
 ) -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
     let backend = open_backend(kind, url.as_deref(), dir.path())?;
@@ -249,13 +276,19 @@ async fn append(
                 let (ledger, stop, count) = (ledger.clone(), stop.clone(), count.clone());
                 tokio::spawn(async move {
                     let mut rng = rand::rngs::StdRng::seed_from_u64(w as u64);
+                    let bodies: Vec<Vec<u8>> = (0..BODIES_PER_WRITER)
+                        .map(|_| receipt_json(&mut rng, body_bytes))
+                        .collect();
+                    let mut next = bodies.iter().cycle();
                     let mut lat = Vec::new();
                     while !stop.load(Ordering::Relaxed) {
-                        let e = receipt(&mut rng, body_bytes);
+                        let es: Vec<NewEntry> = (0..batch)
+                            .map(|_| prepare(next.next().expect("cycle")))
+                            .collect();
                         let t = Instant::now();
-                        ledger.append(vec![e]).await.expect("append");
+                        ledger.append(es).await.expect("append");
                         lat.push(t.elapsed());
-                        count.fetch_add(1, Ordering::Relaxed);
+                        count.fetch_add(batch as u64, Ordering::Relaxed);
                     }
                     lat
                 })
@@ -477,10 +510,14 @@ async fn checkpoint_latency(seconds: u64, writers: usize) -> anyhow::Result<()> 
             let (ledger, stop) = (ledger.clone(), stop.clone());
             tokio::spawn(async move {
                 let mut rng = rand::rngs::StdRng::seed_from_u64(w as u64);
+                let bodies: Vec<Vec<u8>> = (0..BODIES_PER_WRITER)
+                    .map(|_| receipt_json(&mut rng, 700))
+                    .collect();
+                let mut next = bodies.iter().cycle();
                 let mut acks = Vec::new();
                 while !stop.load(Ordering::Relaxed) {
                     let a = ledger
-                        .append(vec![receipt(&mut rng, 700)])
+                        .append(vec![prepare(next.next().expect("cycle"))])
                         .await
                         .expect("append");
                     acks.push((a[0].seq.0, Instant::now()));

@@ -11,22 +11,21 @@ CREATE TABLE entries (
     type     INTEGER NOT NULL,          -- names.id
     agent    INTEGER, human INTEGER, project INTEGER, tool INTEGER,
     provider INTEGER, model INTEGER, outcome INTEGER,
+    classes  TEXT,                      -- data class ids as ',12,40,'
     data     BLOB NOT NULL              -- canonical entry bytes
 );
-CREATE INDEX entries_type     ON entries (type, seq);
-CREATE INDEX entries_agent    ON entries (agent, seq)    WHERE agent IS NOT NULL;
-CREATE INDEX entries_human    ON entries (human, seq)    WHERE human IS NOT NULL;
-CREATE INDEX entries_project  ON entries (project, seq)  WHERE project IS NOT NULL;
-CREATE INDEX entries_tool     ON entries (tool, seq)     WHERE tool IS NOT NULL;
-CREATE INDEX entries_provider ON entries (provider, seq) WHERE provider IS NOT NULL;
-CREATE INDEX entries_model    ON entries (model, seq)    WHERE model IS NOT NULL;
-CREATE INDEX entries_outcome  ON entries (outcome, seq)  WHERE outcome IS NOT NULL;
 
-CREATE TABLE entry_classes (
-    class INTEGER NOT NULL,             -- names.id of the data class
-    seq   INTEGER NOT NULL,
-    mow   INTEGER NOT NULL,
-    PRIMARY KEY (class, seq)
+-- Secondary indexes as postings: (attribute, value, seq), with the minute of
+-- the week so time-of-day windows are answered from the index alone. A
+-- projection of the entries, written in bulk every few thousand entries;
+-- meta.indexed_upto says how far. col: 0 type, 1 agent, 2 human, 3 project,
+-- 4 tool, 5 provider, 6 model, 7 outcome, 8 data class.
+CREATE TABLE postings (
+    col INTEGER NOT NULL,
+    val INTEGER NOT NULL,               -- names.id
+    seq INTEGER NOT NULL,
+    mow INTEGER NOT NULL,
+    PRIMARY KEY (col, val, seq)
 ) WITHOUT ROWID;
 
 CREATE TABLE tiles (

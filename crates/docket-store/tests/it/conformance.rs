@@ -156,7 +156,23 @@ pub fn checkpoints_and_receipts(db: TestDb) {
 
 pub fn queries_filter_and_paginate(db: TestDb) {
     let ledger = db.ledger();
-    append_n(&ledger, 0, 300);
+    // Two thirds of the log indexed (postings written once the appender is
+    // idle), the rest still in the unindexed tail: every query spans both.
+    append_n(&ledger, 0, 200);
+    let waited = std::time::Instant::now();
+    while ledger.indexed_upto() < 200 {
+        assert!(
+            waited.elapsed().as_secs() < 30,
+            "postings were never written"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    append_n(&ledger, 200, 100);
+    assert_eq!(
+        ledger.indexed_upto(),
+        200,
+        "the last appends are still in the tail"
+    );
     ledger
         .append_blocking(vec![
             NewEntry::new(EntryType::Decision, &json!({"agent": "did:key:z6MkAgentA"})).unwrap(),
@@ -260,13 +276,81 @@ pub fn queries_filter_and_paginate(db: TestDb) {
 }
 
 pub fn a_failed_write_acknowledges_nothing_and_the_log_goes_on(db: TestDb) {
-    let ledger = db.ledger();
+    let failing = Arc::new(crate::failing::Failing {
+        inner: db.backend.clone(),
+        fail_next_write: false.into(),
+    });
+    let ledger = Ledger::open(failing.clone(), LedgerConfig::default()).unwrap();
     append_n(&ledger, 0, 5);
-    let body = json!({"agent": "a"});
-    let e = NewEntry::new(EntryType::Note, &body).unwrap();
-    let acks = ledger.append_blocking(vec![e.clone(), e]).unwrap();
-    assert_eq!(acks[1].seq.0, 6);
-    assert_eq!(ledger.size(), 7);
+    let before = ledger.root(5).unwrap();
+    failing
+        .fail_next_write
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    let refused = ledger.append_blocking(vec![receipt(5), receipt(6)]);
+    assert!(
+        matches!(refused, Err(docket_store::StoreError::Unavailable(_))),
+        "{refused:?}"
+    );
+    assert_eq!(ledger.size(), 5, "nothing of the failed batch is visible");
+    assert_eq!(ledger.root(5).unwrap(), before);
+    assert!(ledger.entry(5).is_err());
+
+    // The next append takes the same seq and chains onto entry 4.
+    let acks = ledger.append_blocking(vec![receipt(7)]).unwrap();
+    assert_eq!(acks[0].seq.0, 5);
+    assert_eq!(
+        ledger.entry(5).unwrap().prev,
+        ledger.entry(4).unwrap().leaf_hash()
+    );
+    let signer = LogSigner::generate("test.docket/log").unwrap();
+    ledger.checkpoint(&signer).unwrap();
+    let report = verify_log(
+        &BackendSource(ledger.backend().as_ref()),
+        &signer.verifier(),
+        &VerifyOptions::default(),
+        &|_| {},
+    )
+    .unwrap();
+    assert_eq!(report.entries, 6);
+}
+
+pub fn postings_not_yet_written_are_rebuilt_after_a_restart(db: TestDb) {
+    let lazy = LedgerConfig {
+        postings_flush_entries: 1_000_000,
+        postings_max_delay: std::time::Duration::from_secs(3600),
+        ..LedgerConfig::default()
+    };
+    let ledger = Ledger::open(db.backend.clone(), lazy.clone()).unwrap();
+    append_n(&ledger, 0, 90);
+    assert_eq!(ledger.indexed_upto(), 0);
+    // Stopped (or killed) before the postings were written.
+    drop(ledger);
+    let again = Ledger::open(
+        db.reopen(),
+        LedgerConfig {
+            postings_flush_entries: 1,
+            ..lazy
+        },
+    )
+    .unwrap();
+    let q = Query {
+        agent: Some("did:key:z6MkAgentC".into()),
+        ..Default::default()
+    };
+    assert_eq!(again.count(&q).unwrap(), 30);
+    // The next commit writes the rebuilt postings with its own.
+    append_n(&again, 90, 3);
+    assert_eq!(again.indexed_upto(), 93);
+    assert_eq!(again.count(&q).unwrap(), 31);
+    let (rows, _) = again
+        .query(&Query {
+            agent: Some("did:key:z6MkAgentC".into()),
+            limit: 100,
+            ..Default::default()
+        })
+        .unwrap();
+    let want: Vec<u64> = (0..93).rev().filter(|i| i % 3 == 2).collect();
+    assert_eq!(rows.iter().map(|(s, _)| *s).collect::<Vec<_>>(), want);
 }
 
 macro_rules! suite {
@@ -292,6 +376,10 @@ macro_rules! suite {
             #[test]
             fn queries_filter_and_paginate() {
                 super::queries_filter_and_paginate(support::$backend());
+            }
+            #[test]
+            fn postings_not_yet_written_are_rebuilt_after_a_restart() {
+                super::postings_not_yet_written_are_rebuilt_after_a_restart(support::$backend());
             }
             #[test]
             fn a_failed_write_acknowledges_nothing_and_the_log_goes_on() {

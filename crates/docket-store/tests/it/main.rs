@@ -3,4 +3,5 @@
 //! `DOCKET_TEST_POSTGRES_URL`, which `scripts/test` starts).
 
 mod conformance;
+mod failing;
 mod support;
