@@ -491,7 +491,11 @@ fn load_state(backend: &dyn Backend) -> Result<(Edge, Shared, Vec<IndexRow>), St
         }
         let tail = (count % TILE_WIDTH) as usize;
         partial.push(hashes[hashes.len() - tail..].to_vec());
-        upper.levels.write().push(hashes);
+        if level == 1 {
+            for h in hashes {
+                upper.push_level8(h);
+            }
+        }
         level += 1;
     }
     let indexed = match backend.meta(INDEXED_UPTO_META)? {
@@ -665,8 +669,11 @@ impl Appender {
                         .indexed
                         .store(self.edge.next_seq, Ordering::Release);
                 }
+                // Levels above 8 follow from the level-8 hashes.
                 for (level, h) in new_upper {
-                    self.shared.upper.push(level, h);
+                    if level == 1 {
+                        self.shared.upper.push_level8(h);
+                    }
                 }
                 self.shared.block_ts.write().extend(new_blocks);
                 self.shared

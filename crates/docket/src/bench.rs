@@ -426,6 +426,18 @@ async fn read(data_dir: &std::path::Path, samples: usize) -> anyhow::Result<()> 
     println!("  inclusion proof:   {}", summary(lat, "µs"));
     let mut lat = Vec::new();
     for _ in 0..samples {
+        let seq = rng.gen_range(0..size);
+        let l = running.ledger.clone();
+        let t = Instant::now();
+        tokio::task::spawn_blocking(move || l.inclusion_proof(seq, size)).await??;
+        lat.push(t.elapsed());
+    }
+    println!(
+        "  inclusion proof, in-process (no HTTP): {}",
+        summary(lat, "µs")
+    );
+    let mut lat = Vec::new();
+    for _ in 0..samples {
         let old = rng.gen_range(1..size);
         lat.push(
             get(format!("/api/v1/proofs/consistency?old={old}&new={size}"))
