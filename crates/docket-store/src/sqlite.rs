@@ -235,6 +235,15 @@ fn intern(
     Ok(id)
 }
 
+/// Rows per multi-row postings insert (4 parameters each, well under
+/// SQLite's default limit of 32,766 parameters).
+const POSTINGS_PER_INSERT: usize = 256;
+
+fn postings_insert(rows: usize) -> String {
+    let values = vec!["(?, ?, ?, ?)"; rows].join(", ");
+    format!("INSERT INTO postings (col, val, seq, mow) VALUES {values}")
+}
+
 fn write_rows(
     tx: &Transaction<'_>,
     names: &mut HashMap<String, i64>,
@@ -307,10 +316,19 @@ fn write_rows(
             }
         }
         keyed.sort_unstable();
-        let mut post =
-            tx.prepare_cached("INSERT INTO postings (col, val, seq, mow) VALUES (?1, ?2, ?3, ?4)")?;
-        for (col, val, seq, mow) in keyed {
-            post.execute(params![col, val, seq, mow])?;
+        // Many rows per statement: the per-statement cost (bind, step,
+        // reset) is most of a posting's cost otherwise.
+        let mut chunks = keyed.chunks_exact(POSTINGS_PER_INSERT);
+        let mut many = tx.prepare_cached(&postings_insert(POSTINGS_PER_INSERT))?;
+        for chunk in chunks.by_ref() {
+            let values = chunk
+                .iter()
+                .flat_map(|&(c, v, s, m)| [i64::from(c), v, s, i64::from(m)]);
+            many.execute(rusqlite::params_from_iter(values))?;
+        }
+        let mut one = tx.prepare_cached(&postings_insert(1))?;
+        for &(col, val, seq, mow) in chunks.remainder() {
+            one.execute(params![col, val, seq, mow])?;
         }
         tx.execute(
             "INSERT INTO meta (key, value) VALUES (?1, ?2) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
