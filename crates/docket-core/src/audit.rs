@@ -115,6 +115,18 @@ impl ChainChecker {
         bytes: &[u8],
         on_node: impl FnMut(u8, u64, &Hash),
     ) -> Result<Entry, ChainError> {
+        self.push_hashed(bytes, leaf_hash(bytes), on_node)
+    }
+
+    /// [`ChainChecker::push`] with the leaf hash already computed — by the
+    /// caller's own code, e.g. on another thread — as `leaf_hash(bytes)`.
+    pub fn push_hashed(
+        &mut self,
+        bytes: &[u8],
+        leaf: Hash,
+        on_node: impl FnMut(u8, u64, &Hash),
+    ) -> Result<Entry, ChainError> {
+        debug_assert_eq!(leaf, leaf_hash(bytes));
         let seq = self.next_seq;
         let fail = |problem| ChainError { seq, problem };
         let entry = Entry::decode(bytes).map_err(|e| fail(ChainProblem::Decode(e)))?;
@@ -137,7 +149,6 @@ impl ChainChecker {
                 last.to_string(),
             )));
         }
-        let leaf = leaf_hash(bytes);
         self.tree.push(leaf, on_node);
         self.prev = leaf;
         self.last_ts = Some(entry.ts);

@@ -73,24 +73,50 @@ impl Timestamp {
             .map(Self::from_datetime)
             .map_err(|_| EntryError::Timestamp(s.to_owned()))
     }
+}
 
-    /// Parses the log's own strict form: UTC, `Z`, exactly six fractional digits.
-    fn parse_strict(s: &str) -> Result<Self, EntryError> {
-        let ts = Self::parse_rfc3339(s)?;
-        if ts.to_string() != s {
-            return Err(EntryError::Timestamp(s.to_owned()));
+impl Timestamp {
+    /// Appends the log form `YYYY-MM-DDTHH:MM:SS.ffffffZ`. Written out by
+    /// hand because it runs for every entry encoded or verified, where the
+    /// general formatter showed up in profiles.
+    pub fn write_log_form(self, out: &mut Vec<u8>) {
+        let dt = self.to_datetime();
+        let year = dt.year();
+        if !(0..=9999).contains(&year) {
+            let s = dt.format(TS_FORMAT).unwrap_or_default();
+            out.extend_from_slice(s.as_bytes());
+            return;
         }
-        Ok(ts)
+        let fields: [(Option<u8>, u32, usize); 7] = [
+            (None, year as u32, 4),
+            (Some(b'-'), u32::from(u8::from(dt.month())), 2),
+            (Some(b'-'), u32::from(dt.day()), 2),
+            (Some(b'T'), u32::from(dt.hour()), 2),
+            (Some(b':'), u32::from(dt.minute()), 2),
+            (Some(b':'), u32::from(dt.second()), 2),
+            (Some(b'.'), dt.microsecond(), 6),
+        ];
+        for (sep, value, width) in fields {
+            if let Some(sep) = sep {
+                out.push(sep);
+            }
+            let mut buf = [b'0'; 6];
+            let mut n = value;
+            for b in buf[..width].iter_mut().rev() {
+                *b = b'0' + (n % 10) as u8;
+                n /= 10;
+            }
+            out.extend_from_slice(&buf[..width]);
+        }
+        out.push(b'Z');
     }
 }
 
 impl fmt::Display for Timestamp {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let s = self
-            .to_datetime()
-            .format(TS_FORMAT)
-            .map_err(|_| fmt::Error)?;
-        f.write_str(&s)
+        let mut out = Vec::with_capacity(27);
+        self.write_log_form(&mut out);
+        f.write_str(std::str::from_utf8(&out).map_err(|_| fmt::Error)?)
     }
 }
 
@@ -261,7 +287,9 @@ impl Entry {
             .ok_or_else(|| EntryError::Malformed("prev must be 64 lowercase hex digits".into()))?;
         let entry = Entry {
             seq: Seq(wire.seq),
-            ts: Timestamp::parse_strict(wire.ts)?,
+            // Any RFC 3339 time parses here; the byte-for-byte comparison
+            // below holds it to the log form.
+            ts: Timestamp::parse_rfc3339(wire.ts)?,
             kind: wire.kind.parse()?,
             prev,
             body: CanonicalBody(wire.body.get().to_owned()),
@@ -270,6 +298,9 @@ impl Entry {
             return Err(EntryError::BodyNotObject);
         }
         if entry.encode() != bytes {
+            if entry.ts.to_string() != wire.ts {
+                return Err(EntryError::Timestamp(wire.ts.to_owned()));
+            }
             return Err(EntryError::NotCanonical);
         }
         Ok(entry)
@@ -311,14 +342,14 @@ pub fn encode_parts(seq: Seq, ts: Timestamp, kind: EntryType, prev: &Hash, body:
     out.extend_from_slice(b"{\"body\":");
     out.extend_from_slice(body.as_bytes());
     out.extend_from_slice(b",\"prev\":\"");
-    out.extend_from_slice(hex::encode(prev.0).as_bytes());
-    let _ = write!(
-        out,
-        "\",\"seq\":{},\"ts\":\"{}\",\"type\":\"{}\"}}",
-        seq.0,
-        ts,
-        kind.as_str()
-    );
+    let mut hex_prev = [0u8; 64];
+    hex::encode_to_slice(prev.0, &mut hex_prev).expect("32 bytes are 64 hex digits");
+    out.extend_from_slice(&hex_prev);
+    let _ = write!(out, "\",\"seq\":{},\"ts\":\"", seq.0);
+    ts.write_log_form(&mut out);
+    out.extend_from_slice(b"\",\"type\":\"");
+    out.extend_from_slice(kind.as_str().as_bytes());
+    out.extend_from_slice(b"\"}");
     out
 }
 
@@ -427,6 +458,15 @@ mod tests {
             CanonicalBody::from_value(&big),
             Err(EntryError::BodyTooLarge(_))
         ));
+    }
+
+    proptest! {
+        #[test]
+        fn the_log_form_matches_the_time_crate(micros in 0i64..253_402_300_799_999_999) {
+            let ts = Timestamp::from_micros(micros);
+            let expected = ts.to_datetime().format(TS_FORMAT).unwrap();
+            prop_assert_eq!(ts.to_string(), expected);
+        }
     }
 
     #[test]

@@ -201,7 +201,7 @@ impl Walk<'_> {
         }
     }
 
-    fn push(&mut self, seq_col: u64, bytes: &[u8]) -> Result<(), VerifyFailure> {
+    fn push(&mut self, seq_col: u64, bytes: &[u8], leaf: Hash) -> Result<(), VerifyFailure> {
         let seq = self.checker.size();
         if seq_col != seq {
             return Err(at(
@@ -222,7 +222,7 @@ impl Walk<'_> {
             }
         }
         let upper = &mut self.upper;
-        let checked = self.checker.push(bytes, |level, n, h| {
+        let checked = self.checker.push_hashed(bytes, leaf, |level, n, h| {
             if level > 0 && level % TILE_HEIGHT == 0 {
                 let l = usize::from(level / TILE_HEIGHT) - 1;
                 if upper.len() <= l {
@@ -247,7 +247,6 @@ impl Walk<'_> {
             }
         }
         if let Some((_, tile)) = &self.tile {
-            let leaf = docket_core::merkle::leaf_hash(bytes);
             match tile.get((seq % TILE_WIDTH) as usize) {
                 Some(stored) if *stored == leaf => {}
                 Some(_) => {
@@ -284,18 +283,25 @@ pub fn verify_log(
         checkpoints_done: false,
         checkpoints_checked: 0,
     };
-    // Read on one thread, check on this one.
-    let (tx, rx) = crossbeam_channel::bounded::<EntryChunk>(8);
+    // Read and hash on one thread, check on this one.
+    let (tx, rx) = crossbeam_channel::bounded::<Vec<(u64, Vec<u8>, Hash)>>(8);
     let result = std::thread::scope(|s| {
         let reader = s.spawn(move || {
             source.entries(0, &mut |chunk| {
-                tx.send(chunk).map_err(|_| StoreError::Closed)
+                let hashed = chunk
+                    .into_iter()
+                    .map(|(seq, bytes)| {
+                        let leaf = docket_core::merkle::leaf_hash(&bytes);
+                        (seq, bytes, leaf)
+                    })
+                    .collect();
+                tx.send(hashed).map_err(|_| StoreError::Closed)
             })
         });
         let mut outcome = Ok(());
         for chunk in rx.iter() {
-            for (seq, bytes) in &chunk {
-                if let Err(e) = walk.push(*seq, bytes) {
+            for (seq, bytes, leaf) in &chunk {
+                if let Err(e) = walk.push(*seq, bytes, *leaf) {
                     outcome = Err(e);
                     break;
                 }
