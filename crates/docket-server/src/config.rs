@@ -34,6 +34,9 @@ pub struct StorageConfig {
     /// `postgres://user:password@host:port/db`; required for the postgres backend.
     #[serde(serialize_with = "never_serialize")]
     pub postgres_url: Option<SecretString>,
+    /// Schema for Docket's tables (created if missing); the connection's
+    /// default search path when unset.
+    pub postgres_schema: Option<String>,
     /// Entries committed in one transaction at most.
     pub max_batch: usize,
 }
@@ -81,6 +84,7 @@ impl Default for StorageConfig {
         Self {
             backend: BackendKind::Sqlite,
             postgres_url: None,
+            postgres_schema: None,
             max_batch: 4096,
         }
     }

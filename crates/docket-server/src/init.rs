@@ -128,9 +128,11 @@ pub fn open_backend(config: &Config) -> Result<Arc<dyn Backend>, InitError> {
                 .postgres_url
                 .as_ref()
                 .ok_or(InitError::NoPostgresUrl)?;
-            Arc::new(PostgresBackend::open(&PostgresConfig::new(
-                url.expose_secret(),
-            ))?)
+            let mut pg = PostgresConfig::new(url.expose_secret());
+            if let Some(schema) = &config.storage.postgres_schema {
+                pg = pg.with_schema(schema);
+            }
+            Arc::new(PostgresBackend::open(&pg)?)
         }
     })
 }

@@ -130,8 +130,17 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         max_batch: config.storage.max_batch,
         ..LedgerConfig::default()
     };
-    let ledger =
-        Arc::new(Ledger::open(opened.backend, ledger_config).map_err(init::InitError::from)?);
+    // Opening reads the database: off the async workers (the PostgreSQL
+    // client blocks).
+    let backend = opened.backend;
+    let ledger = tokio::task::spawn_blocking(move || Ledger::open(backend, ledger_config))
+        .await
+        .map_err(|e| init::InitError::Io {
+            path: "ledger".into(),
+            source: std::io::Error::other(e),
+        })?
+        .map_err(init::InitError::from)?;
+    let ledger = Arc::new(ledger);
     let signer = Arc::new(opened.signer);
     let log = LogInfo {
         origin: signer.origin().to_owned(),

@@ -33,7 +33,9 @@ pub async fn healthz() -> &'static str {
 pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     install();
     metrics::gauge!("docket_log_entries").set(state.ledger.size() as f64);
-    if let Ok(Some(cp)) = state.ledger.latest_checkpoint() {
+    let ledger = state.ledger.clone();
+    let latest = tokio::task::spawn_blocking(move || ledger.latest_checkpoint()).await;
+    if let Ok(Ok(Some(cp))) = latest {
         let age = docket_core::Timestamp::now().as_micros() - cp.signed_at.as_micros();
         metrics::gauge!("docket_checkpoint_age_seconds").set(age as f64 / 1e6);
         metrics::gauge!("docket_checkpoint_size").set(cp.size as f64);

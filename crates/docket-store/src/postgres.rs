@@ -305,8 +305,25 @@ struct Writer {
 pub struct PostgresBackend {
     config: PostgresConfig,
     pg: postgres::Config,
+    /// Always `Some` until dropped; see the `Drop` impl.
+    conns: Option<Conns>,
+}
+
+struct Conns {
     writer: Mutex<Writer>,
     readers: r2d2::Pool<PostgresConnectionManager<NoTls>>,
+}
+
+impl Drop for PostgresBackend {
+    /// The synchronous client blocks while it closes, which panics on an
+    /// async runtime's thread; close the connections on a plain thread then.
+    fn drop(&mut self) {
+        if let Some(conns) = self.conns.take()
+            && tokio::runtime::Handle::try_current().is_ok()
+        {
+            let _ = std::thread::spawn(move || drop(conns)).join();
+        }
+    }
 }
 
 impl fmt::Debug for PostgresBackend {
@@ -360,20 +377,28 @@ impl PostgresBackend {
         Ok(Self {
             config: config.clone(),
             pg,
-            writer: Mutex::new(Writer {
-                client,
-                stmts,
-                names,
+            conns: Some(Conns {
+                writer: Mutex::new(Writer {
+                    client,
+                    stmts,
+                    names,
+                }),
+                readers,
             }),
-            readers,
         })
     }
 
     /// The writer, reconnected first if its connection was lost (a server
     /// restart, a failover): the interned names stay valid, as names are
     /// never deleted.
+    fn conns(&self) -> &Conns {
+        self.conns
+            .as_ref()
+            .expect("connections live until the backend is dropped")
+    }
+
     fn writer(&self) -> Result<MutexGuard<'_, Writer>, StoreError> {
-        let mut w = self.writer.lock();
+        let mut w = self.conns().writer.lock();
         if w.client.is_closed() {
             tracing::warn!("the PostgreSQL writer connection was lost; reconnecting");
             let mut client =
@@ -394,7 +419,7 @@ impl PostgresBackend {
         &self,
         f: impl FnOnce(&mut Client) -> Result<T, postgres::Error>,
     ) -> Result<T, StoreError> {
-        let mut conn = self.readers.get().map_err(pool_err)?;
+        let mut conn = self.conns().readers.get().map_err(pool_err)?;
         f(&mut conn).map_err(err)
     }
 }
@@ -782,7 +807,7 @@ impl Backend for PostgresBackend {
         to: u64,
         f: &mut dyn FnMut(u64, Vec<u8>) -> Result<(), StoreError>,
     ) -> Result<(), StoreError> {
-        let mut conn = self.readers.get().map_err(pool_err)?;
+        let mut conn = self.conns().readers.get().map_err(pool_err)?;
         // Chunks by key rather than one long cursor: no transaction stays
         // open across a slow consumer, and rows stream within each chunk.
         let (mut next, to) = (from as i64, to as i64);
@@ -1168,7 +1193,7 @@ mod tests {
             ]))
             .unwrap_err();
         assert!(matches!(e, StoreError::Conflict(_)), "{e}");
-        assert!(!b.writer.lock().names.contains_key("agent-b"));
+        assert!(!b.conns().writer.lock().names.contains_key("agent-b"));
         b.write_batch(&only_rows(&[row(1, "agent-b", &["pii", "secret"])]))
             .unwrap();
         assert_eq!(by_agent(&b, "agent-b"), vec![1]);
@@ -1230,7 +1255,7 @@ mod tests {
         b.write_batch(&only_rows(&[row(0, "agent-a", &[])]))
             .unwrap();
         let pid: i32 = {
-            let mut w = b.writer.lock();
+            let mut w = b.conns().writer.lock();
             w.client
                 .query_one("SELECT pg_backend_pid()", &[])
                 .unwrap()
@@ -1259,7 +1284,7 @@ mod tests {
             .write_batch(&only_rows(&[row(1, "agent-new", &[])]))
             .unwrap_err();
         assert!(matches!(e, StoreError::Unavailable(_)), "{e}");
-        assert!(!b.writer.lock().names.contains_key("agent-new"));
+        assert!(!b.conns().writer.lock().names.contains_key("agent-new"));
         // … and the next one goes through on a new connection.
         b.write_batch(&only_rows(&[row(1, "agent-new", &[])]))
             .unwrap();
@@ -1289,6 +1314,7 @@ mod tests {
         let b = PostgresBackend::open(&config).unwrap();
         assert_eq!(b.meta("k").unwrap().as_deref(), Some("v1"));
         let versions: Vec<i32> = b
+            .conns()
             .writer
             .lock()
             .client
@@ -1301,7 +1327,8 @@ mod tests {
             .map(|r| r.get(0))
             .collect();
         assert_eq!(versions, (1..=MIGRATIONS.len() as i32).collect::<Vec<_>>());
-        b.writer
+        b.conns()
+            .writer
             .lock()
             .client
             .execute("INSERT INTO docket_migrations (version) VALUES (999)", &[])
@@ -1322,8 +1349,8 @@ mod tests {
         let show = |c: &mut Client| -> String {
             c.query_one("SHOW synchronous_commit", &[]).unwrap().get(0)
         };
-        assert_eq!(show(&mut b.readers.get().unwrap()), "off");
-        assert_eq!(show(&mut b.writer.lock().client), "on");
+        assert_eq!(show(&mut b.conns().readers.get().unwrap()), "off");
+        assert_eq!(show(&mut b.conns().writer.lock().client), "on");
     }
 
     #[test]

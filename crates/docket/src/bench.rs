@@ -261,8 +261,14 @@ async fn append(
     batch: usize,
 ) -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
-    let backend = open_backend(kind, url.as_deref(), dir.path())?;
-    let ledger = Arc::new(Ledger::open(backend, LedgerConfig::default())?);
+    // The PostgreSQL client blocks: open off the async workers.
+    let path = dir.path().to_owned();
+    let ledger = tokio::task::spawn_blocking(move || -> anyhow::Result<Ledger> {
+        let backend = open_backend(kind, url.as_deref(), &path)?;
+        Ok(Ledger::open(backend, LedgerConfig::default())?)
+    })
+    .await??;
+    let ledger = Arc::new(ledger);
     println!(
         "append: {kind:?}, ~{body_bytes}-byte receipt bodies, {seconds} s per writer count, durable on ack"
     );

@@ -3,4 +3,5 @@
 
 mod api;
 mod errors;
+mod postgres;
 mod support;

@@ -28,7 +28,12 @@ pub fn config(dir: &std::path::Path) -> Config {
 impl Server {
     pub async fn start() -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let running = docket_server::start(config(dir.path())).await.unwrap();
+        let c = config(dir.path());
+        Self::start_with(c, dir).await
+    }
+
+    pub async fn start_with(c: Config, dir: tempfile::TempDir) -> Self {
+        let running = docket_server::start(c).await.unwrap();
         let token = running
             .new_admin_token
             .as_ref()
