@@ -63,6 +63,17 @@ pub enum Command {
         #[arg(long, default_value_t = 1000)]
         samples: usize,
     },
+    /// Appends over HTTP to a running server, one entry per request.
+    Http {
+        #[command(flatten)]
+        server: crate::ServerArgs,
+        #[arg(long, default_value = "16,256", value_delimiter = ',')]
+        writers: Vec<usize>,
+        #[arg(long, default_value_t = 10)]
+        seconds: u64,
+        #[arg(long, default_value_t = 700)]
+        body_bytes: usize,
+    },
     /// Acknowledgement-to-checkpoint latency under load.
     CheckpointLatency {
         #[arg(long, default_value_t = 20)]
@@ -104,6 +115,12 @@ pub fn run(cmd: Command) -> anyhow::Result<ExitCode> {
             body_bytes,
         } => build(&data_dir, entries, body_bytes)?,
         Command::Read { data_dir, samples } => rt.block_on(read(&data_dir, samples))?,
+        Command::Http {
+            server,
+            writers,
+            seconds,
+            body_bytes,
+        } => rt.block_on(http(server, &writers, seconds, body_bytes))?,
         Command::CheckpointLatency { seconds, writers } => {
             rt.block_on(checkpoint_latency(seconds, writers))?
         }
@@ -495,6 +512,81 @@ async fn read(data_dir: &std::path::Path, samples: usize) -> anyhow::Result<()> 
     Ok(())
 }
 
+async fn http(
+    server: crate::ServerArgs,
+    writers: &[usize],
+    seconds: u64,
+    body_bytes: usize,
+) -> anyhow::Result<()> {
+    let token = server
+        .token
+        .clone()
+        .context("--token (or DOCKET_TOKEN) is required")?;
+    let url = format!("{}/api/v1/entries", server.server.trim_end_matches('/'));
+    let http = reqwest::Client::builder()
+        .pool_max_idle_per_host(1024)
+        .build()?;
+    println!(
+        "http: POST {url}, one ~{body_bytes}-byte receipt per request, {seconds} s per writer count"
+    );
+    for &n in writers {
+        let stop = Arc::new(AtomicBool::new(false));
+        let started = Instant::now();
+        let tasks: Vec<_> = (0..n)
+            .map(|w| {
+                let (http, url, token, stop) =
+                    (http.clone(), url.clone(), token.clone(), stop.clone());
+                tokio::spawn(async move {
+                    let mut rng = rand::rngs::StdRng::seed_from_u64(w as u64);
+                    let bodies: Vec<Vec<u8>> = (0..BODIES_PER_WRITER)
+                        .map(|_| {
+                            let body: serde_json::Value =
+                                serde_json::from_slice(&receipt_json(&mut rng, body_bytes))
+                                    .expect("json");
+                            serde_json::to_vec(&json!({"type": "receipt", "body": body}))
+                                .expect("json")
+                        })
+                        .collect();
+                    let mut next = bodies.iter().cycle();
+                    let (mut lat, mut errors) = (Vec::new(), 0u64);
+                    while !stop.load(Ordering::Relaxed) {
+                        let t = Instant::now();
+                        let r = http
+                            .post(&url)
+                            .bearer_auth(&token)
+                            .header("content-type", "application/json")
+                            .body(next.next().expect("cycle").clone())
+                            .send()
+                            .await;
+                        match r {
+                            Ok(r) if r.status() == reqwest::StatusCode::CREATED => {
+                                lat.push(t.elapsed())
+                            }
+                            _ => errors += 1,
+                        }
+                    }
+                    (lat, errors)
+                })
+            })
+            .collect();
+        tokio::time::sleep(Duration::from_secs(seconds)).await;
+        stop.store(true, Ordering::Relaxed);
+        let (mut lat, mut errors) = (Vec::new(), 0);
+        for t in tasks {
+            let (l, e) = t.await?;
+            lat.extend(l);
+            errors += e;
+        }
+        let secs = started.elapsed().as_secs_f64();
+        println!(
+            "  {n:>4} writers: {:>8.0} entries/s, {errors} errors; ack latency {}",
+            lat.len() as f64 / secs,
+            summary(lat, "ms")
+        );
+    }
+    Ok(())
+}
+
 async fn checkpoint_latency(seconds: u64, writers: usize) -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
     let config = Config {
@@ -505,12 +597,13 @@ async fn checkpoint_latency(seconds: u64, writers: usize) -> anyhow::Result<()> 
     let running = docket_server::start(config).await?;
     let ledger = running.ledger.clone();
     let stop = Arc::new(AtomicBool::new(false));
-    // Watch checkpoints: (size, first time seen).
+    // Watch checkpoints: (size, first time seen), until every ack is covered.
+    let watching = Arc::new(AtomicBool::new(true));
     let watcher = {
-        let (ledger, stop) = (ledger.clone(), stop.clone());
+        let (ledger, stop) = (ledger.clone(), watching.clone());
         tokio::spawn(async move {
             let mut seen: Vec<(u64, Instant)> = Vec::new();
-            while !stop.load(Ordering::Relaxed) {
+            while stop.load(Ordering::Relaxed) {
                 let l = ledger.clone();
                 if let Ok(Ok(Some(cp))) =
                     tokio::task::spawn_blocking(move || l.latest_checkpoint()).await
@@ -551,7 +644,13 @@ async fn checkpoint_latency(seconds: u64, writers: usize) -> anyhow::Result<()> 
     for t in tasks {
         acks.extend(t.await?);
     }
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let last = acks.iter().map(|(s, _)| *s).max().unwrap_or(0);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while ledger.latest_checkpoint()?.is_none_or(|c| c.size <= last) && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    watching.store(false, Ordering::Relaxed);
     let seen = watcher.await?;
     let mut lat = Vec::new();
     for (seq, at) in &acks {
