@@ -35,7 +35,25 @@ pub enum IndexError {
     DataClasses,
 }
 
+/// Names of the single-valued attributes, in the order of [`IndexFields::attributes`].
+pub const ATTRIBUTES: [&str; 7] = [
+    "agent", "human", "project", "tool", "provider", "model", "outcome",
+];
+
 impl IndexFields {
+    /// The single-valued attributes, in the order of [`ATTRIBUTES`].
+    pub fn attributes(&self) -> [Option<&str>; 7] {
+        [
+            self.agent.as_deref(),
+            self.human.as_deref(),
+            self.project.as_deref(),
+            self.tool.as_deref(),
+            self.provider.as_deref(),
+            self.model.as_deref(),
+            self.outcome.as_deref(),
+        ]
+    }
+
     pub fn from_body(body: &Value) -> Result<Self, IndexError> {
         let text = |name: &'static str| -> Result<Option<String>, IndexError> {
             match body.get(name) {

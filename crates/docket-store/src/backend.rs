@@ -42,25 +42,26 @@ pub enum Col {
     DataClass = 8,
 }
 
+impl Col {
+    /// The columns of [`docket_core::index::ATTRIBUTES`], in that order.
+    pub const ATTRIBUTES: [Col; 7] = [
+        Col::Agent,
+        Col::Human,
+        Col::Project,
+        Col::Tool,
+        Col::Provider,
+        Col::Model,
+        Col::Outcome,
+    ];
+}
+
 impl IndexRow {
     /// `(column, value)` of every posting this entry makes.
     pub fn postings(&self) -> impl Iterator<Item = (Col, &str)> {
         let ix = &self.index;
-        let single = [
-            (Col::Agent, &ix.agent),
-            (Col::Human, &ix.human),
-            (Col::Project, &ix.project),
-            (Col::Tool, &ix.tool),
-            (Col::Provider, &ix.provider),
-            (Col::Model, &ix.model),
-            (Col::Outcome, &ix.outcome),
-        ];
+        let single = Col::ATTRIBUTES.into_iter().zip(ix.attributes());
         std::iter::once((Col::Type, self.kind.as_str()))
-            .chain(
-                single
-                    .into_iter()
-                    .filter_map(|(c, v)| v.as_deref().map(|v| (c, v))),
-            )
+            .chain(single.filter_map(|(c, v)| v.map(|v| (c, v))))
             .chain(ix.data_classes.iter().map(|c| (Col::DataClass, c.as_str())))
     }
 }

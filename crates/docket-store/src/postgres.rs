@@ -569,18 +569,10 @@ fn write_rows(
     }
     for row in rows {
         let ix = &row.index;
-        let attrs = [
-            &ix.agent,
-            &ix.human,
-            &ix.project,
-            &ix.tool,
-            &ix.provider,
-            &ix.model,
-            &ix.outcome,
-        ];
+        let attrs = ix.attributes();
         let used = attrs
             .into_iter()
-            .filter_map(|a| a.as_deref())
+            .flatten()
             .chain(std::iter::once(row.kind.as_str()))
             .chain(ix.data_classes.iter().map(String::as_str));
         for n in used {
@@ -598,7 +590,7 @@ fn write_rows(
             .copied()
             .ok_or_else(|| StoreError::Unavailable(format!("name {n:?} was not interned")))
     };
-    let opt_id = |v: &Option<String>| v.as_deref().map(id).transpose();
+    let opt_id = |v: Option<&str>| v.map(id).transpose();
 
     for chunk in chunks_by_size(rows) {
         let n = chunk.len();
@@ -616,15 +608,7 @@ fn write_rows(
             ts.push(row.ts.as_micros());
             mow.push(m);
             kind.push(id(row.kind.as_str())?);
-            for (col, v) in attrs.iter_mut().zip([
-                &ix.agent,
-                &ix.human,
-                &ix.project,
-                &ix.tool,
-                &ix.provider,
-                &ix.model,
-                &ix.outcome,
-            ]) {
+            for (col, v) in attrs.iter_mut().zip(ix.attributes()) {
                 col.push(opt_id(v)?);
             }
             data.push(&row.bytes);

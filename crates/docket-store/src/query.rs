@@ -5,6 +5,7 @@
 use docket_core::{EntryType, Timestamp};
 
 use crate::backend::Col;
+use docket_core::index::ATTRIBUTES;
 use thiserror::Error;
 
 pub const DEFAULT_LIMIT: u32 = 50;
@@ -64,6 +65,20 @@ fn field_err(field: &'static str, value: &str, expected: &'static str) -> QueryE
 }
 
 impl Query {
+    /// Filters on single-valued attributes, in the order of
+    /// [`docket_core::index::ATTRIBUTES`].
+    pub fn attributes(&self) -> [Option<&str>; 7] {
+        [
+            self.agent.as_deref(),
+            self.human.as_deref(),
+            self.project.as_deref(),
+            self.tool.as_deref(),
+            self.provider.as_deref(),
+            self.model.as_deref(),
+            self.outcome.as_deref(),
+        ]
+    }
+
     pub fn cursor_for(&self, last_seq: u64) -> String {
         match self.order {
             Order::Desc => format!("d{last_seq}"),
@@ -375,15 +390,11 @@ pub fn build_sql(
         ));
         entry_conds += 1;
     }
-    for (col, name, val) in [
-        (Col::Agent, "agent", &q.agent),
-        (Col::Human, "human", &q.human),
-        (Col::Project, "project", &q.project),
-        (Col::Tool, "tool", &q.tool),
-        (Col::Provider, "provider", &q.provider),
-        (Col::Model, "model", &q.model),
-        (Col::Outcome, "outcome", &q.outcome),
-    ] {
+    let attrs = Col::ATTRIBUTES
+        .into_iter()
+        .zip(ATTRIBUTES)
+        .zip(q.attributes());
+    for ((col, name), val) in attrs {
         if let Some(v) = val
             && !skip(col)
         {

@@ -255,19 +255,12 @@ fn write_rows(
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
     )?;
     for row in batch.rows {
-        let mut id = |v: &Option<String>| -> Result<Option<i64>, rusqlite::Error> {
-            v.as_deref()
-                .map(|n| intern(tx, names, added, n))
-                .transpose()
-        };
         let ix = &row.index;
-        let (agent, human, project, tool) = (
-            id(&ix.agent)?,
-            id(&ix.human)?,
-            id(&ix.project)?,
-            id(&ix.tool)?,
-        );
-        let (provider, model, outcome) = (id(&ix.provider)?, id(&ix.model)?, id(&ix.outcome)?);
+        let mut attrs = [None; 7];
+        for (id, value) in attrs.iter_mut().zip(ix.attributes()) {
+            *id = value.map(|n| intern(tx, names, added, n)).transpose()?;
+        }
+        let [agent, human, project, tool, provider, model, outcome] = attrs;
         let kind = intern(tx, names, added, row.kind.as_str())?;
         let classes = if ix.data_classes.is_empty() {
             None
