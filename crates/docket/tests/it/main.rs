@@ -1,6 +1,7 @@
 //! End-to-end tests of the `docket` binary: a real server process, a real
 //! SQLite file, tampering, crashes, receipts and queries from the CLI.
 
+mod cli;
 mod crash;
 mod support;
 mod tamper;
