@@ -155,6 +155,9 @@ pub trait Backend: Send + Sync + 'static {
     /// reads a few bytes per 256 entries.
     fn leaf_tile_summaries(&self) -> Result<Vec<TileSummary>, StoreError>;
 
+    /// The `ts` of the first entry of leaf tile `index`, as recorded.
+    fn tile_first_ts(&self, index: u64) -> Result<Option<i64>, StoreError>;
+
     /// The hashes of one tile.
     fn tile(&self, level: u8, index: u64) -> Result<Option<Vec<u8>>, StoreError>;
 

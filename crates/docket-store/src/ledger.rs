@@ -350,7 +350,11 @@ impl Ledger {
 
     /// The first `seq` whose `ts` is at or after `ts` (the log size if none).
     pub fn seq_at_time(&self, ts: Timestamp) -> Result<u64, StoreError> {
-        let size = self.size();
+        self.seq_at_time_within(ts, self.size())
+    }
+
+    /// [`Ledger::seq_at_time`] within the first `size` entries.
+    fn seq_at_time_within(&self, ts: Timestamp, size: u64) -> Result<u64, StoreError> {
         let t = ts.as_micros();
         let b = {
             let blocks = self.shared.block_ts.read();
@@ -368,13 +372,15 @@ impl Ledger {
     }
 
     fn seq_bounds(&self, q: &Query) -> Result<(u64, u64), StoreError> {
+        // One size for both bounds: entries committed in between must not
+        // fall inside a range whose lower bound was the size at the time.
         let size = self.size();
         let lo = match q.from {
-            Some(t) => self.seq_at_time(t)?,
+            Some(t) => self.seq_at_time_within(t, size)?,
             None => 0,
         };
         let hi = match q.to {
-            Some(t) => self.seq_at_time(t)?,
+            Some(t) => self.seq_at_time_within(t, size)?,
             None => size,
         };
         Ok((lo, hi.max(lo)))

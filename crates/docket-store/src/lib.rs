@@ -17,5 +17,6 @@ pub use error::StoreError;
 pub use ledger::{Appended, Ledger, LedgerConfig, NewEntry, Page};
 pub use query::{Order, Query, QueryError, TimeWindow};
 pub use verify::{
-    BackendSource, LogSource, VerifyFailure, VerifyOptions, VerifyReport, verify_log,
+    BackendSource, EntryChunk, LeafTile, LogSource, VerifyFailure, VerifyOptions, VerifyReport,
+    verify_log,
 };

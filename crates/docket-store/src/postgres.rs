@@ -854,6 +854,19 @@ impl Backend for PostgresBackend {
         })
     }
 
+    fn tile_first_ts(&self, index: u64) -> Result<Option<i64>, StoreError> {
+        let idx = index as i64;
+        self.read(|c| {
+            c.query_typed_opt(
+                "SELECT first_ts FROM tiles WHERE level = 0 AND idx = $1",
+                &[int(&idx)],
+            )?
+            .map(|r| r.try_get::<_, Option<i64>>(0))
+            .transpose()
+            .map(Option::flatten)
+        })
+    }
+
     fn tile(&self, level: u8, index: u64) -> Result<Option<Vec<u8>>, StoreError> {
         let (lvl, idx) = (i16::from(level), index as i64);
         self.read(|c| {

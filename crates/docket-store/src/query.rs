@@ -97,7 +97,12 @@ impl Query {
         if order != self.order || seq.is_empty() || !seq.bytes().all(|b| b.is_ascii_digit()) {
             return Err(bad());
         }
-        self.after = Some(seq.parse().map_err(|_| bad())?);
+        // Seqs are stored as signed 64-bit integers.
+        let after: u64 = seq.parse().map_err(|_| bad())?;
+        if after > i64::MAX as u64 {
+            return Err(bad());
+        }
+        self.after = Some(after);
         Ok(())
     }
 
@@ -207,12 +212,24 @@ fn parse_days(s: &str) -> Result<[bool; 7], QueryError> {
     Ok(set)
 }
 
+/// `HH:MM` with exactly two ASCII digits each, as (hours, minutes).
+fn hh_mm(t: &str) -> Option<(u16, u16)> {
+    let (h, m) = t.split_once(':')?;
+    let two = |d: &str| -> Option<u16> {
+        if d.len() == 2 && d.bytes().all(|b| b.is_ascii_digit()) {
+            d.parse().ok()
+        } else {
+            None
+        }
+    };
+    Some((two(h)?, two(m)?))
+}
+
 fn parse_hours(s: &str) -> Result<(u16, u16), QueryError> {
     let expected = "hours like 08:00-18:00 (from before to, 00:00 to 24:00)";
     let minute = |t: &str| -> Option<u16> {
-        let (h, m) = t.trim().split_once(':')?;
-        let (h, m): (u16, u16) = (h.parse().ok()?, m.parse().ok()?);
-        (m < 60 && (h < 24 || (h == 24 && m == 0))).then_some(h * 60 + m)
+        let (h, m) = hh_mm(t.trim())?;
+        (m < 60 && (h < 24 || (h == 24 && m == 0))).then(|| h * 60 + m)
     };
     let (a, b) = s
         .split_once('-')
@@ -233,11 +250,8 @@ fn parse_offset(s: &str) -> Result<i32, QueryError> {
         Some(b'-') => -1,
         _ => return Err(field_err("tz", s, expected)),
     };
-    let (h, m) = s[1..]
-        .split_once(':')
-        .ok_or_else(|| field_err("tz", s, expected))?;
-    match (h.parse::<i32>(), m.parse::<i32>()) {
-        (Ok(h), Ok(m)) if h <= 14 && m < 60 => Ok(sign * (h * 60 + m)),
+    match hh_mm(&s[1..]) {
+        Some((h, m)) if h <= 14 && m < 60 => Ok(sign * i32::from(h * 60 + m)),
         _ => Err(field_err("tz", s, expected)),
     }
 }
@@ -475,6 +489,35 @@ mod tests {
         assert!(TimeWindow::parse(None, Some("18:00-08:00"), false, None).is_err());
         assert!(TimeWindow::parse(None, Some("8-18"), false, None).is_err());
         assert!(TimeWindow::parse(None, None, false, Some("+25:00")).is_err());
+        // Hostile values are refused, never overflow.
+        for hours in [
+            "9999:00-10:00",
+            "08:00-99999:00",
+            "8:00-18:00",
+            "08:0-18:00",
+            "+8:00-18:00",
+        ] {
+            assert!(
+                TimeWindow::parse(None, Some(hours), false, None).is_err(),
+                "{hours}"
+            );
+        }
+        for tz in [
+            "+-99999999:00",
+            "+-5:00",
+            "++3:00",
+            "+00:-30",
+            "+5:00",
+            "+05:60",
+            "+99:00",
+            "-",
+        ] {
+            assert!(
+                TimeWindow::parse(None, None, false, Some(tz)).is_err(),
+                "{tz}"
+            );
+        }
+        assert!(TimeWindow::parse(None, None, false, Some("-05:30")).is_ok());
     }
 
     #[test]
@@ -491,6 +534,7 @@ mod tests {
             "d4 1",
             "a41",
             "d99999999999999999999999",
+            "d9223372036854775808",
         ] {
             assert!(Query::default().set_cursor(junk).is_err(), "{junk}");
         }

@@ -453,6 +453,15 @@ impl Backend for SqliteBackend {
         })
     }
 
+    fn tile_first_ts(&self, index: u64) -> Result<Option<i64>, StoreError> {
+        self.read(|c| {
+            c.prepare_cached("SELECT first_ts FROM tiles WHERE level = 0 AND idx = ?1")?
+                .query_row([index as i64], |r| r.get::<_, Option<i64>>(0))
+                .optional()
+                .map(Option::flatten)
+        })
+    }
+
     fn tile(&self, level: u8, index: u64) -> Result<Option<Vec<u8>>, StoreError> {
         self.read(|c| {
             c.prepare_cached("SELECT hashes FROM tiles WHERE level = ?1 AND idx = ?2")?

@@ -17,20 +17,32 @@ use crate::tiles::{TILE_HEIGHT, TILE_WIDTH, decode_hashes};
 /// A run of `(seq, canonical bytes)` in order.
 pub type EntryChunk = Vec<(u64, Vec<u8>)>;
 
-/// Where the log to verify comes from: a database, or a server's API.
+/// A stored leaf tile: its hashes and the `ts` of its first entry.
+#[derive(Clone, Debug, Default)]
+pub struct LeafTile {
+    pub hashes: Vec<Hash>,
+    pub first_ts: Option<i64>,
+}
+
+/// Where the log to verify comes from: a database, or a server's API. The
+/// log may be growing while it is read.
 pub trait LogSource: Sync {
+    /// How many entries the log holds now.
+    fn size(&self) -> Result<u64, StoreError>;
     /// Entries in `[from, to)`, in order, in chunks.
     fn entries(
         &self,
         from: u64,
+        to: u64,
         f: &mut dyn FnMut(EntryChunk) -> Result<(), StoreError>,
     ) -> Result<(), StoreError>;
     /// Stored leaf tile `index`, if this source has tiles at all.
-    fn leaf_tile(&self, index: u64) -> Result<Option<Vec<Hash>>, StoreError>;
+    fn leaf_tile(&self, index: u64) -> Result<Option<LeafTile>, StoreError>;
     /// Stored tiles of a level above 0, if this source has tiles at all.
     fn upper_tiles(&self, level: u8) -> Result<Option<Vec<TileRow>>, StoreError>;
     fn checkpoints(&self, after_size: u64, limit: u32)
     -> Result<Vec<StoredCheckpoint>, StoreError>;
+    fn latest_checkpoint(&self) -> Result<Option<StoredCheckpoint>, StoreError>;
 }
 
 const CHUNK: usize = 2048;
@@ -39,13 +51,29 @@ const CHUNK: usize = 2048;
 pub struct BackendSource<'a>(pub &'a dyn Backend);
 
 impl LogSource for BackendSource<'_> {
+    fn size(&self) -> Result<u64, StoreError> {
+        Ok(match self.0.last_entry()? {
+            None => 0,
+            Some(bytes) => {
+                docket_core::Entry::decode(&bytes)
+                    .map_err(|e| {
+                        StoreError::Corrupt(format!("the last entry does not decode: {e}"))
+                    })?
+                    .seq
+                    .0
+                    + 1
+            }
+        })
+    }
+
     fn entries(
         &self,
         from: u64,
+        to: u64,
         f: &mut dyn FnMut(EntryChunk) -> Result<(), StoreError>,
     ) -> Result<(), StoreError> {
         let mut chunk = Vec::with_capacity(CHUNK);
-        self.0.scan(from, u64::MAX >> 1, &mut |seq, bytes| {
+        self.0.scan(from, to, &mut |seq, bytes| {
             chunk.push((seq, bytes));
             if chunk.len() == CHUNK {
                 f(std::mem::replace(&mut chunk, Vec::with_capacity(CHUNK)))?;
@@ -58,13 +86,18 @@ impl LogSource for BackendSource<'_> {
         Ok(())
     }
 
-    fn leaf_tile(&self, index: u64) -> Result<Option<Vec<Hash>>, StoreError> {
-        Ok(Some(
-            self.0
-                .tile(0, index)?
-                .map(|b| decode_hashes(&b))
-                .unwrap_or_default(),
-        ))
+    fn leaf_tile(&self, index: u64) -> Result<Option<LeafTile>, StoreError> {
+        let hashes = self
+            .0
+            .tile(0, index)?
+            .map(|b| decode_hashes(&b))
+            .unwrap_or_default();
+        let first_ts = if hashes.is_empty() {
+            None
+        } else {
+            self.0.tile_first_ts(index)?
+        };
+        Ok(Some(LeafTile { hashes, first_ts }))
     }
 
     fn upper_tiles(&self, level: u8) -> Result<Option<Vec<TileRow>>, StoreError> {
@@ -77,6 +110,10 @@ impl LogSource for BackendSource<'_> {
         limit: u32,
     ) -> Result<Vec<StoredCheckpoint>, StoreError> {
         self.0.checkpoints(after_size, limit)
+    }
+
+    fn latest_checkpoint(&self) -> Result<Option<StoredCheckpoint>, StoreError> {
+        self.0.latest_checkpoint()
     }
 }
 
@@ -135,7 +172,9 @@ struct Walk<'a> {
     key: &'a LogVerifier,
     source: &'a dyn LogSource,
     checker: ChainChecker,
-    tile: Option<(u64, Vec<Hash>)>,
+    tile: Option<(u64, LeafTile)>,
+    /// The next entry pushed is the first of its leaf tile.
+    first_in_tile: bool,
     tiles_checked: u64,
     has_tiles: bool,
     /// Recomputed hashes at tree levels 8, 16, …, for the upper tiles.
@@ -144,6 +183,8 @@ struct Walk<'a> {
     checkpoints_after: u64,
     checkpoints_done: bool,
     checkpoints_checked: u64,
+    /// How many entries this walk checks: the log's size when it began.
+    target: u64,
 }
 
 impl Walk<'_> {
@@ -170,6 +211,10 @@ impl Walk<'_> {
             let Some(cp) = self.pending.front() else {
                 return Ok(());
             };
+            if cp.size > self.target {
+                // Signed after this walk began: beyond what it checks.
+                return Ok(());
+            }
             if cp.size > size {
                 return Ok(());
             }
@@ -219,6 +264,7 @@ impl Walk<'_> {
                     .unwrap_or_default();
                 self.tile = Some((tile_index, t));
                 self.tiles_checked += 1;
+                self.first_in_tile = true;
             }
         }
         let upper = &mut self.upper;
@@ -232,8 +278,8 @@ impl Walk<'_> {
                 upper[l].push(*h);
             }
         });
-        match checked {
-            Ok(_) => {}
+        let entry = match checked {
+            Ok(entry) => entry,
             Err(e) => {
                 // A broken chain at `seq` means `seq - 1` was altered if its
                 // recomputed leaf disagrees with the tree; say so.
@@ -245,9 +291,17 @@ impl Walk<'_> {
                 }
                 return Err(at(e.seq, e.problem.to_string()));
             }
-        }
+        };
         if let Some((_, tile)) = &self.tile {
-            match tile.get((seq % TILE_WIDTH) as usize) {
+            if std::mem::take(&mut self.first_in_tile)
+                && tile.first_ts != Some(entry.ts.as_micros())
+            {
+                return Err(at(
+                    seq,
+                    "the time index (the first ts of its leaf tile) does not match the entry: it was altered",
+                ));
+            }
+            match tile.hashes.get((seq % TILE_WIDTH) as usize) {
                 Some(stored) if *stored == leaf => {}
                 Some(_) => {
                     return Err(at(
@@ -269,12 +323,26 @@ pub fn verify_log(
     options: &VerifyOptions,
     progress: &(dyn Fn(u64) + Sync),
 ) -> Result<VerifyReport, VerifyFailure> {
+    // The log may grow while it is read: pin what to check first. The
+    // latest checkpoint is read before the size, so a log shorter than a
+    // checkpoint it signed means entries were removed, not appended late.
+    let latest = source.latest_checkpoint().map_err(source_err)?;
+    let target = source.size().map_err(source_err)?;
+    if let Some(cp) = &latest
+        && cp.size > target
+    {
+        return Err(whole(format!(
+            "a signed checkpoint covers {} entries but the log holds only {target}: entries from {target} on were removed",
+            cp.size
+        )));
+    }
     let has_tiles = source.upper_tiles(1).map_err(source_err)?.is_some();
     let mut walk = Walk {
         key,
         source,
         checker: ChainChecker::new(options.check_bodies),
         tile: None,
+        first_in_tile: false,
         tiles_checked: 0,
         has_tiles,
         upper: Vec::new(),
@@ -282,12 +350,13 @@ pub fn verify_log(
         checkpoints_after: 0,
         checkpoints_done: false,
         checkpoints_checked: 0,
+        target,
     };
     // Read and hash on one thread, check on this one.
     let (tx, rx) = crossbeam_channel::bounded::<Vec<(u64, Vec<u8>, Hash)>>(8);
     let result = std::thread::scope(|s| {
         let reader = s.spawn(move || {
-            source.entries(0, &mut |chunk| {
+            source.entries(0, target, &mut |chunk| {
                 let hashed = chunk
                     .into_iter()
                     .map(|(seq, bytes)| {
@@ -322,34 +391,29 @@ pub fn verify_log(
     });
     result?;
     let size = walk.checker.size();
-    walk.check_checkpoints()?;
-    if let Some(cp) = walk.pending.front() {
-        return Err(whole(format!(
-            "a signed checkpoint covers {} entries but the log holds only {size}: entries from {size} on were removed",
-            cp.size
-        )));
+    if size < target {
+        return Err(at(
+            size,
+            format!(
+                "the log should hold {target} entries but ends at {size}: entries from {size} on are missing"
+            ),
+        ));
     }
+    walk.check_checkpoints()?;
+    // Checks that only hold of a log that stopped growing while we read it.
+    let still = source.size().map_err(source_err)? == target;
     if has_tiles {
         // The last leaf tile must hold exactly the entries there are.
-        if !size.is_multiple_of(TILE_WIDTH) {
-            let t = source
-                .leaf_tile(size / TILE_WIDTH)
-                .map_err(source_err)?
-                .unwrap_or_default();
-            if t.len() as u64 != size % TILE_WIDTH {
-                return Err(whole(format!(
-                    "the Merkle tree holds {} leaves past the last entry: entries were removed from the end",
-                    t.len() as u64 - size % TILE_WIDTH
-                )));
-            }
-        } else if let Some(t) = source.leaf_tile(size / TILE_WIDTH).map_err(source_err)?
-            && !t.is_empty()
-        {
-            {
-                return Err(whole(
-                    "the Merkle tree holds leaves past the last entry: entries were removed from the end",
-                ));
-            }
+        let last = source
+            .leaf_tile(size / TILE_WIDTH)
+            .map_err(source_err)?
+            .unwrap_or_default();
+        let want = size % TILE_WIDTH;
+        if still && last.hashes.len() as u64 != want {
+            return Err(whole(format!(
+                "the Merkle tree holds {} leaves past the last entry: entries were removed from the end",
+                last.hashes.len() as u64 - want.min(last.hashes.len() as u64)
+            )));
         }
         for (l, expected) in walk.upper.iter().enumerate() {
             let level = (l + 1) as u8;
@@ -360,9 +424,12 @@ pub fn verify_log(
                 .iter()
                 .flat_map(|t| decode_hashes(&t.hashes))
                 .collect();
-            if let Some(i) =
-                (0..expected.len().max(stored.len())).find(|&i| stored.get(i) != expected.get(i))
-            {
+            let compare = if still {
+                expected.len().max(stored.len())
+            } else {
+                expected.len()
+            };
+            if let Some(i) = (0..compare).find(|&i| stored.get(i) != expected.get(i)) {
                 let first_leaf = (i as u64) << (u32::from(level) * u32::from(TILE_HEIGHT));
                 return Err(whole(format!(
                     "stored tree node at level {} index {i} (leaves from {first_leaf}) does not match the entries",

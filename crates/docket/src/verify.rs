@@ -9,7 +9,8 @@ use anyhow::{Context, bail};
 use docket_core::{Hash, LogVerifier, Timestamp};
 use docket_server::Config;
 use docket_store::{
-    BackendSource, LogSource, StoreError, StoredCheckpoint, TileRow, VerifyOptions, verify_log,
+    BackendSource, LeafTile, LogSource, StoreError, StoredCheckpoint, TileRow, VerifyOptions,
+    verify_log,
 };
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::Deserialize;
@@ -195,10 +196,45 @@ fn remote(e: anyhow::Error) -> StoreError {
     StoreError::Unavailable(format!("{e:#}"))
 }
 
+impl HttpSource {
+    fn checkpoint(c: CheckpointJson) -> Result<StoredCheckpoint, StoreError> {
+        Ok(StoredCheckpoint {
+            size: c.size,
+            root: Hash::parse_hash(&c.root).map_err(|_| {
+                StoreError::Corrupt(format!("checkpoint {} root is malformed", c.size))
+            })?,
+            note: c.note,
+            signed_at: Timestamp::parse_rfc3339(&c.signed_at).map_err(|_| {
+                StoreError::Corrupt(format!("checkpoint {} time is malformed", c.size))
+            })?,
+        })
+    }
+}
+
 impl LogSource for HttpSource {
+    fn size(&self) -> Result<u64, StoreError> {
+        let info: serde_json::Value = self.client.get("/api/v1/log").map_err(remote)?;
+        info["size"]
+            .as_u64()
+            .ok_or_else(|| StoreError::Corrupt("the server's /log has no size".into()))
+    }
+
+    fn latest_checkpoint(&self) -> Result<Option<StoredCheckpoint>, StoreError> {
+        // A log with no checkpoint yet answers 404.
+        if self.size()? == 0 {
+            return Ok(None);
+        }
+        match self.client.get::<CheckpointJson>("/api/v1/checkpoint") {
+            Ok(c) => Self::checkpoint(c).map(Some),
+            Err(e) if format!("{e:#}").contains("404") => Ok(None),
+            Err(e) => Err(remote(e)),
+        }
+    }
+
     fn entries(
         &self,
         _from: u64,
+        to: u64,
         f: &mut dyn FnMut(Vec<(u64, Vec<u8>)>) -> Result<(), StoreError>,
     ) -> Result<(), StoreError> {
         let mut cursor: Option<String> = None;
@@ -211,10 +247,15 @@ impl LogSource for HttpSource {
             let chunk: Vec<(u64, Vec<u8>)> = page
                 .entries
                 .into_iter()
+                .filter(|i| i.seq < to)
                 .map(|i| (i.seq, i.entry.get().as_bytes().to_vec()))
                 .collect();
+            let reached_end = chunk.last().is_some_and(|(s, _)| s + 1 >= to);
             if !chunk.is_empty() {
                 f(chunk)?;
+            }
+            if reached_end {
+                return Ok(());
             }
             match page.next_cursor {
                 Some(c) => cursor = Some(c),
@@ -223,7 +264,7 @@ impl LogSource for HttpSource {
         }
     }
 
-    fn leaf_tile(&self, _index: u64) -> Result<Option<Vec<Hash>>, StoreError> {
+    fn leaf_tile(&self, _index: u64) -> Result<Option<LeafTile>, StoreError> {
         Ok(None)
     }
 
@@ -242,20 +283,6 @@ impl LogSource for HttpSource {
                 "/api/v1/checkpoints?after_size={after_size}&limit={limit}"
             ))
             .map_err(remote)?;
-        page.checkpoints
-            .into_iter()
-            .map(|c| {
-                Ok(StoredCheckpoint {
-                    size: c.size,
-                    root: Hash::parse_hash(&c.root).map_err(|_| {
-                        StoreError::Corrupt(format!("checkpoint {} root is malformed", c.size))
-                    })?,
-                    note: c.note,
-                    signed_at: Timestamp::parse_rfc3339(&c.signed_at).map_err(|_| {
-                        StoreError::Corrupt(format!("checkpoint {} time is malformed", c.size))
-                    })?,
-                })
-            })
-            .collect()
+        page.checkpoints.into_iter().map(Self::checkpoint).collect()
     }
 }

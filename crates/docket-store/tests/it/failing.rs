@@ -42,6 +42,9 @@ impl Backend for Failing {
     fn leaf_tile_summaries(&self) -> Result<Vec<TileSummary>, StoreError> {
         self.inner.leaf_tile_summaries()
     }
+    fn tile_first_ts(&self, index: u64) -> Result<Option<i64>, StoreError> {
+        self.inner.tile_first_ts(index)
+    }
     fn tile(&self, level: u8, index: u64) -> Result<Option<Vec<u8>>, StoreError> {
         self.inner.tile(level, index)
     }

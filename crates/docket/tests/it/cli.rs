@@ -106,3 +106,55 @@ fn verify_and_query_a_running_server() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("401"));
     s.stop();
 }
+
+#[test]
+fn a_log_that_grows_while_it_is_verified_verifies() {
+    let root = tempfile::tempdir().unwrap();
+    let dir = root.path().join("data");
+    let s = ServerProcess::start(&dir, None);
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writers: Vec<_> = (0..4)
+        .map(|w| {
+            let (base, token, stop) = (s.base.clone(), s.token.clone(), stop.clone());
+            std::thread::spawn(move || {
+                let c = reqwest::blocking::Client::new();
+                let mut n = 0;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    let r = c
+                        .post(format!("{base}/api/v1/entries"))
+                        .bearer_auth(&token)
+                        .json(
+                            &json!({"type": "receipt", "body": {"agent": format!("w{w}"), "n": n}}),
+                        )
+                        .send()
+                        .unwrap();
+                    assert_eq!(r.status(), reqwest::StatusCode::CREATED);
+                    n += 1;
+                }
+            })
+        })
+        .collect();
+    s.wait_for_checkpoint(500);
+    let key = dir.join("log.pub");
+    // Several walks while appends and checkpoints keep landing.
+    for _ in 0..3 {
+        let out = run(&["verify", "--data-dir", dir.to_str().unwrap(), "--json"]);
+        assert!(out.status.success(), "data dir: {}", stdout(&out));
+        let out = run(&[
+            "verify",
+            "--server",
+            &s.base,
+            "--token",
+            &s.token,
+            "--key",
+            key.to_str().unwrap(),
+            "--json",
+        ]);
+        assert!(out.status.success(), "server: {}", stdout(&out));
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for w in writers {
+        w.join().unwrap();
+    }
+    s.stop();
+}

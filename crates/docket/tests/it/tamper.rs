@@ -157,6 +157,20 @@ fn verify_names_the_first_bad_seq_for_every_kind_of_tampering() {
         Some(200),
     );
 
+    // The time index that turns time ranges into seq ranges, skewed.
+    case(
+        "time-index",
+        &|d| {
+            db(d)
+                .execute(
+                    "UPDATE tiles SET first_ts = first_ts + 3600000000 WHERE level = 0 AND idx = 1",
+                    [],
+                )
+                .unwrap();
+        },
+        Some(256),
+    );
+
     // The last entries removed: the signed checkpoint still covers them.
     case(
         "truncated",
