@@ -32,8 +32,10 @@ impl SqliteConfig {
     pub fn new(path: impl Into<PathBuf>) -> Self {
         Self {
             path: path.into(),
-            writer_cache_mib: 64,
-            reader_cache_mib: 16,
+            // Page caches bound the server's memory (eight readers and the
+            // writer at most ~100 MB); the OS page cache does the rest.
+            writer_cache_mib: 32,
+            reader_cache_mib: 8,
             readers: 8,
         }
     }
