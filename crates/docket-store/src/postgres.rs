@@ -522,32 +522,23 @@ fn intern_all(
     stmts: &Statements,
     names: &mut HashMap<String, i64>,
     added: &mut Vec<String>,
-    missing: Vec<&str>,
+    mut missing: Vec<&str>,
 ) -> Result<(), StoreError> {
-    learn(names, added, tx.query(&stmts.select_names, &[&missing]))?;
-    let missing: Vec<&str> = missing
-        .into_iter()
-        .filter(|n| !names.contains_key(*n))
-        .collect();
-    if missing.is_empty() {
-        return Ok(());
+    for stmt in [
+        &stmts.select_names,
+        &stmts.insert_names,
+        &stmts.select_names,
+    ] {
+        learn(names, added, tx.query(stmt, &[&missing]))?;
+        missing.retain(|n| !names.contains_key(*n));
+        if missing.is_empty() {
+            return Ok(());
+        }
     }
-    learn(names, added, tx.query(&stmts.insert_names, &[&missing]))?;
-    let missing: Vec<&str> = missing
-        .into_iter()
-        .filter(|n| !names.contains_key(*n))
-        .collect();
-    if missing.is_empty() {
-        return Ok(());
-    }
-    learn(names, added, tx.query(&stmts.select_names, &[&missing]))?;
-    match missing.iter().find(|n| !names.contains_key(**n)) {
-        Some(n) => Err(StoreError::Unavailable(format!(
-            "name {:?} could be neither inserted nor found",
-            n.chars().take(80).collect::<String>()
-        ))),
-        None => Ok(()),
-    }
+    Err(StoreError::Unavailable(format!(
+        "name {:?} could be neither inserted nor found",
+        missing[0].chars().take(80).collect::<String>()
+    )))
 }
 
 fn write_rows(
