@@ -33,8 +33,8 @@ impl SqliteConfig {
         Self {
             path: path.into(),
             // Page caches bound the server's memory (eight readers and the
-            // writer at most ~100 MB); the OS page cache does the rest.
-            writer_cache_mib: 32,
+            // writer at most ~130 MB); the OS page cache does the rest.
+            writer_cache_mib: 64,
             reader_cache_mib: 8,
             readers: 8,
         }
