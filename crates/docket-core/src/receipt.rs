@@ -57,14 +57,15 @@ pub struct VerifiedReceipt {
 }
 
 impl Receipt {
-    pub fn new(entry: &Entry, proof: &[Hash], checkpoint: &SignedCheckpoint) -> Self {
+    /// `note` is the signed checkpoint for a tree of `tree_size` entries.
+    pub fn new(entry: &Entry, proof: &[Hash], tree_size: u64, note: &str) -> Self {
         let entry_json = serde_json::from_slice(&entry.encode()).unwrap_or_default();
         Self {
             format: RECEIPT_FORMAT.to_owned(),
             entry: entry_json,
-            tree_size: checkpoint.size,
+            tree_size,
             inclusion_proof: proof.iter().map(|h| h.to_string()).collect(),
-            checkpoint: checkpoint.note.clone(),
+            checkpoint: note.to_owned(),
         }
     }
 
@@ -148,7 +149,7 @@ mod tests {
         let size = tree.len();
         let cp = signer.sign(size, tree.root(size).unwrap()).unwrap();
         let proof = prove_inclusion(seq, size, tree).unwrap();
-        Receipt::new(&entries[seq as usize], &proof, &cp)
+        Receipt::new(&entries[seq as usize], &proof, cp.size, &cp.note)
     }
 
     #[test]

@@ -94,21 +94,6 @@ pub struct TileRow {
     pub first_ts: Option<i64>,
 }
 
-impl TileRow {
-    pub fn hash(&self, i: usize) -> Option<Hash> {
-        let bytes = self.hashes.get(i * 32..i * 32 + 32)?;
-        Some(Hash(bytes.try_into().ok()?))
-    }
-
-    pub fn len(&self) -> usize {
-        self.hashes.len() / 32
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.hashes.is_empty()
-    }
-}
-
 /// A leaf tile's index, length in hashes, and first entry's `ts`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct TileSummary {
@@ -171,9 +156,6 @@ pub trait Backend: Send + Sync + 'static {
     -> Result<Vec<StoredCheckpoint>, StoreError>;
 
     fn latest_checkpoint(&self) -> Result<Option<StoredCheckpoint>, StoreError>;
-
-    /// The smallest checkpoint whose tree holds at least `size` entries.
-    fn checkpoint_covering(&self, size: u64) -> Result<Option<StoredCheckpoint>, StoreError>;
 
     /// How this database spells positional parameters.
     fn placeholder(&self) -> Placeholder;

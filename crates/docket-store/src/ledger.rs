@@ -339,13 +339,7 @@ impl Ledger {
                 ))
             })?;
         let proof = self.inclusion_proof(seq, cp.size)?;
-        let signed = docket_core::SignedCheckpoint {
-            origin: String::new(),
-            size: cp.size,
-            root: cp.root,
-            note: cp.note.clone(),
-        };
-        Ok(Receipt::new(&entry, &proof, &signed))
+        Ok(Receipt::new(&entry, &proof, cp.size, &cp.note))
     }
 
     /// The first `seq` whose `ts` is at or after `ts` (the log size if none).

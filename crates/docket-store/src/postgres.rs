@@ -930,21 +930,6 @@ impl Backend for PostgresBackend {
         .transpose()
     }
 
-    fn checkpoint_covering(&self, size: u64) -> Result<Option<StoredCheckpoint>, StoreError> {
-        let size = size as i64;
-        self.read(|c| {
-            c.query_typed_opt(
-                &format!(
-                    "SELECT {CHECKPOINT_COLS} FROM checkpoints WHERE size >= $1 ORDER BY size LIMIT 1"
-                ),
-                &[int(&size)],
-            )
-        })?
-        .as_ref()
-        .map(checkpoint_row)
-        .transpose()
-    }
-
     fn placeholder(&self) -> Placeholder {
         placeholder
     }

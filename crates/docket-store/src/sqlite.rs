@@ -527,17 +527,6 @@ impl Backend for SqliteBackend {
         })
     }
 
-    fn checkpoint_covering(&self, size: u64) -> Result<Option<StoredCheckpoint>, StoreError> {
-        self.read(|c| {
-            c.query_row(
-                &format!("SELECT {CHECKPOINT_COLS} FROM checkpoints WHERE size >= ?1 ORDER BY size LIMIT 1"),
-                [size as i64],
-                checkpoint_row,
-            )
-            .optional()
-        })
-    }
-
     fn placeholder(&self) -> Placeholder {
         |i| format!("?{i}")
     }

@@ -281,8 +281,8 @@ impl Walk<'_> {
         let entry = match checked {
             Ok(entry) => entry,
             Err(e) => {
-                // A broken chain at `seq` means `seq - 1` was altered if its
-                // recomputed leaf disagrees with the tree; say so.
+                // With tiles, an altered entry fails its own leaf check
+                // first; without them, the next entry's `prev` is where it shows.
                 if matches!(e.problem, ChainProblem::BrokenChain) {
                     return Err(at(
                         e.seq,

@@ -64,9 +64,7 @@ impl Backend for Failing {
     fn latest_checkpoint(&self) -> Result<Option<StoredCheckpoint>, StoreError> {
         self.inner.latest_checkpoint()
     }
-    fn checkpoint_covering(&self, size: u64) -> Result<Option<StoredCheckpoint>, StoreError> {
-        self.inner.checkpoint_covering(size)
-    }
+
     fn placeholder(&self) -> Placeholder {
         self.inner.placeholder()
     }
