@@ -112,6 +112,19 @@ impl Timestamp {
     }
 }
 
+impl Serialize for Timestamp {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for Timestamp {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        Timestamp::parse_rfc3339(&s).map_err(serde::de::Error::custom)
+    }
+}
+
 impl fmt::Display for Timestamp {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut out = Vec::with_capacity(27);
@@ -156,9 +169,18 @@ entry_types! {
     ChangeRequested => "change.requested",
     ChangeApproved => "change.approved",
     ChangeApplied => "change.applied",
+    ChangeRejected => "change.rejected",
+    UserCreated => "user.created",
+    UserUpdated => "user.updated",
+    ProjectCreated => "project.created",
+    ProjectUpdated => "project.updated",
     AgentRegistered => "agent.registered",
+    AgentSuspended => "agent.suspended",
+    AgentResumed => "agent.resumed",
+    AgentRetired => "agent.retired",
     CredentialIssued => "credential.issued",
     CredentialRevoked => "credential.revoked",
+    SignatureRejected => "signature.rejected",
     Verification => "verification",
     Review => "review",
     AccessReview => "access_review",

@@ -7,6 +7,7 @@
 pub mod audit;
 pub mod checkpoint;
 pub mod entry;
+pub mod identity;
 pub mod index;
 pub mod merkle;
 pub mod receipt;

@@ -1,11 +1,19 @@
-//! Bearer-token authentication for every route but `/healthz`. Tokens are
-//! stored only as SHA-256 digests and compared in constant time.
+//! Authentication for every route but `/healthz`: resolves the request's
+//! credentials to a [`Caller`] — the first-start bootstrap token, a human's
+//! token, an agent's API key or session key (with the human it acts for and,
+//! when the agent signed the request, its verified RFC 9421 signature), or
+//! HTTP Basic credentials on the login route only. Tokens are stored only
+//! as SHA-256 digests and compared in constant time.
 
+use axum::body::Body;
 use axum::extract::{Request, State};
+use axum::http::HeaderMap;
 use axum::middleware::Next;
 use axum::response::Response;
 use base64::Engine;
-use base64::prelude::BASE64_URL_SAFE_NO_PAD;
+use base64::prelude::{BASE64_STANDARD, BASE64_URL_SAFE_NO_PAD};
+use docket_core::Timestamp;
+use docket_core::identity::{Actor, Event, HumanAssurance, UserId};
 use rand::RngCore;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
@@ -13,10 +21,16 @@ use zeroize::Zeroizing;
 
 use crate::AppState;
 use crate::error::ApiError;
+use crate::httpsig;
+use crate::identity::{AuthError, Caller, LoginPassword};
 
 pub const ADMIN_TOKEN_META: &str = "admin_token_sha256";
 
-/// A fresh random token: `dkt_` and 32 random bytes, base64url.
+/// The header an agent names the human it acts for with, when no session
+/// credential binds one.
+pub const ON_BEHALF_OF: &str = "docket-on-behalf-of";
+
+/// A fresh random bootstrap token: `dkt_` and 32 random bytes, base64url.
 pub fn new_token() -> Zeroizing<String> {
     let mut bytes = Zeroizing::new([0u8; 32]);
     rand::rngs::OsRng.fill_bytes(bytes.as_mut());
@@ -30,7 +44,7 @@ pub fn digest(token: &str) -> [u8; 32] {
     Sha256::digest(token.as_bytes()).into()
 }
 
-/// The tokens the server accepts.
+/// The bootstrap token's digest.
 #[derive(Clone)]
 pub struct Auth {
     admin_digest: [u8; 32],
@@ -52,13 +66,185 @@ impl Auth {
     }
 }
 
-/// Who made a request; later roles and agents hang off this.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Caller {
-    Admin,
+fn refused(e: AuthError) -> ApiError {
+    ApiError::unauthorized(e.to_string())
 }
 
-pub async fn require_token(
+fn bearer(state: &AppState, token: &str) -> Result<Caller, ApiError> {
+    if token.starts_with("dkt_") {
+        if !state.auth.accepts(token) {
+            return Err(refused(AuthError::Invalid));
+        }
+        if !state.identity.bootstrap_open() {
+            return Err(refused(AuthError::BootstrapRetired));
+        }
+        return Ok(Caller::Bootstrap);
+    }
+    state
+        .identity
+        .authenticate(token, Timestamp::now())
+        .map_err(refused)
+}
+
+fn basic(req: &Request, encoded: &str) -> Result<(Caller, LoginPassword), ApiError> {
+    if req.uri().path() != "/api/v1/login" {
+        return Err(ApiError::unauthorized(
+            "Basic credentials are accepted only by POST /api/v1/login; send `Authorization: Bearer <token>`",
+        ));
+    }
+    let bad = || ApiError::unauthorized("Basic credentials must be base64 of `user:password`");
+    let decoded = Zeroizing::new(BASE64_STANDARD.decode(encoded.trim()).map_err(|_| bad())?);
+    let text = std::str::from_utf8(&decoded).map_err(|_| bad())?;
+    let (user, password) = text.split_once(':').ok_or_else(bad)?;
+    let user: UserId = user
+        .parse()
+        .map_err(|_| ApiError::unauthorized("user or password is wrong"))?;
+    Ok((
+        Caller::Login { user },
+        LoginPassword(Zeroizing::new(password.to_owned())),
+    ))
+}
+
+/// Applies `Docket-On-Behalf-Of` to an agent caller: a session's bound
+/// human cannot be replaced; an API key's human is recorded as asserted.
+fn on_behalf_of(state: &AppState, headers: &HeaderMap, actor: &mut Actor) -> Result<(), ApiError> {
+    let Some(value) = headers.get(ON_BEHALF_OF) else {
+        return Ok(());
+    };
+    let named: UserId = value
+        .to_str()
+        .ok()
+        .and_then(|v| v.trim().parse().ok())
+        .ok_or_else(|| {
+            ApiError::bad_request(
+                "invalid_header",
+                format!("{ON_BEHALF_OF} must be a user id"),
+            )
+        })?;
+    let Actor::Agent {
+        human,
+        human_assurance,
+        ..
+    } = actor
+    else {
+        return Ok(());
+    };
+    if *human_assurance == HumanAssurance::Session {
+        if human.as_ref() != Some(&named) {
+            return Err(ApiError::new(
+                axum::http::StatusCode::FORBIDDEN,
+                "forbidden",
+                format!(
+                    "this session acts for {}; it cannot act for {named}",
+                    human.as_ref().map(|h| h.as_str()).unwrap_or("nobody")
+                ),
+            ));
+        }
+        return Ok(());
+    }
+    if state.identity.read().user(&named).is_err() {
+        return Err(ApiError::bad_request(
+            "unknown_user",
+            format!("{ON_BEHALF_OF}: no user {named}"),
+        ));
+    }
+    *human = Some(named);
+    *human_assurance = HumanAssurance::Asserted;
+    Ok(())
+}
+
+/// Verifies an agent's RFC 9421 signature over the request; a failure is
+/// recorded in the ledger (the agent's key was used, its signature did not
+/// hold) and refused.
+async fn check_signature(
+    state: &AppState,
+    caller: &mut Caller,
+    req: Request,
+) -> Result<Request, ApiError> {
+    let Caller::Agent {
+        agent,
+        project,
+        actor,
+        ..
+    } = caller
+    else {
+        return Ok(req);
+    };
+    let (parts, body) = req.into_parts();
+    let bytes = axum::body::to_bytes(body, state.config.max_body_bytes)
+        .await
+        .map_err(|_| {
+            ApiError::new(
+                axum::http::StatusCode::PAYLOAD_TOO_LARGE,
+                "payload_too_large",
+                "request body is larger than the server's limit (max_body_bytes)",
+            )
+        })?;
+    let Actor::Agent {
+        did, credential, ..
+    } = &*actor
+    else {
+        return Err(ApiError::internal("agent caller without agent actor"));
+    };
+    let scheme = parts
+        .headers
+        .get("x-forwarded-proto")
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| *v == "https")
+        .unwrap_or("http");
+    let authority = parts
+        .headers
+        .get(axum::http::header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    let path_and_query = parts
+        .uri
+        .path_and_query()
+        .map(|p| p.as_str())
+        .unwrap_or("/");
+    let config = httpsig::VerifyConfig {
+        max_age_secs: state.identity.config.signature_max_age_secs,
+        max_skew_secs: 60,
+    };
+    let now = Timestamp::now().as_micros() / 1_000_000;
+    match httpsig::verify_request(
+        &parts.method,
+        scheme,
+        authority,
+        path_and_query,
+        &parts.headers,
+        &bytes,
+        &did.public_key(),
+        now,
+        &config,
+    ) {
+        Ok(sig) => {
+            if let Actor::Agent { signature, .. } = actor {
+                *signature = Some(serde_json::to_value(&sig).map_err(ApiError::internal)?);
+            }
+            Ok(Request::from_parts(parts, Body::from(bytes)))
+        }
+        Err(e) => {
+            let event = Event::SignatureRejected {
+                agent: agent.clone(),
+                project: project.clone(),
+                credential: credential.clone(),
+                method: parts.method.to_string(),
+                path: parts.uri.path().chars().take(512).collect(),
+                error: e.to_string(),
+            };
+            state
+                .identity
+                .commit(actor.clone(), move |_| Ok(vec![event]))
+                .await?;
+            Err(ApiError::unauthorized(format!(
+                "request signature rejected: {e}"
+            )))
+        }
+    }
+}
+
+pub async fn authenticate(
     State(state): State<AppState>,
     mut req: Request,
     next: Next,
@@ -66,15 +252,28 @@ pub async fn require_token(
     let header = req
         .headers()
         .get(axum::http::header::AUTHORIZATION)
-        .ok_or_else(|| ApiError::unauthorized("missing `Authorization: Bearer <token>` header"))?;
-    let token = header
+        .ok_or_else(|| ApiError::unauthorized("missing `Authorization: Bearer <token>` header"))?
         .to_str()
-        .ok()
-        .and_then(|h| h.strip_prefix("Bearer "))
-        .ok_or_else(|| ApiError::unauthorized("Authorization header must be `Bearer <token>`"))?;
-    if !state.auth.accepts(token.trim()) {
-        return Err(ApiError::unauthorized("token is not valid"));
+        .map_err(|_| ApiError::unauthorized("Authorization header is not valid text"))?
+        .to_owned();
+    let header = Zeroizing::new(header);
+    let mut caller = if let Some(token) = header.strip_prefix("Bearer ") {
+        bearer(&state, token.trim())?
+    } else if let Some(encoded) = header.strip_prefix("Basic ") {
+        let (caller, password) = basic(&req, encoded)?;
+        req.extensions_mut().insert(password);
+        caller
+    } else {
+        return Err(ApiError::unauthorized(
+            "Authorization header must be `Bearer <token>`",
+        ));
+    };
+    if let Caller::Agent { actor, .. } = &mut caller {
+        on_behalf_of(&state, req.headers(), actor)?;
     }
-    req.extensions_mut().insert(Caller::Admin);
+    if httpsig::is_signed(req.headers()) {
+        req = check_signature(&state, &mut caller, req).await?;
+    }
+    req.extensions_mut().insert(caller);
     Ok(next.run(req).await)
 }

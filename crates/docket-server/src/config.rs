@@ -24,7 +24,51 @@ pub struct Config {
     pub max_body_bytes: usize,
     pub max_batch_entries: usize,
     pub storage: StorageConfig,
+    pub identity: IdentityConfig,
     pub log_format: LogFormat,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct IdentityConfig {
+    /// The data classes projects and agents may name.
+    pub data_classes: Vec<String>,
+    /// Lifetime of a session credential when the request names none.
+    pub session_default_ttl_secs: u64,
+    /// Longest lifetime a session credential may ask for.
+    pub session_max_ttl_secs: u64,
+    /// Lifetime of the token `POST /api/v1/login` hands out.
+    pub login_ttl_secs: u64,
+    /// How long a rotated credential keeps working when the request names no grace.
+    pub rotation_grace_secs: u64,
+    /// How often expired credentials get their revocation entry.
+    pub expiry_sweep_ms: u64,
+    /// Oldest `created` accepted on a signed request (RFC 9421).
+    pub signature_max_age_secs: i64,
+}
+
+impl Default for IdentityConfig {
+    fn default() -> Self {
+        Self {
+            data_classes: [
+                "customer_data",
+                "pii",
+                "financial",
+                "health",
+                "credentials",
+                "internal",
+                "public",
+            ]
+            .map(String::from)
+            .to_vec(),
+            session_default_ttl_secs: 3600,
+            session_max_ttl_secs: 86_400,
+            login_ttl_secs: 12 * 3600,
+            rotation_grace_secs: 86_400,
+            expiry_sweep_ms: 5_000,
+            signature_max_age_secs: 300,
+        }
+    }
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize)]
@@ -74,6 +118,7 @@ impl Default for Config {
             max_body_bytes: 8 * 1024 * 1024,
             max_batch_entries: 1000,
             storage: StorageConfig::default(),
+            identity: IdentityConfig::default(),
             log_format: LogFormat::Text,
         }
     }

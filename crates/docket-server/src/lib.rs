@@ -2,9 +2,12 @@
 //! an [`AppState`], [`start`] opens a data directory and serves it.
 
 pub mod auth;
+pub mod authz;
 pub mod checkpointer;
 pub mod config;
 pub mod error;
+pub mod httpsig;
+pub mod identity;
 pub mod init;
 pub mod routes;
 mod telemetry;
@@ -15,7 +18,7 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::routing::{get, post};
+use axum::routing::get;
 use docket_store::{Ledger, LedgerConfig};
 use tokio::sync::watch;
 use zeroize::Zeroizing;
@@ -35,33 +38,33 @@ pub struct AppState {
     pub ledger: Arc<Ledger>,
     pub log: Arc<LogInfo>,
     pub auth: Auth,
+    pub identity: Arc<identity::Identity>,
     pub config: Arc<Config>,
 }
 
-/// The whole HTTP surface. Every route but `/healthz` needs a token.
+/// The whole HTTP surface. Every route but `/healthz` needs credentials,
+/// and each route is authorized by its entry in [`routes::table`].
 pub fn app(state: AppState) -> Router {
-    let api = Router::new()
-        .route(
-            "/api/v1/entries",
-            post(routes::entries::append).get(routes::entries::list),
-        )
-        .route("/api/v1/entries/{seq}", get(routes::entries::get))
-        .route("/api/v1/log", get(routes::log::info))
-        .route("/api/v1/checkpoint", get(routes::log::latest))
-        .route("/api/v1/checkpoints", get(routes::log::list))
-        .route("/api/v1/proofs/inclusion", get(routes::log::inclusion))
-        .route("/api/v1/proofs/consistency", get(routes::log::consistency))
-        .route("/api/v1/proofs/range", get(routes::log::range))
-        .route("/api/v1/receipts/{seq}", get(routes::log::receipt))
-        .route("/api/v1/openapi.json", get(telemetry::openapi))
-        .route("/metrics", get(telemetry::metrics))
+    let mut api = Router::new();
+    for route in routes::table() {
+        let permission = route.permission;
+        api = api.route(
+            route.path,
+            route
+                .handler
+                .route_layer(axum::middleware::from_fn(move |req, next| {
+                    authz::authorize(permission, req, next)
+                })),
+        );
+    }
+    let api = api
         .fallback(error::not_found)
         .method_not_allowed_fallback(error::method_not_allowed)
-        // `layer`, not `route_layer`: unknown paths also need a token, so
-        // nobody learns which routes exist without one.
+        // `layer`, not `route_layer`: unknown paths also need credentials,
+        // so nobody learns which routes exist without them.
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
-            auth::require_token,
+            auth::authenticate,
         ));
     Router::new()
         .route("/healthz", get(telemetry::healthz))
@@ -87,12 +90,14 @@ pub enum StartError {
 pub struct Running {
     pub addr: SocketAddr,
     pub log: LogInfo,
-    /// The admin token, on the first start of a data directory only.
+    /// The bootstrap token, on the first start of a data directory only: it
+    /// can create the first admin (`POST /api/v1/bootstrap`), nothing else.
     pub new_admin_token: Option<Zeroizing<String>>,
     pub ledger: Arc<Ledger>,
     shutdown: watch::Sender<bool>,
     server: tokio::task::JoinHandle<std::io::Result<()>>,
     checkpointer: tokio::task::JoinHandle<()>,
+    upkeep: tokio::task::JoinHandle<()>,
 }
 
 impl Running {
@@ -101,6 +106,7 @@ impl Running {
         let _ = self.shutdown.send(true);
         let served = self.server.await.unwrap_or(Ok(()));
         let _ = self.checkpointer.await;
+        let _ = self.upkeep.await;
         let ledger = self.ledger.clone();
         let _ = tokio::task::spawn_blocking(move || ledger.close()).await;
         served
@@ -141,6 +147,17 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         })?
         .map_err(init::InitError::from)?;
     let ledger = Arc::new(ledger);
+    let id_ledger = ledger.clone();
+    let id_config = config.identity.clone();
+    let identity =
+        tokio::task::spawn_blocking(move || identity::Identity::load(id_ledger, id_config))
+            .await
+            .map_err(|e| init::InitError::Io {
+                path: "identity registry".into(),
+                source: std::io::Error::other(e),
+            })?
+            .map_err(init::InitError::from)?;
+    let identity = Arc::new(identity);
     let signer = Arc::new(opened.signer);
     let log = LogInfo {
         origin: signer.origin().to_owned(),
@@ -150,6 +167,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         ledger: ledger.clone(),
         log: Arc::new(log.clone()),
         auth: Auth::new(opened.admin_digest),
+        identity: identity.clone(),
         config: Arc::new(config.clone()),
     };
     let listener = tokio::net::TcpListener::bind(config.listen)
@@ -169,6 +187,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         Duration::from_millis(config.checkpoint_interval_ms.max(1)),
         rx.clone(),
     );
+    let upkeep = identity::spawn_upkeep(identity, rx.clone());
     let mut stop = rx;
     let router = app(state);
     let server = tokio::spawn(async move {
@@ -187,5 +206,6 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         shutdown,
         server,
         checkpointer,
+        upkeep,
     })
 }

@@ -404,6 +404,34 @@ fn build(data_dir: &std::path::Path, entries: u64, body_bytes: usize) -> anyhow:
     Ok(())
 }
 
+/// The bench admin's personal token: on the first run the bootstrap token
+/// creates the admin, and the personal token replaces it in the file.
+async fn bench_admin(
+    http: &reqwest::Client,
+    base: &str,
+    data_dir: &std::path::Path,
+    token: &str,
+) -> anyhow::Result<String> {
+    if !token.starts_with("dkt_") {
+        return Ok(token.to_owned());
+    }
+    let r = http
+        .post(format!("{base}/api/v1/bootstrap"))
+        .bearer_auth(token)
+        .json(&serde_json::json!({"id": "bench", "name": "Benchmark admin"}))
+        .send()
+        .await?
+        .error_for_status()
+        .context("creating the bench admin")?;
+    let v: serde_json::Value = r.json().await?;
+    let personal = v["token"]
+        .as_str()
+        .context("bootstrap answered without a token")?
+        .to_owned();
+    std::fs::write(data_dir.join("bench-admin-token"), &personal)?;
+    Ok(personal)
+}
+
 async fn read(data_dir: &std::path::Path, samples: usize) -> anyhow::Result<()> {
     let token = std::fs::read_to_string(data_dir.join("bench-admin-token")).context(
         "no bench-admin-token: build the data directory with `docket bench build` first",
@@ -416,6 +444,7 @@ async fn read(data_dir: &std::path::Path, samples: usize) -> anyhow::Result<()> 
     let running = docket_server::start(config).await?;
     let base = format!("http://{}", running.addr);
     let http = reqwest::Client::new();
+    let token = bench_admin(&http, &base, data_dir, token.trim()).await?;
     let size = running.ledger.size();
     println!(
         "read: {size} entries in {}, through the HTTP API on loopback",

@@ -24,11 +24,43 @@ impl Client {
     }
 
     pub fn get<T: DeserializeOwned>(&self, path_and_query: &str) -> anyhow::Result<T> {
-        let url = format!("{}{}", self.base, path_and_query);
-        let mut req = self.http.get(&url);
+        self.send(reqwest::Method::GET, path_and_query, None)
+    }
+
+    /// Sends `body` (JSON) with `method`; decodes the answer or the API's error.
+    pub fn send<T: DeserializeOwned>(
+        &self,
+        method: reqwest::Method,
+        path_and_query: &str,
+        body: Option<&serde_json::Value>,
+    ) -> anyhow::Result<T> {
+        let mut req = self
+            .http
+            .request(method, format!("{}{}", self.base, path_and_query));
         if let Some(t) = &self.token {
             req = req.bearer_auth(t);
         }
+        if let Some(b) = body {
+            req = req.json(b);
+        }
+        self.finish(req, path_and_query)
+    }
+
+    /// `POST /api/v1/login` with HTTP Basic credentials.
+    pub fn login<T: DeserializeOwned>(&self, user: &str, password: &str) -> anyhow::Result<T> {
+        let req = self
+            .http
+            .post(format!("{}/api/v1/login", self.base))
+            .basic_auth(user, Some(password));
+        self.finish(req, "/api/v1/login")
+    }
+
+    fn finish<T: DeserializeOwned>(
+        &self,
+        req: reqwest::blocking::RequestBuilder,
+        path_and_query: &str,
+    ) -> anyhow::Result<T> {
+        let url = format!("{}{}", self.base, path_and_query);
         let resp = req
             .send()
             .with_context(|| format!("cannot reach {}", self.base))?;
@@ -41,7 +73,8 @@ impl Client {
                 .unwrap_or_else(|| String::from_utf8_lossy(&bytes).into_owned());
             return Err(anyhow!("server answered {status}: {msg}"));
         }
-        serde_json::from_slice(&bytes).with_context(|| format!("unexpected response from {url}"))
+        let bytes: &[u8] = if bytes.is_empty() { b"null" } else { &bytes };
+        serde_json::from_slice(bytes).with_context(|| format!("unexpected response from {url}"))
     }
 }
 

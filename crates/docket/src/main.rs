@@ -2,6 +2,7 @@
 
 mod bench;
 mod client;
+mod identity;
 mod query;
 mod receipt;
 mod serve;
@@ -34,20 +35,40 @@ pub struct ServerArgs {
     /// Base URL of the Docket server.
     #[arg(long, env = "DOCKET_SERVER", default_value = "http://127.0.0.1:7373")]
     pub server: String,
-    /// Bearer token (the admin token printed on first start, or a personal token).
+    /// Bearer token: a personal or agent token (or, for `docket bootstrap`
+    /// only, the token printed on first start).
     #[arg(long, env = "DOCKET_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
 }
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run the server (creates the data directory, key and admin token on first start).
+    /// Run the server (creates the data directory, key and bootstrap token on first start).
     Serve(serve::Args),
     /// Re-check a whole log — a data directory or a running server — against its public key.
     Verify(verify::Args),
     /// Get or verify self-standing receipts.
     #[command(subcommand)]
     Receipt(receipt::Command),
+    /// Create the first admin with the token printed on first start.
+    Bootstrap(identity::BootstrapArgs),
+    /// Exchange a user's password for a personal token.
+    Login(identity::LoginArgs),
+    /// Humans: roles, KYC, personal tokens.
+    #[command(subcommand)]
+    Users(identity::Users),
+    /// Projects: members and access rules.
+    #[command(subcommand)]
+    Projects(identity::Projects),
+    /// Agents: registration requests and approvals, suspension, retirement.
+    #[command(subcommand)]
+    Agents(identity::Agents),
+    /// Agent API keys and session keys: issue, rotate, revoke.
+    #[command(subcommand)]
+    Credentials(identity::Credentials),
+    /// Access reviews: list every agent's access, keep or revoke each.
+    #[command(subcommand)]
+    AccessReview(identity::AccessReview),
     /// Query entries on a running server (the API's filters).
     Query(Box<query::Args>),
     /// Benchmarks; each prints its figures.
@@ -71,6 +92,13 @@ fn main() -> ExitCode {
         Command::Verify(a) => verify::run(a),
         Command::Receipt(c) => receipt::run(c),
         Command::Query(a) => query::run(*a),
+        Command::Bootstrap(a) => identity::bootstrap(a),
+        Command::Login(a) => identity::login(a),
+        Command::Users(c) => identity::users(c),
+        Command::Projects(c) => identity::projects(c),
+        Command::Agents(c) => identity::agents(c),
+        Command::Credentials(c) => identity::credentials(c),
+        Command::AccessReview(c) => identity::access_review(c),
         Command::Bench(c) => bench::run(c),
     };
     match result {

@@ -54,8 +54,11 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         if let Some(token) = &running.new_admin_token {
             // Shown once: only its digest is stored.
             eprintln!(
-                "docket: admin token (shown once, store it now): {}",
+                "docket: bootstrap token (shown once; it can only create the first admin): {}",
                 token.as_str()
+            );
+            eprintln!(
+                "docket: create the first admin: DOCKET_TOKEN=<that token> docket bootstrap --user <id> --name <name> --password-stdin"
             );
         }
         running

@@ -1,11 +1,13 @@
 //! Appending entries (one or a batch), reading one, and querying them.
 
+use axum::Extension;
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
-use docket_core::EntryType;
+use docket_core::identity::{Actor, Event, HumanAssurance};
 use docket_core::merkle::Hash;
+use docket_core::{EntryType, IndexFields};
 use docket_store::{NewEntry, Order, Query, TimeWindow};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -14,6 +16,146 @@ use serde_json::value::RawValue;
 use super::{blocking, parse_u64, raw_entry};
 use crate::AppState;
 use crate::error::{ApiError, ApiJson, ApiQuery};
+use crate::identity::Caller;
+
+/// Which entries a caller may read.
+pub enum ReadScope {
+    All,
+    /// An agent reads the entries it is named in.
+    Agent(String),
+    /// A developer reads the entries of their projects.
+    Projects(Vec<String>),
+}
+
+impl ReadScope {
+    pub fn of(state: &AppState, caller: &Caller) -> ReadScope {
+        match caller {
+            Caller::Agent { agent, .. } => ReadScope::Agent(agent.to_string()),
+            Caller::Human { user, .. } => {
+                let r = state.identity.read();
+                if r.sees_all_projects(user) {
+                    ReadScope::All
+                } else {
+                    ReadScope::Projects(
+                        r.projects
+                            .values()
+                            .filter(|p| p.members.contains(user))
+                            .map(|p| p.id.to_string())
+                            .collect(),
+                    )
+                }
+            }
+            Caller::Bootstrap | Caller::Login { .. } => ReadScope::Projects(Vec::new()),
+        }
+    }
+
+    /// Whether the entry with these attributes is visible.
+    pub fn sees(&self, index: &IndexFields) -> bool {
+        match self {
+            ReadScope::All => true,
+            ReadScope::Agent(a) => index.agent.as_deref() == Some(a.as_str()),
+            ReadScope::Projects(ps) => index
+                .project
+                .as_ref()
+                .is_some_and(|p| ps.iter().any(|x| x == p)),
+        }
+    }
+
+    /// Narrows a query to what the caller may see, or says why it cannot run.
+    fn narrow(&self, q: &mut Query) -> Result<(), ApiError> {
+        let forbidden = |m: String| ApiError::new(StatusCode::FORBIDDEN, "forbidden", m);
+        match self {
+            ReadScope::All => Ok(()),
+            ReadScope::Agent(a) => {
+                if q.agent.as_ref().is_some_and(|x| x != a) {
+                    return Err(forbidden(format!("agent {a} reads only its own entries")));
+                }
+                q.agent = Some(a.clone());
+                Ok(())
+            }
+            ReadScope::Projects(ps) => match &q.project {
+                Some(p) if ps.contains(p) => Ok(()),
+                _ => Err(forbidden(format!(
+                    "developers read the entries of their projects: add project=<one of: {}>",
+                    ps.join(", ")
+                ))),
+            },
+        }
+    }
+}
+
+/// Reads an entry the caller may see; others' entries are "not found".
+pub fn visible_entry(
+    state: &AppState,
+    scope: &ReadScope,
+    seq: u64,
+) -> Result<docket_core::Entry, ApiError> {
+    let entry = state.ledger.entry(seq)?;
+    let index = IndexFields::from_body(&entry.body_value()).unwrap_or_default();
+    if !scope.sees(&index) {
+        return Err(ApiError::not_found(format!("no entry at seq {seq}")));
+    }
+    Ok(entry)
+}
+
+/// Puts the caller into an appended body: `actor`, and for agents the
+/// `agent`, `project` and `human` members, which must agree with the
+/// credential if the body names them.
+fn attribute(caller: &Caller, body: &mut Value) -> Result<(), String> {
+    let Value::Object(map) = body else {
+        return Err("must be a JSON object".into());
+    };
+    if map.contains_key("actor") {
+        return Err("actor is set by Docket from the request's credentials; leave it out".into());
+    }
+    let mut actor = caller.actor();
+    fn pin(
+        map: &mut serde_json::Map<String, Value>,
+        name: &str,
+        value: &str,
+    ) -> Result<(), String> {
+        match map.get(name) {
+            None | Some(Value::Null) => {
+                map.insert(name.into(), Value::String(value.to_owned()));
+                Ok(())
+            }
+            Some(Value::String(s)) if s == value => Ok(()),
+            Some(other) => Err(format!(
+                "{name} is {other}, but the request's credentials say {value:?}"
+            )),
+        }
+    }
+    match (&mut actor, caller) {
+        (
+            Actor::Agent {
+                human,
+                human_assurance,
+                ..
+            },
+            Caller::Agent { agent, project, .. },
+        ) => {
+            pin(map, "agent", agent.as_str())?;
+            pin(map, "project", project.as_str())?;
+            if human.is_none()
+                && let Some(Value::String(named)) = map.get("human")
+            {
+                // Named only in the body: the agent's word, recorded as such.
+                *human = Some(named.parse().map_err(|e| format!("human: {e}"))?);
+                *human_assurance = HumanAssurance::Asserted;
+            }
+            if let Some(h) = human.as_ref() {
+                pin(map, "human", h.as_str())?;
+            }
+        }
+        (Actor::Human { user, .. }, _) => pin(map, "human", user.as_str())?,
+        _ => {}
+    }
+    map.insert(
+        "actor".into(),
+        serde_json::to_value(&actor).map_err(|e| e.to_string())?,
+    );
+    Ok(())
+}
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -45,6 +187,7 @@ pub fn hex_hash(h: &Hash) -> String {
 /// and nothing of the request was recorded.
 pub async fn append(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     ApiJson(request): ApiJson<Value>,
 ) -> Result<impl IntoResponse, ApiError> {
     let (items, batch) = match request.get("entries") {
@@ -80,12 +223,24 @@ pub async fn append(
         }
     };
     let mut entries = Vec::with_capacity(items.len());
-    for (i, item) in items.iter().enumerate() {
+    for (i, item) in items.into_iter().enumerate() {
         let kind: EntryType = item
             .kind
             .parse()
             .map_err(|e| ApiError::bad_request("unknown_type", format!("{}type: {e}", at(i))))?;
-        let entry = NewEntry::new(kind, &item.body)
+        if Event::is_identity_type(kind) {
+            return Err(ApiError::bad_request(
+                "reserved_type",
+                format!(
+                    "{}type: {kind} entries are written only by Docket itself, through the identity API",
+                    at(i)
+                ),
+            ));
+        }
+        let mut body = item.body;
+        attribute(&caller, &mut body)
+            .map_err(|e| ApiError::bad_request("invalid_body", format!("{}body: {e}", at(i))))?;
+        let entry = NewEntry::new(kind, &body)
             .map_err(|e| ApiError::bad_request("invalid_body", format!("{}body: {e}", at(i))))?;
         entries.push(entry);
     }
@@ -114,11 +269,12 @@ struct EntryJson {
 /// `GET /api/v1/entries/{seq}`.
 pub async fn get(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     Path(seq): Path<String>,
 ) -> Result<impl IntoResponse, ApiError> {
     let seq = parse_u64("seq", &seq)?;
-    let ledger = state.ledger.clone();
-    let entry = blocking(move || Ok(ledger.entry(seq)?)).await?;
+    let scope = ReadScope::of(&state, &caller);
+    let entry = blocking(move || visible_entry(&state, &scope, seq)).await?;
     let bytes = entry.encode();
     Ok(Json(EntryJson {
         seq,
@@ -248,9 +404,11 @@ struct Page {
 /// adds the total number of matches.
 pub async fn list(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     ApiQuery(params): ApiQuery<QueryParams>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let q = params.to_query()?;
+    let mut q = params.to_query()?;
+    ReadScope::of(&state, &caller).narrow(&mut q)?;
     let want_count = params.count.unwrap_or(false);
     let ledger = state.ledger.clone();
     let (rows, next, count) = blocking(move || {

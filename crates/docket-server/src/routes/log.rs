@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use super::{blocking, parse_u64};
 use crate::AppState;
 use crate::error::{ApiError, ApiQuery};
-use crate::routes::entries::hex_hash;
+use crate::routes::entries::{ReadScope, hex_hash, visible_entry};
 
 fn b64(hashes: &[Hash]) -> Vec<String> {
     hashes.iter().map(|h| h.to_string()).collect()
@@ -189,10 +189,15 @@ pub async fn range(
 /// checkpoint in one document, verifiable offline with the log's key.
 pub async fn receipt(
     State(state): State<AppState>,
+    axum::Extension(caller): axum::Extension<crate::identity::Caller>,
     Path(seq): Path<String>,
 ) -> Result<impl IntoResponse, ApiError> {
     let seq = parse_u64("seq", &seq)?;
-    let ledger = state.ledger.clone();
-    let r = blocking(move || Ok(ledger.receipt(seq)?)).await?;
+    let scope = ReadScope::of(&state, &caller);
+    let r = blocking(move || {
+        visible_entry(&state, &scope, seq)?;
+        Ok(state.ledger.receipt(seq)?)
+    })
+    .await?;
     Ok(Json(r))
 }

@@ -1,12 +1,319 @@
 //! HTTP routes under `/api/v1`, grouped by what they serve.
 
 pub mod entries;
+pub mod identity;
 pub mod log;
 
-use axum::http::StatusCode;
+use axum::http::{Method, StatusCode};
+use axum::routing::{MethodRouter, get, patch, post, put};
 use serde_json::value::RawValue;
 
+use crate::AppState;
+use crate::authz::Permission;
 use crate::error::ApiError;
+
+/// One route: method, path, the permission it needs, its handler.
+pub struct ApiRoute {
+    pub method: Method,
+    pub path: &'static str,
+    pub permission: Permission,
+    pub handler: MethodRouter<AppState>,
+}
+
+/// Every authenticated route. [`crate::app`] mounts exactly these, each
+/// behind [`crate::authz::authorize`] with its permission, so a route
+/// cannot exist without a decision about who may call it.
+pub fn table() -> Vec<ApiRoute> {
+    use Permission as P;
+    use identity as id;
+    let r = |method: Method, path, permission, handler| ApiRoute {
+        method,
+        path,
+        permission,
+        handler,
+    };
+    vec![
+        r(
+            Method::POST,
+            "/api/v1/bootstrap",
+            P::Bootstrap,
+            post(id::bootstrap),
+        ),
+        r(Method::POST, "/api/v1/login", P::Login, post(id::login)),
+        r(Method::GET, "/api/v1/me", P::Me, get(id::me)),
+        r(
+            Method::GET,
+            "/api/v1/openapi.json",
+            P::ReadApiDocs,
+            get(crate::telemetry::openapi),
+        ),
+        r(
+            Method::GET,
+            "/metrics",
+            P::ReadMetrics,
+            get(crate::telemetry::metrics),
+        ),
+        // The log.
+        r(
+            Method::POST,
+            "/api/v1/entries",
+            P::AppendEntries,
+            post(entries::append),
+        ),
+        r(
+            Method::GET,
+            "/api/v1/entries",
+            P::ReadEntries,
+            get(entries::list),
+        ),
+        r(
+            Method::GET,
+            "/api/v1/entries/{seq}",
+            P::ReadEntries,
+            get(entries::get),
+        ),
+        r(
+            Method::GET,
+            "/api/v1/receipts/{seq}",
+            P::ReadEntries,
+            get(log::receipt),
+        ),
+        r(Method::GET, "/api/v1/log", P::ReadLog, get(log::info)),
+        r(
+            Method::GET,
+            "/api/v1/checkpoint",
+            P::ReadLog,
+            get(log::latest),
+        ),
+        r(
+            Method::GET,
+            "/api/v1/checkpoints",
+            P::ReadLog,
+            get(log::list),
+        ),
+        r(
+            Method::GET,
+            "/api/v1/proofs/inclusion",
+            P::ReadLog,
+            get(log::inclusion),
+        ),
+        r(
+            Method::GET,
+            "/api/v1/proofs/consistency",
+            P::ReadLog,
+            get(log::consistency),
+        ),
+        r(
+            Method::GET,
+            "/api/v1/proofs/range",
+            P::ReadLog,
+            get(log::range),
+        ),
+        // Users.
+        r(
+            Method::GET,
+            "/api/v1/users",
+            P::ReadRegistry,
+            get(id::list_users),
+        ),
+        r(
+            Method::POST,
+            "/api/v1/users",
+            P::ManageUsers,
+            post(id::create_user),
+        ),
+        r(
+            Method::GET,
+            "/api/v1/users/{id}",
+            P::ReadRegistry,
+            get(id::get_user),
+        ),
+        r(
+            Method::PATCH,
+            "/api/v1/users/{id}",
+            P::ManageUsers,
+            patch(id::update_user),
+        ),
+        r(
+            Method::PUT,
+            "/api/v1/users/{id}/kyc",
+            P::ManageUsers,
+            put(id::set_kyc),
+        ),
+        r(
+            Method::POST,
+            "/api/v1/users/{id}/password",
+            P::ManageCredentials,
+            post(id::set_password),
+        ),
+        r(
+            Method::POST,
+            "/api/v1/users/{id}/tokens",
+            P::ManageCredentials,
+            post(id::issue_personal),
+        ),
+        // Projects.
+        r(
+            Method::GET,
+            "/api/v1/projects",
+            P::ReadRegistry,
+            get(id::list_projects),
+        ),
+        r(
+            Method::POST,
+            "/api/v1/projects",
+            P::ManageProjects,
+            post(id::create_project),
+        ),
+        r(
+            Method::GET,
+            "/api/v1/projects/{id}",
+            P::ReadRegistry,
+            get(id::get_project),
+        ),
+        r(
+            Method::PUT,
+            "/api/v1/projects/{id}",
+            P::ManageProjects,
+            put(id::update_project),
+        ),
+        // Agents and their change requests.
+        r(
+            Method::GET,
+            "/api/v1/agents",
+            P::ReadRegistry,
+            get(id::list_agents),
+        ),
+        r(
+            Method::POST,
+            "/api/v1/agents",
+            P::RequestChange,
+            post(id::request_agent),
+        ),
+        r(
+            Method::GET,
+            "/api/v1/agents/{id}",
+            P::ReadRegistry,
+            get(id::get_agent),
+        ),
+        r(
+            Method::POST,
+            "/api/v1/agents/{id}/retire",
+            P::RequestChange,
+            post(id::request_retire),
+        ),
+        r(
+            Method::POST,
+            "/api/v1/agents/{id}/suspend",
+            P::SuspendAgent,
+            post(id::suspend_agent),
+        ),
+        r(
+            Method::POST,
+            "/api/v1/agents/{id}/resume",
+            P::ResumeAgent,
+            post(id::resume_agent),
+        ),
+        r(
+            Method::POST,
+            "/api/v1/agents/{id}/credentials",
+            P::ManageCredentials,
+            post(id::issue_api_key),
+        ),
+        r(
+            Method::POST,
+            "/api/v1/agents/{id}/sessions",
+            P::StartSession,
+            post(id::human_session),
+        ),
+        r(
+            Method::GET,
+            "/api/v1/changes",
+            P::ReadRegistry,
+            get(id::list_changes),
+        ),
+        r(
+            Method::GET,
+            "/api/v1/changes/{seq}",
+            P::ReadRegistry,
+            get(id::get_change),
+        ),
+        r(
+            Method::POST,
+            "/api/v1/changes/{seq}/approve",
+            P::DecideChange,
+            post(id::approve_change),
+        ),
+        r(
+            Method::POST,
+            "/api/v1/changes/{seq}/reject",
+            P::DecideChange,
+            post(id::reject_change),
+        ),
+        // Credentials and sessions.
+        r(
+            Method::GET,
+            "/api/v1/credentials",
+            P::ReadRegistry,
+            get(id::list_credentials),
+        ),
+        r(
+            Method::POST,
+            "/api/v1/credentials/{id}/rotate",
+            P::ManageCredentials,
+            post(id::rotate),
+        ),
+        r(
+            Method::POST,
+            "/api/v1/credentials/{id}/revoke",
+            P::ManageCredentials,
+            post(id::revoke),
+        ),
+        r(
+            Method::POST,
+            "/api/v1/sessions",
+            P::AgentSession,
+            post(id::agent_session),
+        ),
+        r(
+            Method::POST,
+            "/api/v1/sessions/end",
+            P::AgentSession,
+            post(id::end_session),
+        ),
+        // Access reviews.
+        r(
+            Method::GET,
+            "/api/v1/access-reviews",
+            P::ReadRegistry,
+            get(id::list_reviews),
+        ),
+        r(
+            Method::POST,
+            "/api/v1/access-reviews",
+            P::OpenReview,
+            post(id::open_review),
+        ),
+        r(
+            Method::GET,
+            "/api/v1/access-reviews/{seq}",
+            P::ReadRegistry,
+            get(id::get_review),
+        ),
+        r(
+            Method::POST,
+            "/api/v1/access-reviews/{seq}/decisions",
+            P::DecideReview,
+            post(id::decide_review),
+        ),
+        r(
+            Method::POST,
+            "/api/v1/access-reviews/{seq}/complete",
+            P::OpenReview,
+            post(id::complete_review),
+        ),
+    ]
+}
 
 /// Runs blocking store work off the async workers.
 pub async fn blocking<T: Send + 'static>(

@@ -2,6 +2,8 @@
 //! over a real SQLite file in a temporary data directory.
 
 mod api;
+mod authz;
 mod errors;
+mod identity;
 mod postgres;
 mod support;

@@ -9,7 +9,12 @@ use serde_json::{Value, json};
 pub struct Server {
     pub running: Option<Running>,
     pub base: String,
+    /// The first admin's personal token.
     pub token: String,
+    /// The first-start bootstrap token (retired once the admin exists).
+    pub bootstrap_token: String,
+    /// Entries the bootstrap wrote (the admin and their token).
+    pub base_size: u64,
     pub http: reqwest::Client,
     pub dir: tempfile::TempDir,
 }
@@ -34,18 +39,55 @@ impl Server {
 
     pub async fn start_with(c: Config, dir: tempfile::TempDir) -> Self {
         let running = docket_server::start(c).await.unwrap();
-        let token = running
+        let bootstrap_token = running
             .new_admin_token
             .as_ref()
             .expect("first start prints a token")
             .to_string();
+        let base = format!("http://{}", running.addr);
+        let http = reqwest::Client::new();
+        let r = http
+            .post(format!("{base}/api/v1/bootstrap"))
+            .bearer_auth(&bootstrap_token)
+            .json(
+                &json!({"id": "admin", "name": "First Admin", "password": "correct horse battery"}),
+            )
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::CREATED);
+        let v: Value = r.json().await.unwrap();
+        let token = v["token"].as_str().unwrap().to_owned();
+        let base_size = v["entries"].as_array().unwrap().len() as u64;
         Self {
-            base: format!("http://{}", running.addr),
+            base_size,
+            base,
             running: Some(running),
             token,
-            http: reqwest::Client::new(),
+            bootstrap_token,
+            http,
             dir,
         }
+    }
+
+    /// A request with `token` instead of the admin's.
+    pub async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<&Value>,
+    ) -> (StatusCode, Value) {
+        let mut req = self.http.request(method, self.url(path));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        if let Some(b) = body {
+            req = req.json(b);
+        }
+        let r = req.send().await.unwrap();
+        let status = r.status();
+        (status, r.json().await.unwrap_or(Value::Null))
     }
 
     pub fn url(&self, path: &str) -> String {

@@ -3,5 +3,6 @@
 
 mod cli;
 mod crash;
+mod identity;
 mod support;
 mod tamper;

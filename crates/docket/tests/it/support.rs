@@ -33,7 +33,10 @@ fn free_port() -> u16 {
 pub struct ServerProcess {
     pub child: Child,
     pub base: String,
+    /// The first admin's personal token.
     pub token: String,
+    /// Entries in the log before the test wrote any (the bootstrap's).
+    pub base_size: u64,
 }
 
 impl ServerProcess {
@@ -55,16 +58,26 @@ impl ServerProcess {
             .stderr(Stdio::piped())
             .spawn()
             .expect("spawn docket serve");
-        let token = match token {
-            Some(t) => t.to_owned(),
-            None => read_token(&mut child),
+        let bootstrap = match token {
+            Some(_) => None,
+            None => Some(read_token(&mut child)),
         };
         let base = format!("http://127.0.0.1:{port}");
         for _ in 0..400 {
             if reqwest::blocking::get(format!("{base}/healthz"))
                 .is_ok_and(|r| r.status().is_success())
             {
-                return Self { child, base, token };
+                let (token, base_size) = match (token, bootstrap) {
+                    (Some(t), _) => (t.to_owned(), 0),
+                    (None, Some(b)) => bootstrap_admin(&base, &b),
+                    (None, None) => unreachable!(),
+                };
+                return Self {
+                    child,
+                    base,
+                    token,
+                    base_size,
+                };
             }
             std::thread::sleep(Duration::from_millis(25));
         }
@@ -124,13 +137,30 @@ impl ServerProcess {
     }
 }
 
+/// Creates the first admin with the bootstrap token; returns their token
+/// and the number of entries that wrote.
+fn bootstrap_admin(base: &str, bootstrap: &str) -> (String, u64) {
+    let r = reqwest::blocking::Client::new()
+        .post(format!("{base}/api/v1/bootstrap"))
+        .bearer_auth(bootstrap)
+        .json(&json!({"id": "admin", "name": "Admin"}))
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), reqwest::StatusCode::CREATED);
+    let v = r.json::<Value>().unwrap();
+    (
+        v["token"].as_str().unwrap().to_owned(),
+        v["entries"].as_array().unwrap().len() as u64,
+    )
+}
+
 fn read_token(child: &mut Child) -> String {
     use std::io::{BufRead, BufReader};
     let stderr = child.stderr.take().unwrap();
     let mut lines = BufReader::new(stderr).lines();
     for line in lines.by_ref() {
         let line = line.unwrap();
-        if let Some(t) = line.split("store it now): ").nth(1) {
+        if let Some(t) = line.split("create the first admin): ").nth(1) {
             let token = t.trim().to_owned();
             // Keep draining stderr so the server never blocks on a full pipe.
             std::thread::spawn(move || for _ in lines {});

@@ -11,11 +11,12 @@ use crate::support::{ServerProcess, run, stdout};
 
 const N: u64 = 300;
 
-/// A data directory holding `N` receipts, all covered by a checkpoint.
+/// A data directory holding `N` entries, all covered by a checkpoint: the
+/// bootstrap's, then receipts whose `n` and marker are their `seq`.
 fn make_log(dir: &Path) -> ServerProcess {
     let s = ServerProcess::start(dir, None);
     let c = s.client();
-    for i in 0..N {
+    for i in s.base_size..N {
         s.append(&c, json!({"agent": format!("did:key:z6Mk{}", i % 5), "marker": format!("entry-marker-{i:05}"), "n": i}))
             .unwrap();
     }

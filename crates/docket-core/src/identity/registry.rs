@@ -1,0 +1,1244 @@
+//! The registry of users, projects, agents, credentials, change requests
+//! and access reviews: a fold over the identity events in the ledger. The
+//! `plan_*` methods check a request against the current state and return
+//! the events to append; [`Registry::apply`] folds an appended event in.
+//! Object-level rules live here (four-eyes, ownership, membership, scope
+//! containment); which role may call which route is the server's table.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use thiserror::Error;
+
+use super::event::{
+    AgentRecord, ChangeRequest, CredentialRecord, ProjectRecord, ReviewCredential, ReviewDecision,
+    ReviewEvent, ReviewItem, UserRecord,
+};
+use super::{
+    Actor, AgentId, CredentialId, CredentialKind, Event, HumanAssurance, Kyc, KycStatus, ProjectId,
+    Role, Scope, UserId,
+};
+use crate::Timestamp;
+
+#[derive(Debug, Error, PartialEq, Eq)]
+pub enum RegistryError {
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("{0}")]
+    Invalid(String),
+}
+
+use RegistryError::{Conflict, Forbidden, Invalid, NotFound};
+
+type Result<T> = std::result::Result<T, RegistryError>;
+
+#[derive(Clone, Debug)]
+pub struct User {
+    pub record: UserRecord,
+    pub created_at: Timestamp,
+}
+
+impl User {
+    pub fn has(&self, role: Role) -> bool {
+        self.record.roles.contains(&role)
+    }
+}
+
+#[derive(Copy, Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AgentStatus {
+    Active,
+    Suspended,
+    Retired,
+}
+
+impl AgentStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AgentStatus::Active => "active",
+            AgentStatus::Suspended => "suspended",
+            AgentStatus::Retired => "retired",
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct Agent {
+    pub record: AgentRecord,
+    pub status: AgentStatus,
+    pub registered_at: Timestamp,
+    /// `seq` of the approved `change.requested` entry.
+    pub request: u64,
+}
+
+#[derive(Clone, Debug)]
+pub struct Credential {
+    pub record: CredentialRecord,
+    pub issued_at: Timestamp,
+    pub issued_by: Actor,
+    pub revoked: Option<(Timestamp, String)>,
+    /// Set when rotated: usable until then, then revoked.
+    pub grace_until: Option<Timestamp>,
+}
+
+impl Credential {
+    /// Why it cannot be used at `now`, if it cannot.
+    pub fn dead_at(&self, now: Timestamp) -> Option<&'static str> {
+        if self.revoked.is_some() {
+            Some("revoked")
+        } else if self.record.expires_at.is_some_and(|t| now >= t) {
+            Some("expired")
+        } else if self.grace_until.is_some_and(|t| now >= t) {
+            Some("replaced by rotation")
+        } else {
+            None
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ChangeStatus {
+    Pending,
+    Approved { by: UserId, seq: u64 },
+    Rejected { by: UserId, reason: String },
+}
+
+#[derive(Clone, Debug)]
+pub struct Change {
+    pub seq: u64,
+    pub requested_at: Timestamp,
+    pub requested_by: Option<UserId>,
+    pub agent: AgentId,
+    pub project: ProjectId,
+    pub request: ChangeRequest,
+    pub status: ChangeStatus,
+}
+
+#[derive(Clone, Debug)]
+pub struct Review {
+    pub seq: u64,
+    pub opened_at: Timestamp,
+    pub opened_by: Option<UserId>,
+    pub items: Vec<ReviewItem>,
+    pub decisions: BTreeMap<AgentId, (ReviewDecision, Option<UserId>, Option<String>)>,
+    pub completed_at: Option<Timestamp>,
+}
+
+/// A credential to issue: its id and the SHA-256 of its token, made by the
+/// caller (which holds the randomness), plus what it is for.
+#[derive(Clone, Debug)]
+pub struct NewCredential {
+    pub id: CredentialId,
+    pub sha256: String,
+    pub scope: Option<Scope>,
+    pub expires_at: Option<Timestamp>,
+    pub label: Option<String>,
+}
+
+/// Changes to a user; `None` leaves a field as it is.
+#[derive(Clone, Debug, Default)]
+pub struct UserPatch {
+    pub name: Option<String>,
+    pub email: Option<String>,
+    pub roles: Option<Vec<Role>>,
+    pub disabled: Option<bool>,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct Registry {
+    pub users: BTreeMap<UserId, User>,
+    pub projects: BTreeMap<ProjectId, ProjectRecord>,
+    pub agents: BTreeMap<AgentId, Agent>,
+    pub credentials: HashMap<CredentialId, Credential>,
+    pub changes: BTreeMap<u64, Change>,
+    pub reviews: BTreeMap<u64, Review>,
+}
+
+fn text(what: &str, s: &str, max: usize) -> Result<()> {
+    if s.trim().is_empty() || s.len() > max || s.chars().any(char::is_control) {
+        return Err(Invalid(format!(
+            "{what} must be 1 to {max} bytes of printable text"
+        )));
+    }
+    Ok(())
+}
+
+impl Registry {
+    // ---- reading ------------------------------------------------------
+
+    pub fn user(&self, id: &UserId) -> Result<&User> {
+        self.users
+            .get(id)
+            .ok_or_else(|| NotFound(format!("no user {id}")))
+    }
+
+    pub fn project(&self, id: &ProjectId) -> Result<&ProjectRecord> {
+        self.projects
+            .get(id)
+            .ok_or_else(|| NotFound(format!("no project {id}")))
+    }
+
+    pub fn agent(&self, id: &AgentId) -> Result<&Agent> {
+        self.agents
+            .get(id)
+            .ok_or_else(|| NotFound(format!("no agent {id}")))
+    }
+
+    pub fn credential(&self, id: &CredentialId) -> Result<&Credential> {
+        self.credentials
+            .get(id)
+            .ok_or_else(|| NotFound(format!("no credential {id}")))
+    }
+
+    pub fn change(&self, seq: u64) -> Result<&Change> {
+        self.changes
+            .get(&seq)
+            .ok_or_else(|| NotFound(format!("no change request at seq {seq}")))
+    }
+
+    pub fn review(&self, seq: u64) -> Result<&Review> {
+        self.reviews
+            .get(&seq)
+            .ok_or_else(|| NotFound(format!("no access review at seq {seq}")))
+    }
+
+    pub fn has_role(&self, user: &UserId, role: Role) -> bool {
+        self.users
+            .get(user)
+            .is_some_and(|u| !u.record.disabled && u.has(role))
+    }
+
+    pub fn is_member(&self, user: &UserId, project: &ProjectId) -> bool {
+        self.projects
+            .get(project)
+            .is_some_and(|p| p.members.contains(user))
+    }
+
+    /// Projects whose data `user` may read: all for admins, approvers,
+    /// reviewers and auditors; their memberships for developers.
+    pub fn sees_all_projects(&self, user: &UserId) -> bool {
+        [Role::Admin, Role::Approver, Role::Reviewer, Role::Auditor]
+            .into_iter()
+            .any(|r| self.has_role(user, r))
+    }
+
+    /// What `agent` may do with `credential`: its declared scope, narrowed
+    /// by the project's rules and the credential's own scope.
+    pub fn effective_scope(&self, agent: &Agent, credential: &Credential) -> Scope {
+        let mut scope = agent.record.scope.clone();
+        if let Some(project) = self.projects.get(&agent.record.project) {
+            scope = scope.intersect(&project.allowed_for(&agent.record.id));
+        }
+        if let Some(narrow) = &credential.record.scope {
+            scope = scope.intersect(narrow);
+        }
+        scope
+    }
+
+    pub fn live_credentials_of<'a>(
+        &'a self,
+        agent: &'a AgentId,
+        now: Timestamp,
+    ) -> impl Iterator<Item = &'a Credential> + 'a {
+        self.credentials
+            .values()
+            .filter(move |c| c.record.agent.as_ref() == Some(agent) && c.dead_at(now).is_none())
+    }
+
+    fn is_admin(&self, user: &UserId) -> bool {
+        self.has_role(user, Role::Admin)
+    }
+
+    // ---- users and projects -------------------------------------------
+
+    fn check_user_record(&self, user: &UserRecord) -> Result<()> {
+        text("name", &user.name, 200)?;
+        if let Some(email) = &user.email {
+            text("email", email, 254)?;
+            if !email.contains('@') {
+                return Err(Invalid(format!("email {email:?} has no @")));
+            }
+        }
+        if user.roles.is_empty() {
+            return Err(Invalid("a user needs at least one role".into()));
+        }
+        Ok(())
+    }
+
+    /// The first user, created with the bootstrap token. It must be an admin.
+    pub fn plan_bootstrap(&self, mut user: UserRecord) -> Result<Vec<Event>> {
+        if !self.users.is_empty() {
+            return Err(Forbidden(
+                "the bootstrap token is retired: the first admin exists; use a user's token".into(),
+            ));
+        }
+        if !user.roles.contains(&Role::Admin) {
+            return Err(Invalid("the first user must have the admin role".into()));
+        }
+        user.disabled = false;
+        user.kyc = Kyc::default();
+        self.check_user_record(&user)?;
+        Ok(vec![Event::UserCreated { user }])
+    }
+
+    pub fn plan_create_user(&self, mut user: UserRecord) -> Result<Vec<Event>> {
+        if self.users.contains_key(&user.id) {
+            return Err(Conflict(format!("user {} already exists", user.id)));
+        }
+        user.disabled = false;
+        user.kyc = Kyc::default();
+        self.check_user_record(&user)?;
+        Ok(vec![Event::UserCreated { user }])
+    }
+
+    pub fn plan_update_user(
+        &self,
+        actor: &UserId,
+        id: &UserId,
+        patch: UserPatch,
+    ) -> Result<Vec<Event>> {
+        let mut user = self.user(id)?.record.clone();
+        let mut changed = Vec::new();
+        if let Some(name) = patch.name {
+            user.name = name;
+            changed.push("name".to_owned());
+        }
+        if let Some(email) = patch.email {
+            user.email = Some(email);
+            changed.push("email".to_owned());
+        }
+        if let Some(mut roles) = patch.roles {
+            roles.sort();
+            roles.dedup();
+            user.roles = roles;
+            changed.push("roles".to_owned());
+        }
+        if let Some(disabled) = patch.disabled {
+            user.disabled = disabled;
+            changed.push("disabled".to_owned());
+        }
+        if changed.is_empty() {
+            return Err(Invalid("nothing to change".into()));
+        }
+        self.check_user_record(&user)?;
+        let still_admin = !user.disabled && user.roles.contains(&Role::Admin);
+        if id == actor && !still_admin && self.is_admin(actor) {
+            let others = self
+                .users
+                .values()
+                .filter(|u| &u.record.id != id && !u.record.disabled && u.has(Role::Admin))
+                .count();
+            if others == 0 {
+                return Err(Conflict(
+                    "this would leave no active admin; make another admin first".into(),
+                ));
+            }
+        }
+        Ok(vec![Event::UserUpdated { user, changed }])
+    }
+
+    /// Records a KYC decision. Nobody verifies their own identity.
+    pub fn plan_kyc(
+        &self,
+        actor: &UserId,
+        id: &UserId,
+        status: KycStatus,
+        method: Option<String>,
+        now: Timestamp,
+    ) -> Result<Vec<Event>> {
+        let mut user = self.user(id)?.record.clone();
+        if status == KycStatus::Verified {
+            if actor == id {
+                return Err(Forbidden("a user cannot verify their own identity".into()));
+            }
+            match &method {
+                Some(m) => text("method", m, 200)?,
+                None => {
+                    return Err(Invalid(
+                        "verifying an identity needs the method used (e.g. \"passport check\")"
+                            .into(),
+                    ));
+                }
+            }
+        }
+        user.kyc = Kyc {
+            status,
+            verified_by: Some(actor.clone()),
+            method,
+            at: Some(now.to_string()),
+        };
+        Ok(vec![Event::UserUpdated {
+            user,
+            changed: vec!["kyc".into()],
+        }])
+    }
+
+    fn check_project(
+        &self,
+        project: &ProjectRecord,
+        data_classes: &BTreeSet<String>,
+    ) -> Result<()> {
+        text("name", &project.name, 200)?;
+        for member in &project.members {
+            self.user(member)?;
+        }
+        for (i, rule) in project.rules.iter().enumerate() {
+            if rule.agents.is_empty() {
+                return Err(Invalid(format!(
+                    "rules[{i}].agents is empty; name agent ids or \"*\""
+                )));
+            }
+            for a in &rule.agents {
+                if a != "*" && a.parse::<AgentId>().is_err() {
+                    return Err(Invalid(format!(
+                        "rules[{i}].agents: {a:?} is not an agent id"
+                    )));
+                }
+            }
+            rule.allows.check_names().map_err(Invalid)?;
+            if let Some(c) = rule
+                .allows
+                .data_classes
+                .iter()
+                .find(|c| !data_classes.contains(*c))
+            {
+                return Err(Invalid(format!(
+                    "rules[{i}].data_classes: unknown data class {c:?}; configured classes are {}",
+                    data_classes.iter().cloned().collect::<Vec<_>>().join(", ")
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    pub fn plan_create_project(
+        &self,
+        project: ProjectRecord,
+        data_classes: &BTreeSet<String>,
+    ) -> Result<Vec<Event>> {
+        if self.projects.contains_key(&project.id) {
+            return Err(Conflict(format!("project {} already exists", project.id)));
+        }
+        self.check_project(&project, data_classes)?;
+        Ok(vec![Event::ProjectCreated { project }])
+    }
+
+    pub fn plan_update_project(
+        &self,
+        project: ProjectRecord,
+        data_classes: &BTreeSet<String>,
+    ) -> Result<Vec<Event>> {
+        self.project(&project.id)?;
+        self.check_project(&project, data_classes)?;
+        Ok(vec![Event::ProjectUpdated { project }])
+    }
+
+    // ---- agents -----------------------------------------------------------
+
+    fn pending_change_for(&self, agent: &AgentId) -> Option<&Change> {
+        self.changes
+            .values()
+            .find(|c| &c.agent == agent && c.status == ChangeStatus::Pending)
+    }
+
+    /// A request to register an agent; it waits for another human's approval.
+    pub fn plan_request_agent(
+        &self,
+        actor: &UserId,
+        record: AgentRecord,
+        data_classes: &BTreeSet<String>,
+    ) -> Result<Vec<Event>> {
+        text("name", &record.name, 200)?;
+        text("purpose", &record.purpose, 2000)?;
+        record.scope.check_names().map_err(Invalid)?;
+        if self.agents.contains_key(&record.id) {
+            return Err(Conflict(format!(
+                "agent id {} is taken (ids are never reused)",
+                record.id
+            )));
+        }
+        if let Some(c) = self.pending_change_for(&record.id) {
+            return Err(Conflict(format!(
+                "agent {} already has a pending request (seq {})",
+                record.id, c.seq
+            )));
+        }
+        if self.agents.values().any(|a| a.record.did == record.did) {
+            return Err(Conflict(
+                "that public key already belongs to another agent; each agent needs its own key"
+                    .into(),
+            ));
+        }
+        let project = self.project(&record.project)?;
+        if !self.is_admin(actor) && !project.members.contains(actor) {
+            return Err(Forbidden(format!(
+                "{actor} is not a member of project {}",
+                project.id
+            )));
+        }
+        let owner = self.user(&record.owner)?;
+        if owner.record.disabled {
+            return Err(Invalid(format!("owner {} is disabled", record.owner)));
+        }
+        if !project.members.contains(&record.owner) && !owner.has(Role::Admin) {
+            return Err(Invalid(format!(
+                "owner {} is not a member of project {}",
+                record.owner, project.id
+            )));
+        }
+        if let Some(c) = record
+            .scope
+            .data_classes
+            .iter()
+            .find(|c| !data_classes.contains(*c))
+        {
+            return Err(Invalid(format!(
+                "scope.data_classes: unknown data class {c:?}"
+            )));
+        }
+        let allowed = project.allowed_for(&record.id);
+        if let Some((what, name)) = record.scope.first_outside(&allowed) {
+            return Err(Forbidden(format!(
+                "scope.{what} {name:?} is not allowed for this agent by project {}'s rules",
+                project.id
+            )));
+        }
+        Ok(vec![Event::ChangeRequested {
+            agent: record.id.clone(),
+            project: record.project.clone(),
+            request: ChangeRequest::AgentRegister {
+                record: Box::new(record),
+            },
+        }])
+    }
+
+    /// A request to retire an agent; it waits for another human's approval.
+    pub fn plan_request_retire(
+        &self,
+        actor: &UserId,
+        agent: &AgentId,
+        reason: String,
+    ) -> Result<Vec<Event>> {
+        text("reason", &reason, 2000)?;
+        let a = self.agent(agent)?;
+        if a.status == AgentStatus::Retired {
+            return Err(Conflict(format!("agent {agent} is already retired")));
+        }
+        if &a.record.owner != actor && !self.is_admin(actor) {
+            return Err(Forbidden(format!(
+                "only the owner ({}) or an admin may ask to retire {agent}",
+                a.record.owner
+            )));
+        }
+        if let Some(c) = self.pending_change_for(agent) {
+            return Err(Conflict(format!(
+                "agent {agent} already has a pending request (seq {})",
+                c.seq
+            )));
+        }
+        Ok(vec![Event::ChangeRequested {
+            agent: agent.clone(),
+            project: a.record.project.clone(),
+            request: ChangeRequest::AgentRetire { reason },
+        }])
+    }
+
+    /// Approves a pending change. Four eyes: never the requester.
+    pub fn plan_approve(&self, actor: &UserId, seq: u64, now: Timestamp) -> Result<Vec<Event>> {
+        let change = self.change(seq)?;
+        if change.status != ChangeStatus::Pending {
+            return Err(Conflict(format!("change request {seq} is not pending")));
+        }
+        if change.requested_by.as_ref() == Some(actor) {
+            return Err(Forbidden(
+                "four-eyes rule: the requester cannot approve their own request".into(),
+            ));
+        }
+        let approved = Event::ChangeApproved {
+            request: seq,
+            agent: change.agent.clone(),
+            project: change.project.clone(),
+        };
+        match &change.request {
+            ChangeRequest::AgentRegister { record } => {
+                if self.agents.contains_key(&record.id) {
+                    return Err(Conflict(format!("agent id {} is taken", record.id)));
+                }
+                self.project(&record.project)?;
+                Ok(vec![
+                    approved,
+                    Event::AgentRegistered {
+                        request: seq,
+                        agent: (**record).clone(),
+                    },
+                ])
+            }
+            ChangeRequest::AgentRetire { .. } => {
+                let agent = self.agent(&change.agent)?;
+                if agent.status == AgentStatus::Retired {
+                    return Err(Conflict(format!(
+                        "agent {} is already retired",
+                        change.agent
+                    )));
+                }
+                let mut events = vec![approved];
+                events.extend(self.revoke_all(&change.agent, now, "agent retired"));
+                events.push(Event::AgentRetired {
+                    request: seq,
+                    agent: change.agent.clone(),
+                    project: change.project.clone(),
+                });
+                Ok(events)
+            }
+        }
+    }
+
+    /// Rejects a pending change; the requester may withdraw their own.
+    pub fn plan_reject(&self, seq: u64, reason: String) -> Result<Vec<Event>> {
+        text("reason", &reason, 2000)?;
+        let change = self.change(seq)?;
+        if change.status != ChangeStatus::Pending {
+            return Err(Conflict(format!("change request {seq} is not pending")));
+        }
+        Ok(vec![Event::ChangeRejected {
+            request: seq,
+            agent: change.agent.clone(),
+            project: change.project.clone(),
+            reason,
+        }])
+    }
+
+    fn revoke_all(&self, agent: &AgentId, now: Timestamp, reason: &str) -> Vec<Event> {
+        let mut live: Vec<&Credential> = self.live_credentials_of(agent, now).collect();
+        live.sort_by(|a, b| a.record.id.cmp(&b.record.id));
+        live.into_iter()
+            .map(|c| Event::CredentialRevoked {
+                credential: c.record.id.clone(),
+                agent: Some(agent.clone()),
+                project: self.agents.get(agent).map(|a| a.record.project.clone()),
+                reason: reason.to_owned(),
+            })
+            .collect()
+    }
+
+    /// Suspends an agent at once (a kill switch): the owner, an approver or
+    /// an admin may.
+    pub fn plan_suspend(
+        &self,
+        actor: &UserId,
+        agent: &AgentId,
+        reason: String,
+    ) -> Result<Vec<Event>> {
+        text("reason", &reason, 2000)?;
+        let a = self.agent(agent)?;
+        if a.status != AgentStatus::Active {
+            return Err(Conflict(format!("agent {agent} is {}", a.status.as_str())));
+        }
+        if &a.record.owner != actor
+            && !self.is_admin(actor)
+            && !self.has_role(actor, Role::Approver)
+        {
+            return Err(Forbidden(format!(
+                "only the owner ({}), an approver or an admin may suspend {agent}",
+                a.record.owner
+            )));
+        }
+        Ok(vec![Event::AgentSuspended {
+            agent: agent.clone(),
+            project: a.record.project.clone(),
+            reason,
+        }])
+    }
+
+    pub fn plan_resume(&self, agent: &AgentId, reason: String) -> Result<Vec<Event>> {
+        text("reason", &reason, 2000)?;
+        let a = self.agent(agent)?;
+        if a.status != AgentStatus::Suspended {
+            return Err(Conflict(format!(
+                "agent {agent} is {}, not suspended",
+                a.status.as_str()
+            )));
+        }
+        Ok(vec![Event::AgentResumed {
+            agent: agent.clone(),
+            project: a.record.project.clone(),
+            reason,
+        }])
+    }
+
+    // ---- credentials --------------------------------------------------------
+
+    fn active_agent(&self, agent: &AgentId) -> Result<&Agent> {
+        let a = self.agent(agent)?;
+        if a.status != AgentStatus::Active {
+            return Err(Conflict(format!(
+                "agent {agent} is {}; it gets no credentials",
+                a.status.as_str()
+            )));
+        }
+        Ok(a)
+    }
+
+    fn check_narrowing(agent: &Agent, scope: &Option<Scope>) -> Result<()> {
+        if let Some(scope) = scope {
+            scope.check_names().map_err(Invalid)?;
+            if let Some((what, name)) = scope.first_outside(&agent.record.scope) {
+                return Err(Forbidden(format!(
+                    "scope.{what} {name:?} is outside agent {}'s declared scope",
+                    agent.record.id
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    fn check_label(new: &NewCredential) -> Result<()> {
+        if let Some(label) = &new.label {
+            text("label", label, 200)?;
+        }
+        Ok(())
+    }
+
+    /// An agent API key, issued by its owner or an admin.
+    pub fn plan_api_key(
+        &self,
+        actor: &UserId,
+        agent: &AgentId,
+        new: NewCredential,
+    ) -> Result<Vec<Event>> {
+        let a = self.active_agent(agent)?;
+        if &a.record.owner != actor && !self.is_admin(actor) {
+            return Err(Forbidden(format!(
+                "only the owner ({}) or an admin may issue keys for {agent}",
+                a.record.owner
+            )));
+        }
+        Self::check_narrowing(a, &new.scope)?;
+        Self::check_label(&new)?;
+        Ok(vec![Event::CredentialIssued {
+            project: Some(a.record.project.clone()),
+            replaces: None,
+            credential: CredentialRecord {
+                prefix: super::token_prefix(CredentialKind::ApiKey, &new.id),
+                id: new.id,
+                kind: CredentialKind::ApiKey,
+                sha256: new.sha256,
+                agent: Some(agent.clone()),
+                user: None,
+                scope: new.scope,
+                task: None,
+                human: None,
+                human_assurance: None,
+                expires_at: new.expires_at,
+                label: new.label,
+            },
+        }])
+    }
+
+    /// A session credential for one task. Issued by a human (who is then the
+    /// bound human, and must belong to the agent's project) or by the agent
+    /// itself (the human, if any, is only asserted).
+    pub fn plan_session(
+        &self,
+        actor: &Actor,
+        agent: &AgentId,
+        task: String,
+        asserted_human: Option<UserId>,
+        new: NewCredential,
+    ) -> Result<Vec<Event>> {
+        text("task", &task, 200)?;
+        let a = self.active_agent(agent)?;
+        let (human, assurance) = match actor {
+            Actor::Human { user, .. } => {
+                if !self.is_admin(user) && !self.is_member(user, &a.record.project) {
+                    return Err(Forbidden(format!(
+                        "{user} is not a member of project {}",
+                        a.record.project
+                    )));
+                }
+                if asserted_human.as_ref().is_some_and(|h| h != user) {
+                    return Err(Invalid(
+                        "a human starts sessions on their own behalf; omit on_behalf_of".into(),
+                    ));
+                }
+                (Some(user.clone()), HumanAssurance::Session)
+            }
+            Actor::Agent { agent: caller, .. } if caller == agent => match asserted_human {
+                Some(h) => {
+                    self.user(&h)?;
+                    (Some(h), HumanAssurance::Asserted)
+                }
+                None => (None, HumanAssurance::None),
+            },
+            _ => {
+                return Err(Forbidden(format!(
+                    "cannot start a session for agent {agent}"
+                )));
+            }
+        };
+        Self::check_narrowing(a, &new.scope)?;
+        Self::check_label(&new)?;
+        if new.expires_at.is_none() {
+            return Err(Invalid("a session credential needs an expiry".into()));
+        }
+        Ok(vec![Event::CredentialIssued {
+            project: Some(a.record.project.clone()),
+            replaces: None,
+            credential: CredentialRecord {
+                prefix: super::token_prefix(CredentialKind::Session, &new.id),
+                id: new.id,
+                kind: CredentialKind::Session,
+                sha256: new.sha256,
+                agent: Some(agent.clone()),
+                user: None,
+                scope: new.scope,
+                task: Some(task),
+                human,
+                human_assurance: Some(assurance),
+                expires_at: new.expires_at,
+                label: new.label,
+            },
+        }])
+    }
+
+    /// A human's personal API token: for themselves, or by an admin.
+    pub fn plan_personal(
+        &self,
+        actor: Option<&UserId>,
+        user: &UserId,
+        new: NewCredential,
+    ) -> Result<Vec<Event>> {
+        let u = self.user(user)?;
+        if u.record.disabled {
+            return Err(Conflict(format!("user {user} is disabled")));
+        }
+        if let Some(actor) = actor
+            && actor != user
+            && !self.is_admin(actor)
+        {
+            return Err(Forbidden(
+                "only the user themselves or an admin may issue their tokens".into(),
+            ));
+        }
+        Self::check_label(&new)?;
+        Ok(vec![Event::CredentialIssued {
+            project: None,
+            replaces: None,
+            credential: CredentialRecord {
+                prefix: super::token_prefix(CredentialKind::Personal, &new.id),
+                id: new.id,
+                kind: CredentialKind::Personal,
+                sha256: new.sha256,
+                agent: None,
+                user: Some(user.clone()),
+                scope: None,
+                task: None,
+                human: None,
+                human_assurance: None,
+                expires_at: new.expires_at,
+                label: new.label,
+            },
+        }])
+    }
+
+    /// May `actor` manage (rotate, revoke) this credential?
+    fn may_manage(&self, actor: &Actor, c: &Credential) -> bool {
+        match actor {
+            Actor::Human { user, .. } => {
+                self.is_admin(user)
+                    || c.record.user.as_ref() == Some(user)
+                    || c.record
+                        .agent
+                        .as_ref()
+                        .and_then(|a| self.agents.get(a))
+                        .is_some_and(|a| &a.record.owner == user)
+            }
+            // An agent may end its own sessions.
+            Actor::Agent {
+                agent, credential, ..
+            } => {
+                c.record.agent.as_ref() == Some(agent)
+                    && c.record.kind == CredentialKind::Session
+                    && &c.record.id == credential
+            }
+            Actor::Bootstrap | Actor::System { .. } => false,
+        }
+    }
+
+    /// Rotation: a new credential with the same purpose; the old one keeps
+    /// working until `grace_until`, then is revoked.
+    pub fn plan_rotate(
+        &self,
+        actor: &Actor,
+        old: &CredentialId,
+        new: NewCredential,
+        grace_until: Timestamp,
+        now: Timestamp,
+    ) -> Result<Vec<Event>> {
+        let c = self.credential(old)?;
+        if !self.may_manage(actor, c) {
+            return Err(Forbidden(format!("not allowed to rotate credential {old}")));
+        }
+        if let Some(why) = c.dead_at(now) {
+            return Err(Conflict(format!("credential {old} is {why}")));
+        }
+        if c.grace_until.is_some() {
+            return Err(Conflict(format!("credential {old} was already rotated")));
+        }
+        let kind = c.record.kind;
+        if kind == CredentialKind::Session {
+            return Err(Invalid(
+                "session credentials are not rotated; start a new session".into(),
+            ));
+        }
+        let project = match &c.record.agent {
+            Some(agent) => Some(self.active_agent(agent)?.record.project.clone()),
+            None => None,
+        };
+        Ok(vec![Event::CredentialIssued {
+            project,
+            replaces: Some((old.clone(), grace_until)),
+            credential: CredentialRecord {
+                prefix: super::token_prefix(kind, &new.id),
+                id: new.id,
+                kind,
+                sha256: new.sha256,
+                agent: c.record.agent.clone(),
+                user: c.record.user.clone(),
+                scope: c.record.scope.clone(),
+                task: None,
+                human: None,
+                human_assurance: None,
+                expires_at: new.expires_at,
+                label: new.label.or_else(|| c.record.label.clone()),
+            },
+        }])
+    }
+
+    pub fn plan_revoke(
+        &self,
+        actor: &Actor,
+        id: &CredentialId,
+        reason: String,
+    ) -> Result<Vec<Event>> {
+        text("reason", &reason, 2000)?;
+        let c = self.credential(id)?;
+        if !self.may_manage(actor, c) {
+            return Err(Forbidden(format!("not allowed to revoke credential {id}")));
+        }
+        if c.revoked.is_some() {
+            return Err(Conflict(format!("credential {id} is already revoked")));
+        }
+        Ok(vec![self.revocation(c, reason)])
+    }
+
+    fn revocation(&self, c: &Credential, reason: String) -> Event {
+        Event::CredentialRevoked {
+            credential: c.record.id.clone(),
+            agent: c.record.agent.clone(),
+            project: c
+                .record
+                .agent
+                .as_ref()
+                .and_then(|a| self.agents.get(a))
+                .map(|a| a.record.project.clone()),
+            reason,
+        }
+    }
+
+    /// Credentials past their expiry or rotation grace that have no
+    /// revocation entry yet; the server records one for each, so the ledger
+    /// shows when every credential stopped working.
+    pub fn plan_expire(&self, now: Timestamp) -> Vec<Event> {
+        let mut due: Vec<&Credential> = self
+            .credentials
+            .values()
+            .filter(|c| c.revoked.is_none() && c.dead_at(now).is_some())
+            .collect();
+        due.sort_by(|a, b| a.record.id.cmp(&b.record.id));
+        due.into_iter()
+            .map(|c| {
+                let why = if c.grace_until.is_some_and(|t| now >= t) {
+                    "rotation grace period ended"
+                } else if c.record.kind == CredentialKind::Session {
+                    "session expired"
+                } else {
+                    "expired"
+                };
+                self.revocation(c, why.to_owned())
+            })
+            .collect()
+    }
+
+    // ---- access reviews -------------------------------------------------------
+
+    pub fn plan_open_review(
+        &self,
+        now: Timestamp,
+        last_used: impl Fn(&CredentialId) -> Option<Timestamp>,
+    ) -> Result<Vec<Event>> {
+        if let Some(r) = self.reviews.values().find(|r| r.completed_at.is_none()) {
+            return Err(Conflict(format!(
+                "access review {} is still open; complete it first",
+                r.seq
+            )));
+        }
+        let items = self
+            .agents
+            .values()
+            .filter(|a| a.status != AgentStatus::Retired)
+            .map(|a| {
+                let mut credentials: Vec<ReviewCredential> = self
+                    .live_credentials_of(&a.record.id, now)
+                    .map(|c| ReviewCredential {
+                        id: c.record.id.clone(),
+                        kind: c.record.kind,
+                        prefix: c.record.prefix.clone(),
+                        issued_at: c.issued_at,
+                        age_days: (now.as_micros() - c.issued_at.as_micros()) / 86_400_000_000,
+                        last_used: last_used(&c.record.id),
+                        expires_at: c.record.expires_at,
+                    })
+                    .collect();
+                credentials.sort_by(|x, y| x.id.cmp(&y.id));
+                ReviewItem {
+                    agent: a.record.id.clone(),
+                    owner: a.record.owner.clone(),
+                    project: a.record.project.clone(),
+                    status: a.status.as_str().to_owned(),
+                    scope: a.record.scope.clone(),
+                    credentials,
+                }
+            })
+            .collect();
+        Ok(vec![Event::AccessReview {
+            review: None,
+            event: ReviewEvent::Opened { items },
+        }])
+    }
+
+    pub fn plan_review_decision(
+        &self,
+        review: u64,
+        agent: &AgentId,
+        decision: ReviewDecision,
+        note: Option<String>,
+    ) -> Result<Vec<Event>> {
+        let r = self.review(review)?;
+        if r.completed_at.is_some() {
+            return Err(Conflict(format!("access review {review} is completed")));
+        }
+        if !r.items.iter().any(|i| &i.agent == agent) {
+            return Err(NotFound(format!(
+                "agent {agent} is not in access review {review}"
+            )));
+        }
+        if let Some(n) = &note {
+            text("note", n, 2000)?;
+        }
+        Ok(vec![Event::AccessReview {
+            review: Some(review),
+            event: ReviewEvent::Decided {
+                agent: agent.clone(),
+                decision,
+                note,
+            },
+        }])
+    }
+
+    /// Completes a review once every agent has a decision; each `revoke`
+    /// takes effect in the same append: its live credentials are revoked and
+    /// the agent is suspended.
+    pub fn plan_complete_review(&self, review: u64, now: Timestamp) -> Result<Vec<Event>> {
+        let r = self.review(review)?;
+        if r.completed_at.is_some() {
+            return Err(Conflict(format!(
+                "access review {review} is already completed"
+            )));
+        }
+        if let Some(missing) = r.items.iter().find(|i| !r.decisions.contains_key(&i.agent)) {
+            return Err(Conflict(format!(
+                "agent {} has no decision yet; every agent must be marked keep or revoke",
+                missing.agent
+            )));
+        }
+        let mut kept = Vec::new();
+        let mut revoked = Vec::new();
+        let mut effects = Vec::new();
+        for item in &r.items {
+            match r.decisions[&item.agent].0 {
+                ReviewDecision::Keep => kept.push(item.agent.clone()),
+                ReviewDecision::Revoke => {
+                    revoked.push(item.agent.clone());
+                    effects.extend(self.revoke_all(&item.agent, now, "access review"));
+                    if self
+                        .agents
+                        .get(&item.agent)
+                        .is_some_and(|a| a.status == AgentStatus::Active)
+                    {
+                        effects.push(Event::AgentSuspended {
+                            agent: item.agent.clone(),
+                            project: item.project.clone(),
+                            reason: format!("access review {review}: access revoked"),
+                        });
+                    }
+                }
+            }
+        }
+        effects.push(Event::AccessReview {
+            review: Some(review),
+            event: ReviewEvent::Completed { kept, revoked },
+        });
+        Ok(effects)
+    }
+
+    // ---- the fold ---------------------------------------------------------------
+
+    /// Folds one appended identity event in. Never fails: the ledger is the
+    /// record, so an event that refers to something unknown changes nothing.
+    pub fn apply(&mut self, seq: u64, ts: Timestamp, actor: &Actor, event: &Event) {
+        match event {
+            Event::UserCreated { user } => {
+                self.users.insert(
+                    user.id.clone(),
+                    User {
+                        record: user.clone(),
+                        created_at: ts,
+                    },
+                );
+            }
+            Event::UserUpdated { user, .. } => {
+                if let Some(u) = self.users.get_mut(&user.id) {
+                    u.record = user.clone();
+                }
+            }
+            Event::ProjectCreated { project } | Event::ProjectUpdated { project } => {
+                self.projects.insert(project.id.clone(), project.clone());
+            }
+            Event::ChangeRequested {
+                agent,
+                project,
+                request,
+            } => {
+                self.changes.insert(
+                    seq,
+                    Change {
+                        seq,
+                        requested_at: ts,
+                        requested_by: actor.user().cloned(),
+                        agent: agent.clone(),
+                        project: project.clone(),
+                        request: request.clone(),
+                        status: ChangeStatus::Pending,
+                    },
+                );
+            }
+            Event::ChangeApproved { request, .. } => {
+                if let (Some(c), Some(by)) = (self.changes.get_mut(request), actor.user()) {
+                    c.status = ChangeStatus::Approved {
+                        by: by.clone(),
+                        seq,
+                    };
+                }
+            }
+            Event::ChangeRejected {
+                request, reason, ..
+            } => {
+                if let (Some(c), Some(by)) = (self.changes.get_mut(request), actor.user()) {
+                    c.status = ChangeStatus::Rejected {
+                        by: by.clone(),
+                        reason: reason.clone(),
+                    };
+                }
+            }
+            Event::AgentRegistered { request, agent } => {
+                self.agents.insert(
+                    agent.id.clone(),
+                    Agent {
+                        record: agent.clone(),
+                        status: AgentStatus::Active,
+                        registered_at: ts,
+                        request: *request,
+                    },
+                );
+            }
+            Event::AgentSuspended { agent, .. } => self.set_status(agent, AgentStatus::Suspended),
+            Event::AgentResumed { agent, .. } => self.set_status(agent, AgentStatus::Active),
+            Event::AgentRetired { agent, .. } => self.set_status(agent, AgentStatus::Retired),
+            Event::CredentialIssued {
+                credential,
+                replaces,
+                ..
+            } => {
+                if let Some((old, until)) = replaces
+                    && let Some(c) = self.credentials.get_mut(old)
+                {
+                    c.grace_until = Some(*until);
+                }
+                self.credentials.insert(
+                    credential.id.clone(),
+                    Credential {
+                        record: credential.clone(),
+                        issued_at: ts,
+                        issued_by: actor.clone(),
+                        revoked: None,
+                        grace_until: None,
+                    },
+                );
+            }
+            Event::CredentialRevoked {
+                credential, reason, ..
+            } => {
+                if let Some(c) = self.credentials.get_mut(credential) {
+                    c.revoked.get_or_insert((ts, reason.clone()));
+                }
+            }
+            Event::AccessReview { review, event } => match (review, event) {
+                (None, ReviewEvent::Opened { items }) => {
+                    self.reviews.insert(
+                        seq,
+                        Review {
+                            seq,
+                            opened_at: ts,
+                            opened_by: actor.user().cloned(),
+                            items: items.clone(),
+                            decisions: BTreeMap::new(),
+                            completed_at: None,
+                        },
+                    );
+                }
+                (
+                    Some(r),
+                    ReviewEvent::Decided {
+                        agent,
+                        decision,
+                        note,
+                    },
+                ) => {
+                    if let Some(r) = self.reviews.get_mut(r) {
+                        r.decisions.insert(
+                            agent.clone(),
+                            (*decision, actor.user().cloned(), note.clone()),
+                        );
+                    }
+                }
+                (Some(r), ReviewEvent::Completed { .. }) => {
+                    if let Some(r) = self.reviews.get_mut(r) {
+                        r.completed_at = Some(ts);
+                    }
+                }
+                _ => {}
+            },
+            Event::SignatureRejected { .. } => {}
+        }
+    }
+
+    fn set_status(&mut self, agent: &AgentId, status: AgentStatus) {
+        if let Some(a) = self.agents.get_mut(agent) {
+            a.status = status;
+        }
+    }
+}

@@ -1,0 +1,799 @@
+//! Identity end to end over a real socket: the first admin, users, a
+//! project, an agent requested by one human and approved by another, its
+//! keys and sessions, rotation, revocation, retirement, access reviews and
+//! signed requests — each step a ledger entry, attributed.
+
+use std::time::Duration;
+
+use base64::Engine;
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+
+use crate::support::{Server, config};
+
+async fn start() -> Server {
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = config(dir.path());
+    c.identity.expiry_sweep_ms = 50;
+    Server::start_with(c, dir).await
+}
+
+impl Server {
+    async fn as_(
+        &self,
+        token: &str,
+        method: Method,
+        path: &str,
+        body: Value,
+    ) -> (StatusCode, Value) {
+        let body = (method != Method::GET).then_some(&body);
+        self.call(method, path, Some(token), body).await
+    }
+
+    /// Creates a user with `roles` and a password, and logs them in.
+    async fn user(&self, id: &str, roles: &[&str]) -> String {
+        let (st, v) = self
+            .post(
+                "/api/v1/users",
+                &json!({"id": id, "name": id.to_uppercase(), "roles": roles, "password": format!("{id}-long-password")}),
+            )
+            .await;
+        assert_eq!(st, StatusCode::CREATED, "{v}");
+        self.login(id, &format!("{id}-long-password"))
+            .await
+            .unwrap()
+    }
+
+    async fn login(&self, id: &str, password: &str) -> Result<String, StatusCode> {
+        let r = self
+            .http
+            .post(self.url("/api/v1/login"))
+            .basic_auth(id, Some(password))
+            .send()
+            .await
+            .unwrap();
+        if r.status() != StatusCode::CREATED {
+            return Err(r.status());
+        }
+        let v: Value = r.json().await.unwrap();
+        Ok(v["token"].as_str().unwrap().to_owned())
+    }
+
+    async fn entry(&self, seq: u64) -> Value {
+        let (st, v) = self.get(&format!("/api/v1/entries/{seq}")).await;
+        assert_eq!(st, StatusCode::OK, "{v}");
+        v["entry"].clone()
+    }
+}
+
+fn seq_of(v: &Value, kind: &str) -> u64 {
+    v["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["type"] == kind)
+        .unwrap_or_else(|| panic!("no {kind} entry in {v}"))["seq"]
+        .as_u64()
+        .unwrap()
+}
+
+/// Sets up admin, a developer and an approver in project `support`, and a
+/// registered agent `support-bot` owned by the developer. Returns
+/// (developer token, approver token, agent API key, agent private key).
+async fn registered_agent(s: &Server) -> (String, String, String, String) {
+    let dev = s.user("dev", &["developer"]).await;
+    let appr = s.user("appr", &["approver"]).await;
+    let (st, v) = s
+        .post(
+            "/api/v1/projects",
+            &json!({"id": "support", "name": "Support", "members": ["dev", "appr"],
+                    "rules": [{"agents": ["*"], "tools": ["search", "email"], "models": ["gpt-4o"],
+                               "data_classes": ["customer_data"], "environments": ["production"]}]}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::CREATED, "{v}");
+    let (st, v) = s
+        .as_(&dev, Method::POST, "/api/v1/agents", json!({
+            "id": "support-bot", "name": "Support bot", "project": "support",
+            "purpose": "answers tickets",
+            "scope": {"tools": ["search"], "models": ["gpt-4o"], "data_classes": ["customer_data"], "environments": ["production"]}
+        }))
+        .await;
+    assert_eq!(st, StatusCode::ACCEPTED, "{v}");
+    let request = v["request"].as_u64().unwrap();
+    let private_key = v["private_key"].as_str().unwrap().to_owned();
+    let (st, v) = s
+        .as_(
+            &appr,
+            Method::POST,
+            &format!("/api/v1/changes/{request}/approve"),
+            json!({}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    let (st, v) = s
+        .as_(
+            &dev,
+            Method::POST,
+            "/api/v1/agents/support-bot/credentials",
+            json!({"label": "prod"}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::CREATED, "{v}");
+    (
+        dev,
+        appr,
+        v["token"].as_str().unwrap().to_owned(),
+        private_key,
+    )
+}
+
+#[tokio::test]
+async fn the_whole_lifecycle_is_in_the_ledger_and_verifies() {
+    let s = start().await;
+
+    // The bootstrap token made the first admin and is now retired.
+    let (st, v) = s
+        .call(
+            Method::POST,
+            "/api/v1/bootstrap",
+            Some(&s.bootstrap_token),
+            Some(&json!({"id": "x", "name": "X"})),
+        )
+        .await;
+    assert_eq!(st, StatusCode::UNAUTHORIZED, "{v}");
+    assert!(
+        v["error"]["message"].as_str().unwrap().contains("retired"),
+        "{v}"
+    );
+
+    // A lead who may also approve: four eyes must still stop them approving their own request.
+    let dev = s.user("dev", &["developer", "approver"]).await;
+    let appr = s.user("appr", &["approver"]).await;
+    assert_eq!(
+        s.login("dev", "wrong-password-123").await,
+        Err(StatusCode::UNAUTHORIZED)
+    );
+
+    // KYC: recorded with who, how and when; nobody verifies themselves.
+    let (st, _) = s
+        .as_(
+            &dev,
+            Method::PUT,
+            "/api/v1/users/dev/kyc",
+            json!({"status": "verified", "method": "passport"}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::FORBIDDEN);
+    let (st, v) = s
+        .as_(
+            &s.token,
+            Method::PUT,
+            "/api/v1/users/dev/kyc",
+            json!({"status": "verified", "method": "passport check"}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    assert_eq!(v["user"]["kyc"]["verified_by"], "admin");
+    assert_eq!(v["user"]["kyc"]["method"], "passport check");
+
+    let (st, v) = s
+        .post(
+            "/api/v1/projects",
+            &json!({"id": "support", "name": "Support", "members": ["dev", "appr"],
+                    "rules": [{"agents": ["*"], "tools": ["search", "email"], "models": ["gpt-4o"],
+                               "data_classes": ["customer_data"], "environments": ["production"]}]}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::CREATED, "{v}");
+
+    // Scope beyond the project's rules is refused, naming the excess.
+    let (st, v) = s
+        .as_(&dev, Method::POST, "/api/v1/agents", json!({
+            "id": "support-bot", "name": "Support bot", "project": "support", "purpose": "answers tickets",
+            "scope": {"tools": ["search", "shell"]}
+        }))
+        .await;
+    assert_eq!(st, StatusCode::FORBIDDEN, "{v}");
+    assert!(
+        v["error"]["message"].as_str().unwrap().contains("shell"),
+        "{v}"
+    );
+
+    // The agent brings its own key; its DID is that key's did:key.
+    let key = ed25519_dalek::SigningKey::from_bytes(&[7u8; 32]);
+    let did = docket_core::identity::Did::from_key(&key.verifying_key());
+    let (st, v) = s
+        .as_(&dev, Method::POST, "/api/v1/agents", json!({
+            "id": "support-bot", "name": "Support bot", "project": "support", "purpose": "answers tickets",
+            "public_key": base64::prelude::BASE64_STANDARD.encode(key.verifying_key().as_bytes()),
+            "scope": {"tools": ["search"], "models": ["gpt-4o"], "data_classes": ["customer_data"]}
+        }))
+        .await;
+    assert_eq!(st, StatusCode::ACCEPTED, "{v}");
+    assert!(v["private_key"].is_null());
+    let request = v["request"].as_u64().unwrap();
+    let (st, _) = s.get("/api/v1/agents/support-bot").await;
+    assert_eq!(st, StatusCode::NOT_FOUND, "not registered before approval");
+
+    // Four eyes: the requester cannot approve; another human can.
+    let (st, v) = s
+        .as_(
+            &dev,
+            Method::POST,
+            &format!("/api/v1/changes/{request}/approve"),
+            json!({}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::FORBIDDEN, "{v}");
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("four-eyes"),
+        "{v}"
+    );
+    let (st, v) = s
+        .as_(
+            &appr,
+            Method::POST,
+            &format!("/api/v1/changes/{request}/approve"),
+            json!({}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    let registered = seq_of(&v, "agent.registered");
+    let e = s.entry(registered).await;
+    assert_eq!(e["body"]["record"]["did"], did.as_str());
+    assert_eq!(e["body"]["actor"]["user"], "appr");
+    assert_eq!(e["body"]["request"], request);
+
+    // An API key, shown once, stored as a digest.
+    let (st, v) = s
+        .as_(
+            &dev,
+            Method::POST,
+            "/api/v1/agents/support-bot/credentials",
+            json!({"label": "prod"}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::CREATED, "{v}");
+    let api_key = v["token"].as_str().unwrap().to_owned();
+    assert!(api_key.starts_with(v["prefix"].as_str().unwrap()));
+    let issued = s.entry(seq_of(&v, "credential.issued")).await;
+    assert!(
+        !issued.to_string().contains(&api_key),
+        "the token never enters the ledger"
+    );
+
+    let (st, me) = s.as_(&api_key, Method::GET, "/api/v1/me", json!({})).await;
+    assert_eq!(st, StatusCode::OK, "{me}");
+    assert_eq!(me["actor"]["did"], did.as_str());
+    assert_eq!(me["effective_scope"]["tools"], json!(["search"]));
+
+    // A session for one task, bound to the human who started it.
+    let (st, v) = s
+        .as_(
+            &dev,
+            Method::POST,
+            "/api/v1/agents/support-bot/sessions",
+            json!({"task": "ticket-42", "ttl_secs": 600}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::CREATED, "{v}");
+    let session = v["token"].as_str().unwrap().to_owned();
+    assert_eq!(v["human"], "dev");
+    let (st, v) = s
+        .as_(&session, Method::POST, "/api/v1/entries", json!({"type": "receipt", "body": {"tool": "search", "data_classes": ["customer_data"]}}))
+        .await;
+    assert_eq!(st, StatusCode::CREATED, "{v}");
+    let acted = s.entry(v["entries"][0]["seq"].as_u64().unwrap()).await;
+    assert_eq!(acted["body"]["agent"], "support-bot");
+    assert_eq!(acted["body"]["project"], "support");
+    assert_eq!(acted["body"]["human"], "dev");
+    assert_eq!(acted["body"]["actor"]["human_assurance"], "session");
+    assert_eq!(acted["body"]["actor"]["task"], "ticket-42");
+    assert_eq!(acted["body"]["actor"]["did"], did.as_str());
+
+    // A session cannot be stretched to another human.
+    let (st, _) = s
+        .as_(
+            &session,
+            Method::POST,
+            "/api/v1/entries",
+            json!({"type": "receipt", "body": {"human": "appr"}}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::BAD_REQUEST);
+    // With a bare API key the human is only the agent's word, and says so.
+    let (st, v) = s
+        .as_(
+            &api_key,
+            Method::POST,
+            "/api/v1/entries",
+            json!({"type": "receipt", "body": {"human": "appr"}}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::CREATED, "{v}");
+    let asserted = s.entry(v["entries"][0]["seq"].as_u64().unwrap()).await;
+    assert_eq!(asserted["body"]["actor"]["human_assurance"], "asserted");
+    // An agent cannot claim to be another agent.
+    let (st, _) = s
+        .as_(
+            &api_key,
+            Method::POST,
+            "/api/v1/entries",
+            json!({"type": "receipt", "body": {"agent": "other-bot"}}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::BAD_REQUEST);
+    // Nor write identity entries by hand.
+    let (st, v) = s
+        .as_(
+            &s.token,
+            Method::POST,
+            "/api/v1/entries",
+            json!({"type": "agent.registered", "body": {}}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::BAD_REQUEST);
+    assert_eq!(v["error"]["code"], "reserved_type");
+
+    // The task ends: the session key stops working at once.
+    let (st, _) = s
+        .as_(&session, Method::POST, "/api/v1/sessions/end", json!({}))
+        .await;
+    assert_eq!(st, StatusCode::OK);
+    let (st, v) = s.as_(&session, Method::GET, "/api/v1/me", json!({})).await;
+    assert_eq!(st, StatusCode::UNAUTHORIZED);
+    assert!(
+        v["error"]["message"].as_str().unwrap().contains("revoked"),
+        "{v}"
+    );
+
+    // Rotation: both keys work during the grace period, then only the new.
+    let cred = api_key.split('_').nth(1).unwrap().to_owned();
+    let (st, v) = s
+        .as_(
+            &dev,
+            Method::POST,
+            &format!("/api/v1/credentials/{cred}/rotate"),
+            json!({"grace_secs": 1}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::CREATED, "{v}");
+    let new_key = v["token"].as_str().unwrap().to_owned();
+    assert_eq!(
+        s.as_(&api_key, Method::GET, "/api/v1/me", json!({}))
+            .await
+            .0,
+        StatusCode::OK
+    );
+    assert_eq!(
+        s.as_(&new_key, Method::GET, "/api/v1/me", json!({}))
+            .await
+            .0,
+        StatusCode::OK
+    );
+    tokio::time::sleep(Duration::from_millis(1300)).await;
+    assert_eq!(
+        s.as_(&api_key, Method::GET, "/api/v1/me", json!({}))
+            .await
+            .0,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        s.as_(&new_key, Method::GET, "/api/v1/me", json!({}))
+            .await
+            .0,
+        StatusCode::OK
+    );
+    // …and the end of the grace period is itself an entry.
+    let mut revoked = Value::Null;
+    for _ in 0..100 {
+        let (_, page) = s
+            .get("/api/v1/entries?type=credential.revoked&agent=support-bot")
+            .await;
+        if let Some(e) = page["entries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["entry"]["body"]["credential"] == cred.as_str())
+        {
+            revoked = e["entry"].clone();
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        revoked["body"]["reason"], "rotation grace period ended",
+        "{revoked}"
+    );
+    assert_eq!(revoked["body"]["actor"]["kind"], "system");
+
+    // Revocation takes effect on the next request.
+    let new_cred = new_key.split('_').nth(1).unwrap().to_owned();
+    let (st, _) = s
+        .as_(
+            &dev,
+            Method::POST,
+            &format!("/api/v1/credentials/{new_cred}/revoke"),
+            json!({"reason": "laptop lost"}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK);
+    assert_eq!(
+        s.as_(&new_key, Method::GET, "/api/v1/me", json!({}))
+            .await
+            .0,
+        StatusCode::UNAUTHORIZED
+    );
+
+    // Retirement is a change another human approves; then nothing works.
+    let (st, _) = s
+        .as_(
+            &dev,
+            Method::POST,
+            "/api/v1/agents/support-bot/credentials",
+            json!({}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::CREATED);
+    let (st, v) = s
+        .as_(
+            &dev,
+            Method::POST,
+            "/api/v1/agents/support-bot/retire",
+            json!({"reason": "replaced"}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::ACCEPTED, "{v}");
+    let retire = v["request"].as_u64().unwrap();
+    let (st, v) = s
+        .as_(
+            &appr,
+            Method::POST,
+            &format!("/api/v1/changes/{retire}/approve"),
+            json!({}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    assert!(
+        v["entries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["type"] == "credential.revoked"),
+        "{v}"
+    );
+    let (_, agent) = s.get("/api/v1/agents/support-bot").await;
+    assert_eq!(agent["status"], "retired");
+    assert!(
+        agent["credentials"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|c| c["status"] != "live"),
+        "{agent}"
+    );
+    let (st, _) = s
+        .as_(
+            &dev,
+            Method::POST,
+            "/api/v1/agents/support-bot/credentials",
+            json!({}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::CONFLICT);
+
+    // Every step is in the ledger, in order, attributed.
+    let (_, page) = s
+        .get("/api/v1/entries?agent=support-bot&order=asc&limit=100")
+        .await;
+    let steps: Vec<(String, String)> = page["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            let b = &e["entry"]["body"];
+            let who = b["actor"]["user"]
+                .as_str()
+                .or(b["actor"]["agent"].as_str())
+                .or(b["actor"]["kind"].as_str())
+                .unwrap_or("?");
+            (
+                e["entry"]["type"].as_str().unwrap().to_owned(),
+                who.to_owned(),
+            )
+        })
+        .collect();
+    let expected: Vec<(String, String)> = [
+        ("change.requested", "dev"),
+        ("change.approved", "appr"),
+        ("agent.registered", "appr"),
+        ("credential.issued", "dev"),
+        ("credential.issued", "dev"),
+        ("receipt", "support-bot"),
+        ("receipt", "support-bot"),
+        ("credential.revoked", "support-bot"),
+        ("credential.issued", "dev"),
+        ("credential.revoked", "system"),
+        ("credential.revoked", "dev"),
+        ("credential.issued", "dev"),
+        ("change.requested", "dev"),
+        ("change.approved", "appr"),
+        ("credential.revoked", "appr"),
+        ("agent.retired", "appr"),
+    ]
+    .iter()
+    .map(|(a, b)| (a.to_string(), b.to_string()))
+    .collect();
+    assert_eq!(steps, expected);
+
+    // A restart rebuilds the same registry from the ledger alone.
+    let size = s.get("/api/v1/log").await.1["size"].as_u64().unwrap();
+    let dir = s.stop().await;
+    let c = config(dir.path());
+    let running = docket_server::start(c).await.unwrap();
+    let base = format!("http://{}", running.addr);
+    let http = reqwest::Client::new();
+    let login = http
+        .post(format!("{base}/api/v1/login"))
+        .basic_auth("appr", Some("appr-long-password"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(login.status(), StatusCode::CREATED);
+    let token = login.json::<Value>().await.unwrap()["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let agent: Value = http
+        .get(format!("{base}/api/v1/agents/support-bot"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(agent["status"], "retired");
+    assert_eq!(agent["did"], did.as_str());
+    let dev_again = http
+        .get(format!("{base}/api/v1/me"))
+        .bearer_auth(&dev)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        dev_again.status(),
+        StatusCode::OK,
+        "login tokens survive a restart"
+    );
+    running.stop().await.unwrap();
+
+    // And the log verifies end to end.
+    let c = config(dir.path());
+    let opened = docket_server::init::open(&c).unwrap();
+    let report = docket_store::verify::verify_log(
+        &docket_store::verify::BackendSource(opened.backend.as_ref()),
+        &opened.signer.verifier(),
+        &Default::default(),
+        &|_| {},
+    )
+    .unwrap();
+    assert!(report.entries >= size, "{report:?}");
+}
+
+#[tokio::test]
+async fn an_access_review_revokes_what_the_reviewer_marks() {
+    let s = start().await;
+    let (dev, _appr, api_key, _) = registered_agent(&s).await;
+    let rev = s.user("rev", &["reviewer"]).await;
+    // A second agent, kept.
+    let (_, v) = s
+        .as_(&dev, Method::POST, "/api/v1/agents", json!({"id": "triage-bot", "name": "Triage", "project": "support", "purpose": "sorts tickets", "scope": {"tools": ["search"]}}))
+        .await;
+    let req = v["request"].as_u64().unwrap();
+    s.as_(
+        &s.token,
+        Method::POST,
+        &format!("/api/v1/changes/{req}/approve"),
+        json!({}),
+    )
+    .await;
+    let (st, kept_key) = s
+        .as_(
+            &dev,
+            Method::POST,
+            "/api/v1/agents/triage-bot/credentials",
+            json!({}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::CREATED);
+    let kept_key = kept_key["token"].as_str().unwrap().to_owned();
+    // Last use shows in the review.
+    assert_eq!(
+        s.as_(&api_key, Method::GET, "/api/v1/me", json!({}))
+            .await
+            .0,
+        StatusCode::OK
+    );
+
+    let (st, review) = s
+        .as_(&s.token, Method::POST, "/api/v1/access-reviews", json!({}))
+        .await;
+    assert_eq!(st, StatusCode::CREATED, "{review}");
+    let seq = review["seq"].as_u64().unwrap();
+    let items = review["items"].as_array().unwrap();
+    assert_eq!(items.len(), 2);
+    let bot = items.iter().find(|i| i["agent"] == "support-bot").unwrap();
+    assert_eq!(bot["owner"], "dev");
+    assert_eq!(bot["credentials"][0]["age_days"], 0);
+    assert!(bot["credentials"][0]["last_used"].is_string(), "{bot}");
+
+    let (st, v) = s
+        .as_(
+            &rev,
+            Method::POST,
+            &format!("/api/v1/access-reviews/{seq}/decisions"),
+            json!({"agent": "support-bot", "decision": "revoke", "note": "unused scope"}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    let (st, v) = s
+        .as_(
+            &s.token,
+            Method::POST,
+            &format!("/api/v1/access-reviews/{seq}/complete"),
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        st,
+        StatusCode::CONFLICT,
+        "every agent needs a decision first: {v}"
+    );
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("triage-bot")
+    );
+    s.as_(
+        &rev,
+        Method::POST,
+        &format!("/api/v1/access-reviews/{seq}/decisions"),
+        json!({"agent": "triage-bot", "decision": "keep"}),
+    )
+    .await;
+    let (st, v) = s
+        .as_(
+            &s.token,
+            Method::POST,
+            &format!("/api/v1/access-reviews/{seq}/complete"),
+            json!({}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    assert_eq!(v["review"]["status"], "completed");
+    let types: Vec<&str> = v["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["type"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        types,
+        ["credential.revoked", "agent.suspended", "access_review"]
+    );
+
+    assert_eq!(
+        s.as_(&api_key, Method::GET, "/api/v1/me", json!({}))
+            .await
+            .0,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        s.as_(&kept_key, Method::GET, "/api/v1/me", json!({}))
+            .await
+            .0,
+        StatusCode::OK
+    );
+    let (_, page) = s.get("/api/v1/entries?type=access_review&order=asc").await;
+    let events: Vec<&str> = page["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["entry"]["body"]["event"].as_str().unwrap())
+        .collect();
+    assert_eq!(events, ["opened", "decided", "decided", "completed"]);
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn signed_requests_are_verified_and_recorded() {
+    use docket_server::httpsig::sign_request;
+    let s = start().await;
+    let (_, _, api_key, private_key) = registered_agent(&s).await;
+    let secret: [u8; 32] = base64::prelude::BASE64_STANDARD
+        .decode(private_key)
+        .unwrap()
+        .try_into()
+        .unwrap();
+    let key = ed25519_dalek::SigningKey::from_bytes(&secret);
+    let authority = s.base.trim_start_matches("http://").to_owned();
+    let body = serde_json::to_vec(&json!({"type": "receipt", "body": {"tool": "search"}})).unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    let send = |body: Vec<u8>, signed_body: Vec<u8>| {
+        let headers = sign_request(
+            &Method::POST,
+            "http",
+            &authority,
+            "/api/v1/entries",
+            &signed_body,
+            &key,
+            "support-bot",
+            now,
+        );
+        let mut req = s
+            .http
+            .post(s.url("/api/v1/entries"))
+            .bearer_auth(&api_key)
+            .header("content-type", "application/json")
+            .body(body);
+        for (k, v) in headers {
+            req = req.header(k, v);
+        }
+        req.send()
+    };
+    let r = send(body.clone(), body.clone()).await.unwrap();
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let v: Value = r.json().await.unwrap();
+    let e = s.entry(v["entries"][0]["seq"].as_u64().unwrap()).await;
+    let sig = &e["body"]["actor"]["signature"];
+    assert_eq!(sig["keyid"], "support-bot", "{e}");
+    assert!(
+        sig["components"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c == "content-digest"),
+        "{e}"
+    );
+
+    // The body changed after signing: refused, and the refusal recorded.
+    let tampered =
+        serde_json::to_vec(&json!({"type": "receipt", "body": {"tool": "shell"}})).unwrap();
+    let r = send(tampered, body).await.unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    let (_, page) = s.get("/api/v1/entries?type=signature.rejected").await;
+    let rejected = &page["entries"][0]["entry"]["body"];
+    assert_eq!(rejected["agent"], "support-bot");
+    assert!(
+        rejected["error"]
+            .as_str()
+            .unwrap()
+            .to_lowercase()
+            .contains("digest"),
+        "{rejected}"
+    );
+    // Unsigned requests are still accepted, and carry no signature.
+    let (st, v) = s
+        .as_(
+            &api_key,
+            Method::POST,
+            "/api/v1/entries",
+            json!({"type": "receipt", "body": {}}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::CREATED);
+    assert!(
+        s.entry(v["entries"][0]["seq"].as_u64().unwrap()).await["body"]["actor"]["signature"]
+            .is_null()
+    );
+    s.stop().await;
+}

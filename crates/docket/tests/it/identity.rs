@@ -1,0 +1,302 @@
+//! The identity lifecycle driven from the `docket` command line against a
+//! real `docket serve`: users, a project, an agent requested and approved
+//! by two people, its keys, an access review, retirement — then
+//! `docket verify` over the data directory.
+
+use std::path::Path;
+use std::process::Output;
+
+use serde_json::{Value, json};
+
+use crate::support::{ServerProcess, docket, stdout};
+
+/// Runs `docket args…` against `s` with `token`; panics with the output on failure.
+fn ok(s: &ServerProcess, token: &str, args: &[&str]) -> String {
+    let out = with(s, token, args, &[]);
+    assert!(
+        out.status.success(),
+        "docket {args:?} failed: {}{}",
+        stdout(&out),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout(&out)
+}
+
+fn with(s: &ServerProcess, token: &str, args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut cmd = docket();
+    cmd.args(args)
+        .env("DOCKET_SERVER", &s.base)
+        .env("DOCKET_TOKEN", token)
+        .env_remove("DOCKET_PASSWORD");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.output().expect("run docket")
+}
+
+fn json_of(text: &str) -> Value {
+    serde_json::from_str(text).unwrap_or_else(|e| panic!("{e}: {text}"))
+}
+
+fn login(s: &ServerProcess, user: &str, password: &str) -> String {
+    let out = with(
+        s,
+        "",
+        &["login", "--user", user],
+        &[("DOCKET_PASSWORD", password)],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout(&out).trim().to_owned()
+}
+
+fn create_user(s: &ServerProcess, admin: &str, id: &str, roles: &str) -> String {
+    let password = format!("{id}-long-password");
+    let out = with(
+        s,
+        admin,
+        &["users", "create", id, "--name", id, "--roles", roles],
+        &[("DOCKET_PASSWORD", &password)],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    login(s, id, &password)
+}
+
+#[test]
+fn the_identity_lifecycle_from_the_command_line() {
+    let root = tempfile::tempdir().unwrap();
+    let dir = root.path().join("data");
+    let s = ServerProcess::start(&dir, None);
+    let admin = s.token.clone();
+    // A lead who may also approve: four eyes must still stop them approving their own request.
+    let dev = create_user(&s, &admin, "dev", "developer,approver");
+    let appr = create_user(&s, &admin, "appr", "approver");
+    let rev = create_user(&s, &admin, "rev", "reviewer");
+    let out = with(
+        &s,
+        "",
+        &["login", "--user", "dev"],
+        &[("DOCKET_PASSWORD", "not-the-password")],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("401"));
+
+    ok(
+        &s,
+        &admin,
+        &[
+            "users",
+            "kyc",
+            "dev",
+            "--status",
+            "verified",
+            "--method",
+            "video call",
+        ],
+    );
+    let users = json_of(&ok(&s, &admin, &["users", "list", "--json"]));
+    let dev_row = users["users"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|u| u["id"] == "dev")
+        .unwrap()
+        .clone();
+    assert_eq!(dev_row["kyc"]["status"], "verified");
+    assert_eq!(dev_row["kyc"]["verified_by"], "admin");
+
+    let project = root.path().join("support.json");
+    std::fs::write(
+        &project,
+        json!({"id": "support", "name": "Support", "members": ["dev", "appr"],
+               "rules": [{"agents": ["*"], "tools": ["search"], "data_classes": ["customer_data"]}]})
+        .to_string(),
+    )
+    .unwrap();
+    ok(
+        &s,
+        &admin,
+        &["projects", "create", project.to_str().unwrap()],
+    );
+
+    // Requested by the developer; the private key is printed once.
+    let out = ok(
+        &s,
+        &dev,
+        &[
+            "agents",
+            "request",
+            "support-bot",
+            "--name",
+            "Support bot",
+            "--project",
+            "support",
+            "--purpose",
+            "answers tickets",
+            "--tools",
+            "search",
+            "--data-classes",
+            "customer_data",
+            "--json",
+        ],
+    );
+    let req = json_of(&out);
+    let request = req["request"].as_u64().unwrap().to_string();
+    assert!(req["private_key"].is_string());
+    assert!(
+        req["agent"]["did"]
+            .as_str()
+            .unwrap()
+            .starts_with("did:key:z6Mk")
+    );
+
+    // The requester cannot approve; another human can.
+    let out = with(&s, &dev, &["agents", "approve", &request], &[]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("four-eyes"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let pending = json_of(&ok(
+        &s,
+        &appr,
+        &["agents", "changes", "--status", "pending", "--json"],
+    ));
+    assert_eq!(pending["changes"].as_array().unwrap().len(), 1);
+    ok(&s, &appr, &["agents", "approve", &request]);
+
+    let key = ok(
+        &s,
+        &dev,
+        &["credentials", "issue", "support-bot", "--label", "prod"],
+    )
+    .trim()
+    .to_owned();
+    assert!(key.starts_with("dka_"), "{key}");
+    let session = ok(
+        &s,
+        &dev,
+        &[
+            "credentials",
+            "session",
+            "support-bot",
+            "--task",
+            "ticket-7",
+        ],
+    )
+    .trim()
+    .to_owned();
+    assert!(session.starts_with("dks_"), "{session}");
+    let creds = json_of(&ok(
+        &s,
+        &admin,
+        &["credentials", "list", "--agent", "support-bot", "--json"],
+    ));
+    let listed = creds["credentials"].as_array().unwrap();
+    assert_eq!(listed.len(), 2);
+    assert!(
+        !creds.to_string().contains(&key[20..]),
+        "secrets never leave the server"
+    );
+    let table = ok(&s, &admin, &["agents", "list"]);
+    assert!(
+        table.contains("support-bot") && table.contains("active"),
+        "{table}"
+    );
+
+    // An access review: the reviewer marks it revoke; completion applies it.
+    let review = ok(&s, &admin, &["access-review", "open"]).trim().to_owned();
+    let shown = ok(&s, &rev, &["access-review", "show", &review]);
+    assert!(
+        shown.contains("support-bot") && shown.contains("undecided"),
+        "{shown}"
+    );
+    ok(
+        &s,
+        &rev,
+        &[
+            "access-review",
+            "decide",
+            &review,
+            "support-bot",
+            "revoke",
+            "--note",
+            "not needed",
+        ],
+    );
+    ok(&s, &admin, &["access-review", "complete", &review]);
+    let agent = json_of(&ok(&s, &admin, &["agents", "show", "support-bot"]));
+    assert_eq!(agent["status"], "suspended");
+    let me = with(&s, &key, &["users", "list"], &[]);
+    assert!(String::from_utf8_lossy(&me.stderr).contains("401"));
+
+    // Retirement, requested by the owner and approved by someone else.
+    let out = json_of(&ok(
+        &s,
+        &dev,
+        &[
+            "agents",
+            "retire",
+            "support-bot",
+            "--reason",
+            "replaced",
+            "--json",
+        ],
+    ));
+    let retire = out["request"].as_u64().unwrap().to_string();
+    ok(&s, &appr, &["agents", "approve", &retire]);
+    let agent = json_of(&ok(&s, &admin, &["agents", "show", "support-bot"]));
+    assert_eq!(agent["status"], "retired");
+
+    let all = json_of(&ok(
+        &s,
+        &admin,
+        &[
+            "query",
+            "--agent",
+            "support-bot",
+            "--order",
+            "asc",
+            "--json",
+        ],
+    ));
+    let types: Vec<&str> = all["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["entry"]["type"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        types,
+        [
+            "change.requested",
+            "change.approved",
+            "agent.registered",
+            "credential.issued",
+            "credential.issued",
+            "access_review",
+            "credential.revoked",
+            "credential.revoked",
+            "agent.suspended",
+            "change.requested",
+            "change.approved",
+            "agent.retired"
+        ]
+    );
+    s.stop();
+
+    let out = docket()
+        .args(["verify", "--data-dir", dir.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stdout(&out));
+    assert!(Path::new(&dir).join("log.pub").exists());
+}
