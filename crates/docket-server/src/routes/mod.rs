@@ -339,3 +339,21 @@ pub fn parse_u64(field: &str, value: &str) -> Result<u64, ApiError> {
         )
     })
 }
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn every_route_is_in_the_openapi_document() {
+        let doc: serde_json::Value =
+            serde_json::from_str(include_str!("../openapi.json")).expect("openapi.json parses");
+        for route in super::table() {
+            let method = route.method.as_str().to_lowercase();
+            assert!(
+                doc["paths"][route.path][&method].is_object(),
+                "{} {} is not in openapi.json",
+                route.method,
+                route.path
+            );
+        }
+    }
+}
