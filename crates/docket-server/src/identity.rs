@@ -4,6 +4,7 @@
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering as AtomicOrdering};
 use std::time::Duration;
 
 use argon2::Argon2;
@@ -18,7 +19,7 @@ use docket_core::identity::{
 };
 use docket_core::{Entry, Timestamp};
 use docket_store::{Appended, Ledger, NewEntry, Order, Query, StoreError};
-use parking_lot::{Mutex, RwLock, RwLockReadGuard};
+use parking_lot::{RwLock, RwLockReadGuard};
 use rand::Rng;
 use rand::RngCore;
 use sha2::{Digest, Sha256};
@@ -167,7 +168,10 @@ pub struct Identity {
     /// Serializes changes: check, append, fold.
     write: tokio::sync::Mutex<()>,
     ledger: Arc<Ledger>,
-    last_used: Mutex<(HashMap<CredentialId, Timestamp>, bool)>,
+    /// Last use per credential, in micros; every request writes it, so the
+    /// common case takes only a shared lock and an atomic store.
+    last_used: RwLock<HashMap<CredentialId, AtomicI64>>,
+    last_used_dirty: AtomicBool,
     pub data_classes: BTreeSet<String>,
     pub config: IdentityConfig,
 }
@@ -213,7 +217,7 @@ impl Identity {
             Some(json) => serde_json::from_str::<HashMap<CredentialId, i64>>(&json)
                 .unwrap_or_default()
                 .into_iter()
-                .map(|(k, v)| (k, Timestamp::from_micros(v)))
+                .map(|(k, v)| (k, AtomicI64::new(v)))
                 .collect(),
             None => HashMap::new(),
         };
@@ -221,7 +225,8 @@ impl Identity {
             registry: RwLock::new(registry),
             write: tokio::sync::Mutex::new(()),
             ledger,
-            last_used: Mutex::new((last_used, false)),
+            last_used: RwLock::new(last_used),
+            last_used_dirty: AtomicBool::new(false),
             data_classes: config.data_classes.iter().cloned().collect(),
             config,
         })
@@ -319,9 +324,7 @@ impl Identity {
             (None, None) => return Err(AuthError::Invalid),
         };
         drop(registry);
-        let mut last = self.last_used.lock();
-        last.0.insert(id, now);
-        last.1 = true;
+        self.touch(id, now);
         Ok(caller)
     }
 
@@ -330,23 +333,44 @@ impl Identity {
         self.registry.read().users.is_empty()
     }
 
+    fn touch(&self, id: CredentialId, now: Timestamp) {
+        self.last_used_dirty.store(true, AtomicOrdering::Relaxed);
+        if let Some(t) = self.last_used.read().get(&id) {
+            t.fetch_max(now.as_micros(), AtomicOrdering::Relaxed);
+            return;
+        }
+        self.last_used
+            .write()
+            .entry(id)
+            .or_insert_with(|| AtomicI64::new(0))
+            .fetch_max(now.as_micros(), AtomicOrdering::Relaxed);
+    }
+
     pub fn last_used(&self, id: &CredentialId) -> Option<Timestamp> {
-        self.last_used.lock().0.get(id).copied()
+        self.last_used
+            .read()
+            .get(id)
+            .map(|t| Timestamp::from_micros(t.load(AtomicOrdering::Relaxed)))
     }
 
     /// Writes the last-use map if it changed. Blocking.
     fn flush_last_used(&self) -> Result<(), StoreError> {
+        if !self.last_used_dirty.swap(false, AtomicOrdering::Relaxed) {
+            return Ok(());
+        }
         let json = {
-            let mut last = self.last_used.lock();
-            if !last.1 {
-                return Ok(());
-            }
-            last.1 = false;
-            let map: HashMap<&CredentialId, i64> =
-                last.0.iter().map(|(k, v)| (k, v.as_micros())).collect();
+            let last = self.last_used.read();
+            let map: HashMap<&CredentialId, i64> = last
+                .iter()
+                .map(|(k, v)| (k, v.load(AtomicOrdering::Relaxed)))
+                .collect();
             serde_json::to_string(&map).map_err(|e| StoreError::Invalid(e.to_string()))?
         };
-        self.ledger.backend().set_meta(LAST_USED_META, &json)
+        let saved = self.ledger.backend().set_meta(LAST_USED_META, &json);
+        if saved.is_err() {
+            self.last_used_dirty.store(true, AtomicOrdering::Relaxed);
+        }
+        saved
     }
 
     /// Stores a user's password as an argon2id hash. Blocking (argon2 is slow on purpose).

@@ -100,7 +100,7 @@ pub fn visible_entry(
 
 /// Puts the caller into an appended body: `actor`, and for agents the
 /// `agent`, `project` and `human` members, which must agree with the
-/// credential if the body names them.
+/// credential if the body names them; for people `human` when absent.
 fn attribute(caller: &Caller, body: &mut Value) -> Result<(), String> {
     let Value::Object(map) = body else {
         return Err("must be a JSON object".into());
@@ -147,7 +147,12 @@ fn attribute(caller: &Caller, body: &mut Value) -> Result<(), String> {
                 pin(map, "human", h.as_str())?;
             }
         }
-        (Actor::Human { user, .. }, _) => pin(map, "human", user.as_str())?,
+        // A person may write about another person (a reviewer's note on
+        // alice's session); `actor` still says who wrote it.
+        (Actor::Human { user, .. }, _) => {
+            map.entry("human")
+                .or_insert_with(|| Value::String(user.to_string()));
+        }
         _ => {}
     }
     map.insert(
