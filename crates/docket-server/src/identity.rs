@@ -197,14 +197,13 @@ impl Identity {
             let (rows, next) = ledger.query(&query)?;
             for (_, bytes) in &rows {
                 let entry = Entry::decode(bytes).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-                match Event::from_body(entry.kind, &entry.body_value()) {
-                    Ok((event, actor)) => registry.apply(entry.seq.0, entry.ts, &actor, &event),
-                    Err(e) => {
-                        // The ledger is the record; an entry we cannot read
-                        // changes nothing, but someone must look at it.
-                        tracing::error!(seq = entry.seq.0, error = %e, "unreadable identity entry");
-                    }
-                }
+                // Fail closed: skipping an unreadable revocation or
+                // suspension would bring a credential or agent back to life.
+                let (event, actor) =
+                    Event::from_body(entry.kind, &entry.body_value()).map_err(|e| {
+                        StoreError::Corrupt(format!("identity entry at seq {}: {e}", entry.seq))
+                    })?;
+                registry.apply(entry.seq.0, entry.ts, &actor, &event);
             }
             match next {
                 Some(cursor) => query

@@ -15,8 +15,9 @@ use serde_json::{Value, json};
 use crate::ServerArgs;
 use crate::client::{Client, enc};
 
-/// Reads a password from stdin (first line) when asked to, else from
-/// `DOCKET_PASSWORD`.
+/// Reads a password from stdin (first line) when asked to. Only `login`
+/// also reads `DOCKET_PASSWORD`: a new user must never silently get the
+/// password of the admin creating them.
 fn password(from_stdin: bool) -> anyhow::Result<Option<String>> {
     if from_stdin {
         let mut s = String::new();
@@ -24,7 +25,7 @@ fn password(from_stdin: bool) -> anyhow::Result<Option<String>> {
         let line = s.lines().next().unwrap_or_default().to_owned();
         return Ok(Some(line));
     }
-    Ok(std::env::var("DOCKET_PASSWORD").ok())
+    Ok(None)
 }
 
 fn print_json(v: &Value) -> anyhow::Result<ExitCode> {
@@ -101,7 +102,7 @@ pub struct BootstrapArgs {
     name: String,
     #[arg(long)]
     email: Option<String>,
-    /// Read the admin's password from stdin (else `DOCKET_PASSWORD`, else none).
+    /// Read the admin's password from stdin (else none: log in with a token).
     #[arg(long)]
     password_stdin: bool,
     #[arg(long)]
@@ -132,8 +133,12 @@ pub struct LoginArgs {
 /// `docket login`: a personal token for a password.
 pub fn login(a: LoginArgs) -> anyhow::Result<ExitCode> {
     let client = Client::new(&a.server)?;
-    let password = password(a.password_stdin)?
-        .context("give the password on stdin with --password-stdin, or in DOCKET_PASSWORD")?;
+    let password = match password(a.password_stdin)? {
+        Some(p) => p,
+        None => std::env::var("DOCKET_PASSWORD")
+            .ok()
+            .context("give the password on stdin with --password-stdin, or in DOCKET_PASSWORD")?,
+    };
     let v: Value = client.login(&a.user, &password)?;
     done(&v, a.json)
 }
@@ -164,7 +169,7 @@ pub enum Users {
         /// Comma-separated: admin, approver, reviewer, auditor, developer.
         #[arg(long, value_delimiter = ',', required = true)]
         roles: Vec<String>,
-        /// Read the password from stdin (else `DOCKET_PASSWORD`, else none).
+        /// Read the password from stdin (else none).
         #[arg(long)]
         password_stdin: bool,
         #[arg(long)]

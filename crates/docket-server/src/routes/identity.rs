@@ -51,15 +51,16 @@ fn human(caller: &Caller) -> Result<&UserId, ApiError> {
     })
 }
 
+/// Longest lifetime or grace any credential may ask for: ten years.
+const MAX_LIFETIME_SECS: u64 = 10 * 366 * 86_400;
+
 fn expiry(secs: Option<u64>, max: Option<u64>) -> Result<Option<Timestamp>, ApiError> {
     let Some(secs) = secs else { return Ok(None) };
-    if secs == 0 || max.is_some_and(|m| secs > m) {
+    let max = max.unwrap_or(MAX_LIFETIME_SECS).min(MAX_LIFETIME_SECS);
+    if secs == 0 || secs > max {
         return Err(ApiError::bad_request(
             "invalid_request",
-            match max {
-                Some(m) => format!("lifetime must be 1 to {m} seconds, got {secs}"),
-                None => "lifetime must be at least 1 second".to_owned(),
-            },
+            format!("lifetime must be 1 to {max} seconds, got {secs}"),
         ));
     }
     let micros = i64::try_from(secs)
@@ -1033,11 +1034,11 @@ pub async fn rotate(
     let grace = req
         .grace_secs
         .unwrap_or(state.identity.config.rotation_grace_secs);
-    let grace_until = Timestamp::from_micros(
-        Timestamp::now()
-            .as_micros()
-            .saturating_add((grace.min(i64::MAX as u64 / 1_000_000) as i64) * 1_000_000),
-    );
+    let grace_until = expiry(Some(grace), None)
+        .map_err(|e| {
+            ApiError::bad_request("invalid_request", format!("grace_secs: {}", e.message))
+        })?
+        .ok_or_else(|| ApiError::internal("grace without an end"))?;
     let issued = new_credential(kind, expiry(req.expires_in_secs, None)?, req.label, None);
     let new = issued.new.clone();
     let actor = caller.actor();

@@ -54,13 +54,30 @@ fn login(s: &ServerProcess, user: &str, password: &str) -> String {
 }
 
 fn create_user(s: &ServerProcess, admin: &str, id: &str, roles: &str) -> String {
+    use std::io::Write;
     let password = format!("{id}-long-password");
-    let out = with(
-        s,
-        admin,
-        &["users", "create", id, "--name", id, "--roles", roles],
-        &[("DOCKET_PASSWORD", &password)],
-    );
+    let mut child = docket()
+        .args([
+            "users",
+            "create",
+            id,
+            "--name",
+            id,
+            "--roles",
+            roles,
+            "--password-stdin",
+        ])
+        .env("DOCKET_SERVER", &s.base)
+        .env("DOCKET_TOKEN", admin)
+        // Set, and ignored: only `login` reads it.
+        .env("DOCKET_PASSWORD", "the-admins-own-password")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    writeln!(child.stdin.take().unwrap(), "{password}").unwrap();
+    let out = child.wait_with_output().unwrap();
     assert!(
         out.status.success(),
         "{}",
