@@ -279,7 +279,7 @@ impl Identity {
         if cred.record.kind != kind || !bool::from(presented.as_slice().ct_eq(&stored)) {
             return Err(AuthError::Invalid);
         }
-        if let Some(why) = cred.dead_at(now) {
+        if let Some(why) = registry.credential_dead_at(cred, now) {
             return Err(AuthError::Dead(id, why));
         }
         let caller = match (&cred.record.agent, &cred.record.user) {

@@ -156,6 +156,10 @@ pub struct CredentialRecord {
     pub human: Option<UserId>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub human_assurance: Option<HumanAssurance>,
+    /// Session credentials an agent started itself: the API key it used.
+    /// The session dies with it and never exceeds its scope or lifetime.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent: Option<CredentialId>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expires_at: Option<Timestamp>,
     #[serde(default, skip_serializing_if = "Option::is_none")]

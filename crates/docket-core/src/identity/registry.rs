@@ -238,6 +238,17 @@ impl Registry {
         scope
     }
 
+    /// Why `c` cannot be used at `now`, its parent key included.
+    pub fn credential_dead_at(&self, c: &Credential, now: Timestamp) -> Option<&'static str> {
+        c.dead_at(now).or_else(|| {
+            let parent = c.record.parent.as_ref()?;
+            match self.credentials.get(parent) {
+                Some(p) if p.dead_at(now).is_none() => None,
+                _ => Some("ended with the key that started it"),
+            }
+        })
+    }
+
     pub fn live_credentials_of<'a>(
         &'a self,
         agent: &'a AgentId,
@@ -732,6 +743,7 @@ impl Registry {
                 task: None,
                 human: None,
                 human_assurance: None,
+                parent: None,
                 expires_at: new.expires_at,
                 label: new.label,
             },
@@ -751,6 +763,28 @@ impl Registry {
     ) -> Result<Vec<Event>> {
         text("task", &task, 200)?;
         let a = self.active_agent(agent)?;
+        let mut new = new;
+        let mut parent = None;
+        if let Actor::Agent { credential, .. } = actor {
+            // Never more than the key that starts it: its scope, its lifetime.
+            let p = self.credential(credential)?;
+            if let Some(outer) = &p.record.scope {
+                match &new.scope {
+                    Some(inner) => {
+                        if let Some((what, name)) = inner.first_outside(outer) {
+                            return Err(Forbidden(format!(
+                                "scope.{what} {name:?} is outside the scope of the key starting this session"
+                            )));
+                        }
+                    }
+                    None => new.scope = Some(outer.clone()),
+                }
+            }
+            if let Some(limit) = p.record.expires_at {
+                new.expires_at = Some(new.expires_at.map_or(limit, |e| e.min(limit)));
+            }
+            parent = Some(credential.clone());
+        }
         let (human, assurance) = match actor {
             Actor::Human { user, .. } => {
                 if !self.is_admin(user) && !self.is_member(user, &a.record.project) {
@@ -798,6 +832,7 @@ impl Registry {
                 task: Some(task),
                 human,
                 human_assurance: Some(assurance),
+                parent,
                 expires_at: new.expires_at,
                 label: new.label,
             },
@@ -838,6 +873,7 @@ impl Registry {
                 task: None,
                 human: None,
                 human_assurance: None,
+                parent: None,
                 expires_at: new.expires_at,
                 label: new.label,
             },
@@ -912,6 +948,7 @@ impl Registry {
                 task: None,
                 human: None,
                 human_assurance: None,
+                parent: None,
                 expires_at: new.expires_at,
                 label: new.label.or_else(|| c.record.label.clone()),
             },
@@ -956,12 +993,14 @@ impl Registry {
         let mut due: Vec<&Credential> = self
             .credentials
             .values()
-            .filter(|c| c.revoked.is_none() && c.dead_at(now).is_some())
+            .filter(|c| c.revoked.is_none() && self.credential_dead_at(c, now).is_some())
             .collect();
         due.sort_by(|a, b| a.record.id.cmp(&b.record.id));
         due.into_iter()
             .map(|c| {
-                let why = if c.grace_until.is_some_and(|t| now >= t) {
+                let why = if c.dead_at(now).is_none() {
+                    "the key that started this session stopped working"
+                } else if c.grace_until.is_some_and(|t| now >= t) {
                     "rotation grace period ended"
                 } else if c.record.kind == CredentialKind::Session {
                     "session expired"

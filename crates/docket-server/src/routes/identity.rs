@@ -90,7 +90,7 @@ fn user_view(r: &Registry, id: &UserId) -> Value {
     })
 }
 
-fn credential_view(identity: &Identity, c: &Credential, now: Timestamp) -> Value {
+fn credential_view(identity: &Identity, r: &Registry, c: &Credential, now: Timestamp) -> Value {
     json!({
         "id": c.record.id, "kind": c.record.kind, "prefix": c.record.prefix,
         "agent": c.record.agent, "user": c.record.user, "scope": c.record.scope,
@@ -100,7 +100,7 @@ fn credential_view(identity: &Identity, c: &Credential, now: Timestamp) -> Value
         "grace_until": c.grace_until,
         "revoked_at": c.revoked.as_ref().map(|r| r.0),
         "revoked_reason": c.revoked.as_ref().map(|r| &r.1),
-        "status": c.dead_at(now).unwrap_or("live"),
+        "status": r.credential_dead_at(c, now).unwrap_or("live"),
         "last_used": identity.last_used(&c.record.id),
     })
 }
@@ -117,7 +117,7 @@ fn agent_view(identity: &Identity, r: &Registry, a: &Agent, now: Timestamp) -> V
         "project": a.record.project, "purpose": a.record.purpose, "scope": a.record.scope,
         "did": a.record.did, "status": a.status.as_str(), "registered_at": a.registered_at,
         "request": a.request,
-        "credentials": creds.iter().map(|c| credential_view(identity, c, now)).collect::<Vec<_>>(),
+        "credentials": creds.iter().map(|c| credential_view(identity, r, c, now)).collect::<Vec<_>>(),
     })
 }
 
@@ -1008,7 +1008,7 @@ pub async fn list_credentials(
     creds.sort_by_key(|c| c.issued_at);
     let out: Vec<Value> = creds
         .iter()
-        .map(|c| credential_view(&state.identity, c, now))
+        .map(|c| credential_view(&state.identity, &r, c, now))
         .collect();
     Ok(Json(json!({ "credentials": out })))
 }

@@ -797,3 +797,71 @@ async fn signed_requests_are_verified_and_recorded() {
     );
     s.stop().await;
 }
+
+#[tokio::test]
+async fn a_session_an_agent_starts_never_outlives_or_outgrows_its_key() {
+    let s = start().await;
+    let (dev, _, _, _) = registered_agent(&s).await;
+    let (st, v) = s
+        .as_(
+            &dev,
+            Method::POST,
+            "/api/v1/agents/support-bot/credentials",
+            json!({"scope": {"tools": ["search"]}, "expires_in_secs": 600}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::CREATED, "{v}");
+    let narrow = v["token"].as_str().unwrap().to_owned();
+    let narrow_id = v["credential"].as_str().unwrap().to_owned();
+
+    // Asking for more than the key holds is refused, naming the excess.
+    let (st, v) = s
+        .as_(
+            &narrow,
+            Method::POST,
+            "/api/v1/sessions",
+            json!({"task": "t1", "scope": {"models": ["gpt-4o"]}}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::FORBIDDEN, "{v}");
+    assert!(
+        v["error"]["message"].as_str().unwrap().contains("gpt-4o"),
+        "{v}"
+    );
+    // Asking for nothing gets the key's scope and at most its lifetime.
+    let (st, v) = s
+        .as_(
+            &narrow,
+            Method::POST,
+            "/api/v1/sessions",
+            json!({"task": "t1", "ttl_secs": 3600, "on_behalf_of": "dev"}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::CREATED, "{v}");
+    assert_eq!(v["human_assurance"], "asserted");
+    let session = v["token"].as_str().unwrap().to_owned();
+    let (_, me) = s.as_(&session, Method::GET, "/api/v1/me", json!({})).await;
+    assert_eq!(me["effective_scope"]["tools"], json!(["search"]), "{me}");
+    assert_eq!(me["effective_scope"]["models"], json!([]), "{me}");
+
+    // Revoking the key ends the session with it, on the next request.
+    let (st, _) = s
+        .as_(
+            &dev,
+            Method::POST,
+            &format!("/api/v1/credentials/{narrow_id}/revoke"),
+            json!({"reason": "leaked"}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK);
+    let (st, v) = s.as_(&session, Method::GET, "/api/v1/me", json!({})).await;
+    assert_eq!(st, StatusCode::UNAUTHORIZED);
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("ended with the key"),
+        "{v}"
+    );
+    s.stop().await;
+}
