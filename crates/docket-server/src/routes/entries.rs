@@ -5,7 +5,7 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
-use docket_core::identity::{Actor, Event, HumanAssurance};
+use docket_core::identity::{Actor, Event, HumanAssurance, Scope};
 use docket_core::merkle::Hash;
 use docket_core::{EntryType, IndexFields};
 use docket_store::{NewEntry, Order, Query, TimeWindow};
@@ -96,6 +96,51 @@ pub fn visible_entry(
         return Err(ApiError::not_found(format!("no entry at seq {seq}")));
     }
     Ok(entry)
+}
+
+/// What an agent caller's credential allows (its declared scope, narrowed by
+/// its project's rules and the credential's own scope); `None` for people.
+fn agent_scope(state: &AppState, caller: &Caller) -> Result<Option<Scope>, ApiError> {
+    let Caller::Agent {
+        agent,
+        actor: Actor::Agent { credential, .. },
+        ..
+    } = caller
+    else {
+        return Ok(None);
+    };
+    let r = state.identity.read();
+    let a = r.agent(agent)?;
+    let c = r.credential(credential)?;
+    Ok(Some(r.effective_scope(a, c)))
+}
+
+/// Refuses an entry that names a tool, model or data class the
+/// credential does not allow.
+fn check_scope(scope: &Scope, index: &IndexFields) -> Result<(), String> {
+    let outside = |what: &str, name: &str| {
+        format!(
+            "this credential does not allow {what} {name:?}; it allows {what}s of its scope only"
+        )
+    };
+    if let Some(tool) = &index.tool
+        && !scope.tools.contains(tool)
+    {
+        return Err(outside("tool", tool));
+    }
+    if let Some(model) = &index.model
+        && !scope.models.contains(model)
+    {
+        return Err(outside("model", model));
+    }
+    if let Some(class) = index
+        .data_classes
+        .iter()
+        .find(|c| !scope.data_classes.contains(*c))
+    {
+        return Err(outside("data class", class));
+    }
+    Ok(())
 }
 
 /// Puts the caller into an appended body: `actor`, and for agents the
@@ -227,6 +272,7 @@ pub async fn append(
             String::new()
         }
     };
+    let scope = agent_scope(&state, &caller)?;
     let mut entries = Vec::with_capacity(items.len());
     for (i, item) in items.into_iter().enumerate() {
         let kind: EntryType = item
@@ -247,6 +293,15 @@ pub async fn append(
             .map_err(|e| ApiError::bad_request("invalid_body", format!("{}body: {e}", at(i))))?;
         let entry = NewEntry::new(kind, &body)
             .map_err(|e| ApiError::bad_request("invalid_body", format!("{}body: {e}", at(i))))?;
+        if let Some(scope) = &scope {
+            check_scope(scope, &entry.index).map_err(|e| {
+                ApiError::new(
+                    StatusCode::FORBIDDEN,
+                    "out_of_scope",
+                    format!("{}body: {e}", at(i)),
+                )
+            })?;
+        }
         entries.push(entry);
     }
     let acks = state.ledger.append(entries).await?;

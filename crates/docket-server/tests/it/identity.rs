@@ -799,7 +799,7 @@ async fn signed_requests_are_verified_and_recorded() {
 }
 
 #[tokio::test]
-async fn a_session_an_agent_starts_never_outlives_or_outgrows_its_key() {
+async fn wrong_scope_is_refused_and_a_session_never_outlives_or_outgrows_its_key() {
     let s = start().await;
     let (dev, _, _, _) = registered_agent(&s).await;
     let (st, v) = s
@@ -813,6 +813,40 @@ async fn a_session_an_agent_starts_never_outlives_or_outgrows_its_key() {
     assert_eq!(st, StatusCode::CREATED, "{v}");
     let narrow = v["token"].as_str().unwrap().to_owned();
     let narrow_id = v["credential"].as_str().unwrap().to_owned();
+
+    // Acting outside the key's scope is refused, naming what.
+    let (st, v) = s
+        .as_(
+            &narrow,
+            Method::POST,
+            "/api/v1/entries",
+            json!({"type": "receipt", "body": {"tool": "email"}}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::FORBIDDEN, "{v}");
+    assert_eq!(v["error"]["code"], "out_of_scope");
+    assert!(
+        v["error"]["message"].as_str().unwrap().contains("email"),
+        "{v}"
+    );
+    let (st, v) = s
+        .as_(
+            &narrow,
+            Method::POST,
+            "/api/v1/entries",
+            json!({"type": "receipt", "body": {"tool": "search", "data_classes": ["pii"]}}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::FORBIDDEN, "{v}");
+    let (st, _) = s
+        .as_(
+            &narrow,
+            Method::POST,
+            "/api/v1/entries",
+            json!({"type": "receipt", "body": {"tool": "search"}}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::CREATED);
 
     // Asking for more than the key holds is refused, naming the excess.
     let (st, v) = s
