@@ -74,6 +74,19 @@ pub enum Command {
         #[arg(long, default_value_t = 700)]
         body_bytes: usize,
     },
+    /// Authentication of a request's token, in process: what every request
+    /// pays before its handler runs (no database round trip).
+    Auth {
+        /// Registered agents, each with one API key and one session key.
+        #[arg(long, default_value_t = 1000)]
+        agents: usize,
+        /// Token checks per thread.
+        #[arg(long, default_value_t = 500_000)]
+        requests: usize,
+        /// Threads checking tokens at once.
+        #[arg(long, default_value_t = 2)]
+        threads: usize,
+    },
     /// Acknowledgement-to-checkpoint latency under load.
     CheckpointLatency {
         #[arg(long, default_value_t = 20)]
@@ -121,12 +134,178 @@ pub fn run(cmd: Command) -> anyhow::Result<ExitCode> {
             seconds,
             body_bytes,
         } => rt.block_on(http(server, &writers, seconds, body_bytes))?,
+        Command::Auth {
+            agents,
+            requests,
+            threads,
+        } => rt.block_on(auth(agents, requests, threads))?,
         Command::CheckpointLatency { seconds, writers } => {
             rt.block_on(checkpoint_latency(seconds, writers))?
         }
     }
     print_memory();
     Ok(ExitCode::SUCCESS)
+}
+
+/// Registers `agents` agents with an API key and a session key each, then
+/// times `Identity::authenticate` on `threads` threads at once.
+async fn auth(agents: usize, requests: usize, threads: usize) -> anyhow::Result<()> {
+    use docket_core::identity::event::{AccessRule, AgentRecord, ProjectRecord, UserRecord};
+    use docket_core::identity::{Actor, CredentialKind, Did, Role, Scope};
+    use docket_server::identity::{Identity, new_credential};
+
+    let dir = tempfile::tempdir()?;
+    let config = Config {
+        data_dir: dir.path().join("data"),
+        ..Config::default()
+    };
+    let opened = docket_server::init::open(&config)?;
+    let ledger = Arc::new(Ledger::open(
+        opened.backend.clone(),
+        LedgerConfig::default(),
+    )?);
+    let l = ledger.clone();
+    let identity = Arc::new(
+        tokio::task::spawn_blocking(move || Identity::load(l, config.identity.clone())).await??,
+    );
+    let user = |id: &str, roles: Vec<Role>| UserRecord {
+        id: id.parse().expect("static id"),
+        name: id.into(),
+        email: None,
+        roles,
+        disabled: false,
+        kyc: Default::default(),
+    };
+    let (admin, approver) = (
+        user("admin", vec![Role::Admin]),
+        user("approver", vec![Role::Approver]),
+    );
+    let human = |u: &UserRecord| Actor::Human {
+        user: u.id.clone(),
+        credential: "benchbenchbench2".parse().expect("static id"),
+    };
+    let a = admin.clone();
+    identity
+        .commit(Actor::Bootstrap, move |r| r.plan_bootstrap(a))
+        .await
+        .map_err(|e| anyhow::anyhow!(e.message))?;
+    let ap = approver.clone();
+    identity
+        .commit(human(&admin), move |r| r.plan_create_user(ap))
+        .await
+        .map_err(|e| anyhow::anyhow!(e.message))?;
+    let scope = Scope {
+        tools: ["search".to_owned()].into(),
+        ..Scope::default()
+    };
+    let project = ProjectRecord {
+        id: "bench".parse()?,
+        name: "Bench".into(),
+        members: vec![admin.id.clone()],
+        rules: vec![AccessRule {
+            agents: vec!["*".into()],
+            allows: scope.clone(),
+        }],
+    };
+    let classes = identity.data_classes.clone();
+    identity
+        .commit(human(&admin), move |r| {
+            r.plan_create_project(project, &classes)
+        })
+        .await
+        .map_err(|e| anyhow::anyhow!(e.message))?;
+    let mut tokens = Vec::with_capacity(agents * 2);
+    for i in 0..agents {
+        let key = ed25519_dalek::SigningKey::generate(&mut rand::rngs::OsRng);
+        let record = AgentRecord {
+            id: format!("agent-{i}").parse()?,
+            name: format!("Agent {i}"),
+            owner: admin.id.clone(),
+            project: "bench".parse()?,
+            purpose: "benchmark".into(),
+            scope: scope.clone(),
+            did: Did::from_key(&key.verifying_key()),
+        };
+        let agent = record.id.clone();
+        let (admin_id, classes) = (admin.id.clone(), identity.data_classes.clone());
+        let acks = identity
+            .commit(human(&admin), move |r| {
+                r.plan_request_agent(&admin_id, record, &classes)
+            })
+            .await
+            .map_err(|e| anyhow::anyhow!(e.message))?;
+        let request = acks[0].0.seq.0;
+        let approver_id = approver.id.clone();
+        identity
+            .commit(human(&approver), move |r| {
+                r.plan_approve(&approver_id, request, Timestamp::now())
+            })
+            .await
+            .map_err(|e| anyhow::anyhow!(e.message))?;
+        let api = new_credential(CredentialKind::ApiKey, None, None, None);
+        let (new, admin_id, ag) = (api.new.clone(), admin.id.clone(), agent.clone());
+        identity
+            .commit(human(&admin), move |r| r.plan_api_key(&admin_id, &ag, new))
+            .await
+            .map_err(|e| anyhow::anyhow!(e.message))?;
+        let expires = Timestamp::from_micros(Timestamp::now().as_micros() + 3_600_000_000);
+        let session = new_credential(CredentialKind::Session, Some(expires), None, None);
+        let new = session.new.clone();
+        let actor = human(&admin);
+        let act = actor.clone();
+        identity
+            .commit(actor, move |r| {
+                r.plan_session(&act, &agent, "bench".into(), None, new)
+            })
+            .await
+            .map_err(|e| anyhow::anyhow!(e.message))?;
+        tokens.push(api.token.to_string());
+        tokens.push(session.token.to_string());
+    }
+    println!(
+        "auth: {} agents, {} credentials in the registry; {threads} threads × {requests} token checks",
+        agents,
+        identity.read().credentials.len()
+    );
+    let tokens = Arc::new(tokens);
+    let started = Instant::now();
+    let handles: Vec<_> = (0..threads)
+        .map(|t| {
+            let (identity, tokens) = (identity.clone(), tokens.clone());
+            std::thread::spawn(move || {
+                let mut times = Vec::with_capacity(requests);
+                for i in 0..requests {
+                    let token = &tokens[(i * 7 + t) % tokens.len()];
+                    let now = Timestamp::now();
+                    let t0 = Instant::now();
+                    let ok = identity.authenticate(token, now).is_ok();
+                    times.push(t0.elapsed());
+                    assert!(ok, "a live token was refused");
+                }
+                times
+            })
+        })
+        .collect();
+    let mut all = Vec::with_capacity(threads * requests);
+    for h in handles {
+        all.extend(
+            h.join()
+                .map_err(|_| anyhow::anyhow!("bench thread panicked"))?,
+        );
+    }
+    let secs = started.elapsed().as_secs_f64();
+    all.sort_unstable();
+    let q = |p: f64| all[((all.len() as f64 - 1.0) * p).round() as usize].as_secs_f64() * 1e6;
+    println!(
+        "  per check: p50 {:.2} µs  p99 {:.2} µs  p99.9 {:.2} µs  max {:.1} µs; {:.0} checks/s in all",
+        q(0.5),
+        q(0.99),
+        q(0.999),
+        q(1.0),
+        all.len() as f64 / secs
+    );
+    ledger.close();
+    Ok(())
 }
 
 /// Median, p99 and max of a sample, in the unit given.
