@@ -467,3 +467,34 @@ impl From<RegistryError> for ApiError {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_output_never_shows_a_secret() {
+        let issued = new_credential(CredentialKind::ApiKey, None, None, None);
+        let secret_tail = issued.token[issued.token.len() - 20..].to_owned();
+        let shown = format!("{issued:?}");
+        assert!(!shown.contains(&secret_tail), "{shown}");
+        let password = LoginPassword(Zeroizing::new("hunter2-hunter2".into()));
+        assert!(!format!("{password:?}").contains("hunter2"));
+        let token = crate::auth::new_token();
+        let auth = crate::auth::Auth::new(crate::auth::digest(&token));
+        assert!(!format!("{auth:?}").contains(&token[4..]));
+    }
+
+    #[test]
+    fn tokens_have_their_kind_prefix_and_verify_against_their_digest() {
+        let issued = new_credential(CredentialKind::Session, None, None, None);
+        assert!(issued.token.starts_with("dks_"));
+        assert_eq!(
+            parse_token(&issued.token),
+            Some((CredentialKind::Session, issued.new.id.clone()))
+        );
+        assert_eq!(sha256_hex(&issued.token), issued.new.sha256);
+        let other = new_credential(CredentialKind::Session, None, None, None);
+        assert_ne!(other.token, issued.token);
+    }
+}

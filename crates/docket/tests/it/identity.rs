@@ -317,3 +317,163 @@ fn the_identity_lifecycle_from_the_command_line() {
     assert!(out.status.success(), "{}", stdout(&out));
     assert!(Path::new(&dir).join("log.pub").exists());
 }
+
+/// Secrets — passwords, tokens, an agent's private key — never reach the
+/// server's logs (at debug level, request traces included) or its error
+/// messages, even when requests with them fail.
+#[test]
+fn no_secret_reaches_the_logs_or_the_errors() {
+    use std::process::Stdio;
+    use std::time::Duration;
+
+    let root = tempfile::tempdir().unwrap();
+    let log_path = root.path().join("serve.log");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut child = docket()
+        .args([
+            "serve",
+            "--data-dir",
+            root.path().join("data").to_str().unwrap(),
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+        ])
+        .env("DOCKET_LOG", "debug")
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log_path).unwrap())
+        .spawn()
+        .unwrap();
+    let base = format!("http://127.0.0.1:{port}");
+    let http = reqwest::blocking::Client::new();
+    let mut bootstrap = None;
+    for _ in 0..400 {
+        let log = std::fs::read_to_string(&log_path).unwrap_or_default();
+        bootstrap = log
+            .split("create the first admin): ")
+            .nth(1)
+            .map(|t| t.lines().next().unwrap().trim().to_owned());
+        if bootstrap.is_some() && http.get(format!("{base}/healthz")).send().is_ok() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(25));
+    }
+    let bootstrap = bootstrap.expect("bootstrap token printed");
+    let call = |method: reqwest::Method, path: &str, token: &str, body: Value| -> (u16, Value) {
+        let r = http
+            .request(method, format!("{base}{path}"))
+            .bearer_auth(token)
+            .json(&body)
+            .send()
+            .unwrap();
+        (r.status().as_u16(), r.json().unwrap_or(Value::Null))
+    };
+    let mut secrets: Vec<String> = vec![
+        "admin-secret-password-1".into(),
+        "developer-secret-pw-2".into(),
+    ];
+    let (_, v) = call(
+        reqwest::Method::POST,
+        "/api/v1/bootstrap",
+        &bootstrap,
+        json!({"id": "admin", "name": "A", "password": secrets[0]}),
+    );
+    let admin = v["token"].as_str().unwrap().to_owned();
+    secrets.push(admin.clone());
+    call(
+        reqwest::Method::POST,
+        "/api/v1/users",
+        &admin,
+        json!({"id": "dev", "name": "D", "roles": ["developer"], "password": secrets[1]}),
+    );
+    // A password too short, a wrong password, a mistyped token: errors that must not echo them.
+    let (st, v) = call(
+        reqwest::Method::POST,
+        "/api/v1/users/dev/password",
+        &admin,
+        json!({"password": "short-pw-3"}),
+    );
+    assert_eq!(st, 400);
+    assert!(!v.to_string().contains("short-pw-3"), "{v}");
+    secrets.push("short-pw-3".into());
+    let r = http
+        .post(format!("{base}/api/v1/login"))
+        .basic_auth("dev", Some("wrong-secret-pw-4"))
+        .send()
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 401);
+    assert!(!r.text().unwrap().contains("wrong-secret-pw-4"));
+    secrets.push("wrong-secret-pw-4".into());
+    let r = http
+        .post(format!("{base}/api/v1/login"))
+        .basic_auth("dev", Some(&secrets[1]))
+        .send()
+        .unwrap();
+    let dev = r.json::<Value>().unwrap()["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    secrets.push(dev.clone());
+    call(
+        reqwest::Method::POST,
+        "/api/v1/projects",
+        &admin,
+        json!({"id": "p", "name": "P", "members": ["dev"], "rules": [{"agents": ["*"], "tools": ["t"]}]}),
+    );
+    let (_, v) = call(
+        reqwest::Method::POST,
+        "/api/v1/agents",
+        &dev,
+        json!({"id": "bot", "name": "Bot", "project": "p", "purpose": "x", "scope": {"tools": ["t"]}}),
+    );
+    secrets.push(v["private_key"].as_str().unwrap().to_owned());
+    let request = v["request"].as_u64().unwrap();
+    call(
+        reqwest::Method::POST,
+        &format!("/api/v1/changes/{request}/approve"),
+        &admin,
+        json!({}),
+    );
+    let (_, v) = call(
+        reqwest::Method::POST,
+        "/api/v1/agents/bot/credentials",
+        &dev,
+        json!({}),
+    );
+    let key = v["token"].as_str().unwrap().to_owned();
+    secrets.push(key.clone());
+    let (_, v) = call(
+        reqwest::Method::POST,
+        "/api/v1/sessions",
+        &key,
+        json!({"task": "t"}),
+    );
+    secrets.push(v["token"].as_str().unwrap().to_owned());
+    let mistyped = format!("{}x", &key);
+    let (st, v) = call(reqwest::Method::GET, "/api/v1/me", &mistyped, json!({}));
+    assert_eq!(st, 401);
+    assert!(!v.to_string().contains(&key[..20]), "{v}");
+    call(
+        reqwest::Method::POST,
+        "/api/v1/entries",
+        &key,
+        json!({"type": "receipt", "body": {"tool": "t"}}),
+    );
+
+    let _ = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let _ = child.wait();
+    let log = std::fs::read_to_string(&log_path).unwrap();
+    assert!(
+        log.contains("/api/v1/entries"),
+        "debug logs include request traces: {log}"
+    );
+    for secret in &secrets {
+        // The part after the public prefix is what must stay secret.
+        let tail = &secret[secret.len().saturating_sub(16)..];
+        assert!(!log.contains(tail), "a secret reached the log: …{tail}");
+    }
+}
