@@ -291,6 +291,11 @@ impl Identity {
                         agent.status.as_str(),
                     ));
                 }
+                if let Some(h) = &cred.record.human
+                    && registry.users.get(h).is_none_or(|u| u.record.disabled)
+                {
+                    return Err(AuthError::UserDisabled(h.clone()));
+                }
                 Caller::Agent {
                     agent: agent_id.clone(),
                     project: agent.record.project.clone(),
@@ -374,7 +379,7 @@ impl Identity {
 
     /// Stores a user's password as an argon2id hash. Blocking (argon2 is slow on purpose).
     pub fn set_password(&self, user: &UserId, password: &str) -> Result<(), ApiError> {
-        check_password(password)?;
+        password_rules(password)?;
         let salt = SaltString::generate(&mut rand_core_06());
         let hash = Argon2::default()
             .hash_password(password.as_bytes(), &salt)
@@ -386,6 +391,15 @@ impl Identity {
             .map_err(ApiError::from)
     }
 
+    /// Removes any stored password (a user created without one must not
+    /// inherit a hash left by an earlier failed attempt). Blocking.
+    pub fn clear_password(&self, user: &UserId) -> Result<(), ApiError> {
+        self.ledger
+            .backend()
+            .set_meta(&format!("{PASSWORD_META}{user}"), "")
+            .map_err(ApiError::from)
+    }
+
     /// Checks a user's password. Blocking. Unknown users and wrong
     /// passwords get the same answer.
     pub fn check_password(&self, user: &UserId, password: &str) -> Result<bool, ApiError> {
@@ -394,7 +408,7 @@ impl Identity {
             .backend()
             .meta(&format!("{PASSWORD_META}{user}"))
             .map_err(ApiError::from)?;
-        let Some(stored) = stored else {
+        let Some(stored) = stored.filter(|s| !s.is_empty()) else {
             return Ok(false);
         };
         let parsed = PasswordHash::new(&stored).map_err(ApiError::internal)?;
@@ -408,7 +422,8 @@ fn rand_core_06() -> argon2::password_hash::rand_core::OsRng {
     argon2::password_hash::rand_core::OsRng
 }
 
-fn check_password(password: &str) -> Result<(), ApiError> {
+/// The password rules: 12 to 256 characters.
+pub fn password_rules(password: &str) -> Result<(), ApiError> {
     let n = password.chars().count();
     if !(12..=256).contains(&n) {
         return Err(ApiError::bad_request(

@@ -477,9 +477,21 @@ impl Registry {
                 record.id, c.seq
             )));
         }
-        if self.agents.values().any(|a| a.record.did == record.did) {
+        let pending_dids = self.changes.values().filter_map(|c| match &c.request {
+            ChangeRequest::AgentRegister { record } if c.status == ChangeStatus::Pending => {
+                Some(&record.did)
+            }
+            _ => None,
+        });
+        if self
+            .agents
+            .values()
+            .map(|a| &a.record.did)
+            .chain(pending_dids)
+            .any(|d| d == &record.did)
+        {
             return Err(Conflict(
-                "that public key already belongs to another agent; each agent needs its own key"
+                "that public key already belongs to another agent or request; each agent needs its own key"
                     .into(),
             ));
         }
@@ -575,10 +587,32 @@ impl Registry {
         };
         match &change.request {
             ChangeRequest::AgentRegister { record } => {
+                // What may have changed since the request.
                 if self.agents.contains_key(&record.id) {
                     return Err(Conflict(format!("agent id {} is taken", record.id)));
                 }
-                self.project(&record.project)?;
+                if self.agents.values().any(|a| a.record.did == record.did) {
+                    return Err(Conflict(
+                        "that public key now belongs to another agent; reject this request".into(),
+                    ));
+                }
+                if self
+                    .users
+                    .get(&record.owner)
+                    .is_none_or(|u| u.record.disabled)
+                {
+                    return Err(Conflict(format!(
+                        "owner {} is disabled or gone; reject this request",
+                        record.owner
+                    )));
+                }
+                let allowed = self.project(&record.project)?.allowed_for(&record.id);
+                if let Some((what, name)) = record.scope.first_outside(&allowed) {
+                    return Err(Conflict(format!(
+                        "scope.{what} {name:?} is no longer allowed by project {}'s rules; reject this request",
+                        record.project
+                    )));
+                }
                 Ok(vec![
                     approved,
                     Event::AgentRegistered {
@@ -839,7 +873,7 @@ impl Registry {
         }])
     }
 
-    /// A human's personal API token: for themselves, or by an admin.
+    /// A human's personal API token, for themselves only.
     pub fn plan_personal(
         &self,
         actor: Option<&UserId>,
@@ -850,12 +884,13 @@ impl Registry {
         if u.record.disabled {
             return Err(Conflict(format!("user {user} is disabled")));
         }
+        // Not even an admin: a token for someone else would let its holder
+        // act, and approve, in that person's name.
         if let Some(actor) = actor
             && actor != user
-            && !self.is_admin(actor)
         {
             return Err(Forbidden(
-                "only the user themselves or an admin may issue their tokens".into(),
+                "personal tokens are issued only to the user themselves".into(),
             ));
         }
         Self::check_label(&new)?;
@@ -1275,8 +1310,11 @@ impl Registry {
         }
     }
 
+    /// Retirement is final, on replay too.
     fn set_status(&mut self, agent: &AgentId, status: AgentStatus) {
-        if let Some(a) = self.agents.get_mut(agent) {
+        if let Some(a) = self.agents.get_mut(agent)
+            && a.status != AgentStatus::Retired
+        {
             a.status = status;
         }
     }

@@ -115,6 +115,27 @@ fn agent_scope(state: &AppState, caller: &Caller) -> Result<Option<Scope>, ApiEr
     Ok(Some(r.effective_scope(a, c)))
 }
 
+/// A developer's entry may name only their projects, and agents of them.
+fn check_projects(state: &AppState, ps: &[String], index: &IndexFields) -> Result<(), String> {
+    if let Some(p) = &index.project
+        && !ps.contains(p)
+    {
+        return Err(format!("project {p:?} is not one of yours"));
+    }
+    if let Some(a) = &index.agent {
+        let r = state.identity.read();
+        let project = a
+            .parse()
+            .ok()
+            .and_then(|id| r.agents.get(&id))
+            .map(|agent| agent.record.project.to_string());
+        if !project.is_some_and(|p| ps.contains(&p)) {
+            return Err(format!("agent {a:?} is not an agent of your projects"));
+        }
+    }
+    Ok(())
+}
+
 /// Refuses an entry that names a tool, model or data class the
 /// credential does not allow.
 fn check_scope(scope: &Scope, index: &IndexFields) -> Result<(), String> {
@@ -273,6 +294,11 @@ pub async fn append(
         }
     };
     let scope = agent_scope(&state, &caller)?;
+    // People who read only their projects' entries write only those too.
+    let projects = match (&caller, ReadScope::of(&state, &caller)) {
+        (Caller::Human { .. }, ReadScope::Projects(ps)) => Some(ps),
+        _ => None,
+    };
     let mut entries = Vec::with_capacity(items.len());
     for (i, item) in items.into_iter().enumerate() {
         let kind: EntryType = item
@@ -293,6 +319,15 @@ pub async fn append(
             .map_err(|e| ApiError::bad_request("invalid_body", format!("{}body: {e}", at(i))))?;
         let entry = NewEntry::new(kind, &body)
             .map_err(|e| ApiError::bad_request("invalid_body", format!("{}body: {e}", at(i))))?;
+        if let Some(ps) = &projects {
+            check_projects(&state, ps, &entry.index).map_err(|e| {
+                ApiError::new(
+                    StatusCode::FORBIDDEN,
+                    "forbidden",
+                    format!("{}body: {e}", at(i)),
+                )
+            })?;
+        }
         if let Some(scope) = &scope {
             check_scope(scope, &entry.index).map_err(|e| {
                 ApiError::new(

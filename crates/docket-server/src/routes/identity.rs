@@ -206,7 +206,10 @@ pub async fn bootstrap(
             "the first admin exists already",
         ));
     }
-    save_password(&state, &id, req.password.take()).await?;
+    let password = req.password.take();
+    if let Some(p) = &password {
+        crate::identity::password_rules(p)?;
+    }
     let issued = new_credential(
         CredentialKind::Personal,
         None,
@@ -228,6 +231,7 @@ pub async fn bootstrap(
             Ok(events)
         })
         .await?;
+    save_password(&state, &id, password).await?;
     let view = user_view(&state.identity.read(), &id);
     Ok((
         StatusCode::CREATED,
@@ -338,18 +342,15 @@ pub async fn create_user(
 ) -> Result<impl IntoResponse, ApiError> {
     let record = req.record(roles(&req.roles)?)?;
     let id = record.id.clone();
-    if state.identity.read().users.contains_key(&id) {
-        return Err(ApiError::new(
-            StatusCode::CONFLICT,
-            "conflict",
-            format!("user {id} already exists"),
-        ));
+    let password = req.password.take();
+    if let Some(p) = &password {
+        crate::identity::password_rules(p)?;
     }
-    save_password(&state, &id, req.password.take()).await?;
     let acks = state
         .identity
         .commit(caller.actor(), move |r| r.plan_create_user(record))
         .await?;
+    save_password(&state, &id, password).await?;
     let view = user_view(&state.identity.read(), &id);
     Ok((
         StatusCode::CREATED,
@@ -445,7 +446,18 @@ pub async fn set_password(
             "only the user or an admin may set a password",
         ));
     }
-    state.identity.read().user(&id)?;
+    crate::identity::password_rules(&req.password)?;
+    let target = id.clone();
+    // Recorded (without the hash): a reset by an admin must be visible.
+    state
+        .identity
+        .commit(caller.actor(), move |r| {
+            Ok(vec![Event::UserUpdated {
+                user: r.user(&target)?.record.clone(),
+                changed: vec!["password".into()],
+            }])
+        })
+        .await?;
     save_password(&state, &id, Some(req.password)).await?;
     Ok(StatusCode::NO_CONTENT)
 }

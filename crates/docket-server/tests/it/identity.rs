@@ -899,3 +899,118 @@ async fn wrong_scope_is_refused_and_a_session_never_outlives_or_outgrows_its_key
     );
     s.stop().await;
 }
+
+#[tokio::test]
+async fn nobody_acts_in_someone_elses_name() {
+    let s = start().await;
+    let (dev, _, _, _) = registered_agent(&s).await;
+
+    // Not even an admin gets a personal token for another user.
+    let (st, v) = s
+        .as_(
+            &s.token,
+            Method::POST,
+            "/api/v1/users/dev/tokens",
+            json!({}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::FORBIDDEN, "{v}");
+    // An admin may reset a password, and the ledger says so (without the hash).
+    let (st, _) = s
+        .as_(
+            &s.token,
+            Method::POST,
+            "/api/v1/users/dev/password",
+            json!({"password": "a brand new password"}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::NO_CONTENT);
+    let (_, page) = s.get("/api/v1/entries?type=user.updated").await;
+    let e = &page["entries"][0]["entry"]["body"];
+    assert_eq!(e["changed"], json!(["password"]), "{e}");
+    assert_eq!(e["actor"]["user"], "admin");
+    assert!(
+        !page.to_string().contains("argon2"),
+        "no hash in the ledger"
+    );
+    assert!(s.login("dev", "a brand new password").await.is_ok());
+
+    // A refused creation leaves no password behind for a later one.
+    let (st, _) = s
+        .post("/api/v1/users", &json!({"id": "carol", "name": "", "roles": ["developer"], "password": "carols long password"}))
+        .await;
+    assert_eq!(st, StatusCode::BAD_REQUEST);
+    let (st, _) = s
+        .post(
+            "/api/v1/users",
+            &json!({"id": "carol", "name": "Carol", "roles": ["developer"]}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::CREATED);
+    assert_eq!(
+        s.login("carol", "carols long password").await,
+        Err(StatusCode::UNAUTHORIZED)
+    );
+
+    // A developer writes only about their own projects' agents.
+    let (st, v) = s
+        .as_(
+            &dev,
+            Method::POST,
+            "/api/v1/entries",
+            json!({"type": "note", "body": {"project": "elsewhere"}}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::FORBIDDEN, "{v}");
+    let (st, v) = s
+        .as_(
+            &dev,
+            Method::POST,
+            "/api/v1/entries",
+            json!({"type": "note", "body": {"agent": "ghost-bot", "project": "support"}}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::FORBIDDEN, "{v}");
+    let (st, _) = s
+        .as_(
+            &dev,
+            Method::POST,
+            "/api/v1/entries",
+            json!({"type": "note", "body": {"agent": "support-bot", "project": "support"}}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::CREATED);
+
+    // A session bound to a human stops when that human is disabled.
+    let (_, v) = s
+        .as_(
+            &dev,
+            Method::POST,
+            "/api/v1/agents/support-bot/sessions",
+            json!({"task": "t"}),
+        )
+        .await;
+    let session = v["token"].as_str().unwrap().to_owned();
+    assert_eq!(
+        s.as_(&session, Method::GET, "/api/v1/me", json!({}))
+            .await
+            .0,
+        StatusCode::OK
+    );
+    let (st, _) = s
+        .as_(
+            &s.token,
+            Method::PATCH,
+            "/api/v1/users/dev",
+            json!({"disabled": true}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK);
+    let (st, v) = s.as_(&session, Method::GET, "/api/v1/me", json!({})).await;
+    assert_eq!(st, StatusCode::UNAUTHORIZED);
+    assert!(
+        v["error"]["message"].as_str().unwrap().contains("disabled"),
+        "{v}"
+    );
+    s.stop().await;
+}
