@@ -218,6 +218,16 @@ async fn check_signature(
         now,
         &config,
     ) {
+        Ok(sig)
+            if parts.headers.contains_key(ON_BEHALF_OF)
+                && !sig.components.iter().any(|c| c == ON_BEHALF_OF) =>
+        {
+            // Otherwise anyone holding the token could swap the human on a
+            // request the agent signed.
+            Err(ApiError::unauthorized(format!(
+                "request signature rejected: it must cover the {ON_BEHALF_OF} header the request sends"
+            )))
+        }
         Ok(sig) => {
             if let Actor::Agent { signature, .. } = actor {
                 *signature = Some(serde_json::to_value(&sig).map_err(ApiError::internal)?);

@@ -174,6 +174,44 @@ pub struct Identity {
     last_used_dirty: AtomicBool,
     pub data_classes: BTreeSet<String>,
     pub config: IdentityConfig,
+    /// An argon2id hash of nothing anyone knows, checked for unknown users.
+    decoy_hash: String,
+    /// Caps concurrent argon2 runs (each takes 19 MiB): login floods queue
+    /// instead of exhausting memory.
+    argon2_turns: Turns,
+}
+
+/// A counting semaphore for blocking threads.
+struct Turns {
+    free: parking_lot::Mutex<usize>,
+    wake: parking_lot::Condvar,
+}
+
+struct Turn<'a>(&'a Turns);
+
+impl Turns {
+    fn new(n: usize) -> Self {
+        Self {
+            free: parking_lot::Mutex::new(n),
+            wake: parking_lot::Condvar::new(),
+        }
+    }
+
+    fn acquire(&self) -> Turn<'_> {
+        let mut free = self.free.lock();
+        while *free == 0 {
+            self.wake.wait(&mut free);
+        }
+        *free -= 1;
+        Turn(self)
+    }
+}
+
+impl Drop for Turn<'_> {
+    fn drop(&mut self) {
+        *self.0.free.lock() += 1;
+        self.0.wake.notify_one();
+    }
 }
 
 impl std::fmt::Debug for Identity {
@@ -228,6 +266,14 @@ impl Identity {
             last_used_dirty: AtomicBool::new(false),
             data_classes: config.data_classes.iter().cloned().collect(),
             config,
+            decoy_hash: Argon2::default()
+                .hash_password(
+                    &rand::random::<[u8; 32]>(),
+                    &SaltString::generate(&mut rand_core_06()),
+                )
+                .map_err(|e| StoreError::Invalid(e.to_string()))?
+                .to_string(),
+            argon2_turns: Turns::new(4),
         })
     }
 
@@ -408,13 +454,18 @@ impl Identity {
             .backend()
             .meta(&format!("{PASSWORD_META}{user}"))
             .map_err(ApiError::from)?;
-        let Some(stored) = stored.filter(|s| !s.is_empty()) else {
-            return Ok(false);
+        // Unknown users and users without a password cost the same argon2
+        // run as everyone else, so timing does not tell which users exist.
+        let (stored, real) = match stored.filter(|s| !s.is_empty()) {
+            Some(s) => (s, true),
+            None => (self.decoy_hash.clone(), false),
         };
         let parsed = PasswordHash::new(&stored).map_err(ApiError::internal)?;
-        Ok(Argon2::default()
+        let _turn = self.argon2_turns.acquire();
+        let ok = Argon2::default()
             .verify_password(password.as_bytes(), &parsed)
-            .is_ok())
+            .is_ok();
+        Ok(ok && real)
     }
 }
 

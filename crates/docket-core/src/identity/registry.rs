@@ -984,7 +984,14 @@ impl Registry {
                 human: None,
                 human_assurance: None,
                 parent: None,
-                expires_at: new.expires_at,
+                // A rotation never turns an expiring key into a lasting one:
+                // unless told otherwise, the new key lives as long as the old.
+                expires_at: new.expires_at.or_else(|| {
+                    c.record.expires_at.map(|end| {
+                        let lifetime = end.as_micros() - c.issued_at.as_micros();
+                        Timestamp::from_micros(now.as_micros().saturating_add(lifetime))
+                    })
+                }),
                 label: new.label.or_else(|| c.record.label.clone()),
             },
         }])

@@ -768,7 +768,7 @@ async fn signed_requests_are_verified_and_recorded() {
     // The body changed after signing: refused, and the refusal recorded.
     let tampered =
         serde_json::to_vec(&json!({"type": "receipt", "body": {"tool": "shell"}})).unwrap();
-    let r = send(tampered, body).await.unwrap();
+    let r = send(tampered, body.clone()).await.unwrap();
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
     let (_, page) = s.get("/api/v1/entries?type=signature.rejected").await;
     let rejected = &page["entries"][0]["entry"]["body"];
@@ -781,6 +781,31 @@ async fn signed_requests_are_verified_and_recorded() {
             .contains("digest"),
         "{rejected}"
     );
+    // A human named in a header the signature does not cover is refused:
+    // whoever holds the token could otherwise swap it.
+    let headers = sign_request(
+        &Method::POST,
+        "http",
+        &authority,
+        "/api/v1/entries",
+        &body,
+        &key,
+        "support-bot",
+        now,
+    );
+    let mut req = s
+        .http
+        .post(s.url("/api/v1/entries"))
+        .bearer_auth(&api_key)
+        .header("content-type", "application/json")
+        .header("docket-on-behalf-of", "dev")
+        .body(body.clone());
+    for (k, v) in headers {
+        req = req.header(k, v);
+    }
+    let r = req.send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    assert!(r.text().await.unwrap().contains("docket-on-behalf-of"));
     // Unsigned requests are still accepted, and carry no signature.
     let (st, v) = s
         .as_(
