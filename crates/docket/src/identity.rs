@@ -205,7 +205,16 @@ pub enum Users {
         #[arg(long)]
         json: bool,
     },
-    /// Issue a personal API token (for oneself, or by an admin).
+    /// Set a password (one's own, or any user's as an admin; recorded).
+    Password {
+        #[command(flatten)]
+        server: ServerArgs,
+        id: String,
+        /// Read the new password from stdin.
+        #[arg(long, required = true)]
+        password_stdin: bool,
+    },
+    /// Issue a personal API token for yourself.
     Token {
         #[command(flatten)]
         server: ServerArgs,
@@ -290,6 +299,21 @@ pub fn users(c: Users) -> anyhow::Result<ExitCode> {
                 )?,
                 json,
             )
+        }
+        Users::Password {
+            server,
+            id,
+            password_stdin,
+        } => {
+            let password = password(password_stdin)?.context("no password on stdin")?;
+            let path = format!("/api/v1/users/{}/password", enc(&id));
+            let _: Value = Client::new(&server)?.send(
+                Method::POST,
+                &path,
+                Some(&json!({ "password": password })),
+            )?;
+            eprintln!("password set for {id}");
+            Ok(ExitCode::SUCCESS)
         }
         Users::Token {
             server,

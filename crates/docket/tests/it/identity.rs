@@ -105,6 +105,34 @@ fn the_identity_lifecycle_from_the_command_line() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("401"));
 
+    // A password reset from the command line; the old one stops working.
+    {
+        use std::io::Write;
+        let mut child = docket()
+            .args(["users", "password", "rev", "--password-stdin"])
+            .env("DOCKET_SERVER", &s.base)
+            .env("DOCKET_TOKEN", &rev)
+            .stdin(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        writeln!(child.stdin.take().unwrap(), "a fresh reviewer password").unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(!login(&s, "rev", "a fresh reviewer password").is_empty());
+        let out = with(
+            &s,
+            "",
+            &["login", "--user", "rev"],
+            &[("DOCKET_PASSWORD", "rev-long-password")],
+        );
+        assert_eq!(out.status.code(), Some(2));
+    }
+
     ok(
         &s,
         &admin,
