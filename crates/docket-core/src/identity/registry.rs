@@ -138,6 +138,27 @@ pub struct NewCredential {
     pub label: Option<String>,
 }
 
+impl NewCredential {
+    /// The record of this credential as `kind`, bound to nothing yet.
+    fn record(self, kind: CredentialKind) -> CredentialRecord {
+        CredentialRecord {
+            prefix: super::token_prefix(kind, &self.id),
+            id: self.id,
+            kind,
+            sha256: self.sha256,
+            agent: None,
+            user: None,
+            scope: self.scope,
+            task: None,
+            human: None,
+            human_assurance: None,
+            parent: None,
+            expires_at: self.expires_at,
+            label: self.label,
+        }
+    }
+}
+
 /// Changes to a user; `None` leaves a field as it is.
 #[derive(Clone, Debug, Default)]
 pub struct UserPatch {
@@ -767,19 +788,8 @@ impl Registry {
             project: Some(a.record.project.clone()),
             replaces: None,
             credential: CredentialRecord {
-                prefix: super::token_prefix(CredentialKind::ApiKey, &new.id),
-                id: new.id,
-                kind: CredentialKind::ApiKey,
-                sha256: new.sha256,
                 agent: Some(agent.clone()),
-                user: None,
-                scope: new.scope,
-                task: None,
-                human: None,
-                human_assurance: None,
-                parent: None,
-                expires_at: new.expires_at,
-                label: new.label,
+                ..new.record(CredentialKind::ApiKey)
             },
         }])
     }
@@ -856,19 +866,12 @@ impl Registry {
             project: Some(a.record.project.clone()),
             replaces: None,
             credential: CredentialRecord {
-                prefix: super::token_prefix(CredentialKind::Session, &new.id),
-                id: new.id,
-                kind: CredentialKind::Session,
-                sha256: new.sha256,
                 agent: Some(agent.clone()),
-                user: None,
-                scope: new.scope,
                 task: Some(task),
                 human,
                 human_assurance: Some(assurance),
                 parent,
-                expires_at: new.expires_at,
-                label: new.label,
+                ..new.record(CredentialKind::Session)
             },
         }])
     }
@@ -898,19 +901,9 @@ impl Registry {
             project: None,
             replaces: None,
             credential: CredentialRecord {
-                prefix: super::token_prefix(CredentialKind::Personal, &new.id),
-                id: new.id,
-                kind: CredentialKind::Personal,
-                sha256: new.sha256,
-                agent: None,
                 user: Some(user.clone()),
                 scope: None,
-                task: None,
-                human: None,
-                human_assurance: None,
-                parent: None,
-                expires_at: new.expires_at,
-                label: new.label,
+                ..new.record(CredentialKind::Personal)
             },
         }])
     }
@@ -973,17 +966,9 @@ impl Registry {
             project,
             replaces: Some((old.clone(), grace_until)),
             credential: CredentialRecord {
-                prefix: super::token_prefix(kind, &new.id),
-                id: new.id,
-                kind,
-                sha256: new.sha256,
                 agent: c.record.agent.clone(),
                 user: c.record.user.clone(),
                 scope: c.record.scope.clone(),
-                task: None,
-                human: None,
-                human_assurance: None,
-                parent: None,
                 // A rotation never turns an expiring key into a lasting one:
                 // unless told otherwise, the new key lives as long as the old.
                 expires_at: new.expires_at.or_else(|| {
@@ -992,7 +977,8 @@ impl Registry {
                         Timestamp::from_micros(now.as_micros().saturating_add(lifetime))
                     })
                 }),
-                label: new.label.or_else(|| c.record.label.clone()),
+                label: new.label.clone().or_else(|| c.record.label.clone()),
+                ..new.record(kind)
             },
         }])
     }

@@ -356,34 +356,36 @@ fn no_secret_reaches_the_logs_or_the_errors() {
 
     let root = tempfile::tempdir().unwrap();
     let log_path = root.path().join("serve.log");
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    // Port 0: the server picks a free port and prints it, so no other
+    // test can take it between choosing and binding.
     let mut child = docket()
         .args([
             "serve",
             "--data-dir",
             root.path().join("data").to_str().unwrap(),
             "--listen",
-            &format!("127.0.0.1:{port}"),
+            "127.0.0.1:0",
         ])
         .env("DOCKET_LOG", "debug")
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(&log_path).unwrap())
         .spawn()
         .unwrap();
-    let base = format!("http://127.0.0.1:{port}");
     let http = reqwest::blocking::Client::new();
-    let mut bootstrap = None;
-    for _ in 0..400 {
-        let log = std::fs::read_to_string(&log_path).unwrap_or_default();
-        bootstrap = log
-            .split("create the first admin): ")
+    let after = |log: &str, marker: &str| {
+        log.split(marker)
             .nth(1)
-            .map(|t| t.lines().next().unwrap().trim().to_owned());
-        if bootstrap.is_some() && http.get(format!("{base}/healthz")).send().is_ok() {
+            .and_then(|t| t.lines().next())
+            .map(|t| t.trim().to_owned())
+    };
+    let (mut bootstrap, mut base) = (None, String::new());
+    for _ in 0..800 {
+        let log = std::fs::read_to_string(&log_path).unwrap_or_default();
+        bootstrap = after(&log, "create the first admin): ");
+        if let Some(addr) = after(&log, " on http://") {
+            base = format!("http://{addr}");
+        }
+        if bootstrap.is_some() && !base.is_empty() {
             break;
         }
         std::thread::sleep(Duration::from_millis(25));
