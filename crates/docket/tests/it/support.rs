@@ -22,14 +22,6 @@ pub fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 pub struct ServerProcess {
     pub child: Child,
     pub base: String,
@@ -43,14 +35,15 @@ impl ServerProcess {
     /// Starts `docket serve` and waits for it to answer. `token` is known
     /// from an earlier start, or read from this start's output.
     pub fn start(data_dir: &Path, token: Option<&str>) -> Self {
-        let port = free_port();
+        // Port 0: the server picks a free port and prints it, so parallel
+        // tests cannot take each other's.
         let mut child = docket()
             .args([
                 "serve",
                 "--data-dir",
                 data_dir.to_str().unwrap(),
                 "--listen",
-                &format!("127.0.0.1:{port}"),
+                "127.0.0.1:0",
             ])
             .env("DOCKET_CHECKPOINT_INTERVAL_MS", "100")
             .env("DOCKET_LOG", "warn")
@@ -58,11 +51,7 @@ impl ServerProcess {
             .stderr(Stdio::piped())
             .spawn()
             .expect("spawn docket serve");
-        let bootstrap = match token {
-            Some(_) => None,
-            None => Some(read_token(&mut child)),
-        };
-        let base = format!("http://127.0.0.1:{port}");
+        let (base, bootstrap) = read_startup(&mut child, token.is_none());
         for _ in 0..400 {
             if reqwest::blocking::get(format!("{base}/healthz"))
                 .is_ok_and(|r| r.status().is_success())
@@ -154,18 +143,26 @@ fn bootstrap_admin(base: &str, bootstrap: &str) -> (String, u64) {
     )
 }
 
-fn read_token(child: &mut Child) -> String {
+/// Reads the server's startup lines: its address and, on a first start,
+/// the bootstrap token; then keeps draining stderr so the server never
+/// blocks on a full pipe.
+fn read_startup(child: &mut Child, first_start: bool) -> (String, Option<String>) {
     use std::io::{BufRead, BufReader};
     let stderr = child.stderr.take().unwrap();
     let mut lines = BufReader::new(stderr).lines();
+    let (mut base, mut token) = (None, None);
     for line in lines.by_ref() {
         let line = line.unwrap();
+        if let Some(addr) = line.split(" on http://").nth(1) {
+            base = Some(format!("http://{}", addr.trim()));
+        }
         if let Some(t) = line.split("create the first admin): ").nth(1) {
-            let token = t.trim().to_owned();
-            // Keep draining stderr so the server never blocks on a full pipe.
+            token = Some(t.trim().to_owned());
+        }
+        if base.is_some() && (token.is_some() || !first_start) {
             std::thread::spawn(move || for _ in lines {});
-            return token;
+            return (base.unwrap(), token);
         }
     }
-    panic!("docket serve printed no admin token");
+    panic!("docket serve exited before printing its address");
 }
