@@ -159,9 +159,12 @@ fn read_startup(child: &mut Child, first_start: bool) -> (String, Option<String>
         if let Some(t) = line.split("create the first admin): ").nth(1) {
             token = Some(t.trim().to_owned());
         }
-        if base.is_some() && (token.is_some() || !first_start) {
+        if let Some(b) = &base
+            && (token.is_some() || !first_start)
+        {
+            let b = b.clone();
             std::thread::spawn(move || for _ in lines {});
-            return (base.unwrap(), token);
+            return (b, token);
         }
     }
     panic!("docket serve exited before printing its address");
