@@ -279,7 +279,36 @@ pub struct Scope {
     pub environments: BTreeSet<String>,
 }
 
+/// One of the four lists of a [`Scope`].
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum ScopeField {
+    Tools,
+    Models,
+    DataClasses,
+    Environments,
+}
+
+impl ScopeField {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ScopeField::Tools => "tool",
+            ScopeField::Models => "model",
+            ScopeField::DataClasses => "data class",
+            ScopeField::Environments => "environment",
+        }
+    }
+}
+
 impl Scope {
+    pub fn get(&self, field: ScopeField) -> &BTreeSet<String> {
+        match field {
+            ScopeField::Tools => &self.tools,
+            ScopeField::Models => &self.models,
+            ScopeField::DataClasses => &self.data_classes,
+            ScopeField::Environments => &self.environments,
+        }
+    }
+
     /// The first member of `self` that `outer` does not grant, as
     /// `("tools", "name")`.
     pub fn first_outside(&self, outer: &Scope) -> Option<(&'static str, &str)> {
@@ -420,8 +449,9 @@ mod tests {
     use super::*;
 
     #[test]
-    fn did_key_matches_the_w3c_test_vector() {
-        // did:key spec, Ed25519 example: the key's bytes and its DID.
+    fn did_key_round_trips_the_did_key_spec_example() {
+        // The did:key spec's Ed25519 example parses to a key whose DID is
+        // the same string (multicodec 0xed01, base58btc, `z`).
         let did: Did = "did:key:z6MkiTBz1ymuepAQ4HEHYSF1H8quG5GLVVQR3djdX3mDooWp"
             .to_owned()
             .try_into()

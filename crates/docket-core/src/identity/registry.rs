@@ -15,7 +15,7 @@ use super::event::{
 };
 use super::{
     Actor, AgentId, CredentialId, CredentialKind, Event, HumanAssurance, Kyc, KycStatus, ProjectId,
-    Role, Scope, UserId,
+    Role, Scope, ScopeField, UserId,
 };
 use crate::Timestamp;
 
@@ -257,6 +257,29 @@ impl Registry {
             scope = scope.intersect(narrow);
         }
         scope
+    }
+
+    /// Whether `agent` holding `credential` may touch `name`: the answer
+    /// [`Registry::effective_scope`] gives, without building it (this runs
+    /// on every append), and `false` if the agent's project is unknown.
+    pub fn allows(
+        &self,
+        agent: &Agent,
+        credential: &Credential,
+        field: ScopeField,
+        name: &str,
+    ) -> bool {
+        agent.record.scope.get(field).contains(name)
+            && self.projects.get(&agent.record.project).is_some_and(|p| {
+                p.rules
+                    .iter()
+                    .any(|r| r.applies_to(&agent.record.id) && r.allows.get(field).contains(name))
+            })
+            && credential
+                .record
+                .scope
+                .as_ref()
+                .is_none_or(|s| s.get(field).contains(name))
     }
 
     /// Why `c` cannot be used at `now`, its parent key included.

@@ -5,7 +5,7 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
-use docket_core::identity::{Actor, Event, HumanAssurance, Scope};
+use docket_core::identity::{Actor, Event, HumanAssurance, ScopeField};
 use docket_core::merkle::Hash;
 use docket_core::{EntryType, IndexFields};
 use docket_store::{NewEntry, Order, Query, TimeWindow};
@@ -98,23 +98,6 @@ pub fn visible_entry(
     Ok(entry)
 }
 
-/// What an agent caller's credential allows (its declared scope, narrowed by
-/// its project's rules and the credential's own scope); `None` for people.
-fn agent_scope(state: &AppState, caller: &Caller) -> Result<Option<Scope>, ApiError> {
-    let Caller::Agent {
-        agent,
-        actor: Actor::Agent { credential, .. },
-        ..
-    } = caller
-    else {
-        return Ok(None);
-    };
-    let r = state.identity.read();
-    let a = r.agent(agent)?;
-    let c = r.credential(credential)?;
-    Ok(Some(r.effective_scope(a, c)))
-}
-
 /// A developer's entry may name only their projects, and agents of them.
 fn check_projects(state: &AppState, ps: &[String], index: &IndexFields) -> Result<(), String> {
     if let Some(p) = &index.project
@@ -136,30 +119,35 @@ fn check_projects(state: &AppState, ps: &[String], index: &IndexFields) -> Resul
     Ok(())
 }
 
-/// Refuses an entry that names a tool, model or data class the
+/// Refuses an agent's entry that names a tool, model or data class its
 /// credential does not allow.
-fn check_scope(scope: &Scope, index: &IndexFields) -> Result<(), String> {
-    let outside = |what: &str, name: &str| {
-        format!(
-            "this credential does not allow {what} {name:?}; it allows {what}s of its scope only"
-        )
+fn check_scope(state: &AppState, caller: &Caller, index: &IndexFields) -> Result<(), String> {
+    let Caller::Agent {
+        agent,
+        actor: Actor::Agent { credential, .. },
+        ..
+    } = caller
+    else {
+        return Ok(());
     };
-    if let Some(tool) = &index.tool
-        && !scope.tools.contains(tool)
-    {
-        return Err(outside("tool", tool));
+    let named = [
+        (ScopeField::Tools, index.tool.as_slice()),
+        (ScopeField::Models, index.model.as_slice()),
+        (ScopeField::DataClasses, index.data_classes.as_slice()),
+    ];
+    if named.iter().all(|(_, names)| names.is_empty()) {
+        return Ok(());
     }
-    if let Some(model) = &index.model
-        && !scope.models.contains(model)
-    {
-        return Err(outside("model", model));
-    }
-    if let Some(class) = index
-        .data_classes
-        .iter()
-        .find(|c| !scope.data_classes.contains(*c))
-    {
-        return Err(outside("data class", class));
+    let r = state.identity.read();
+    let a = r.agent(agent).map_err(|e| e.to_string())?;
+    let c = r.credential(credential).map_err(|e| e.to_string())?;
+    for (field, names) in named {
+        if let Some(name) = names.iter().find(|n| !r.allows(a, c, field, n)) {
+            let what = field.as_str();
+            return Err(format!(
+                "this credential does not allow {what} {name:?}; it allows {what}s of its scope only"
+            ));
+        }
     }
     Ok(())
 }
@@ -293,10 +281,12 @@ pub async fn append(
             String::new()
         }
     };
-    let scope = agent_scope(&state, &caller)?;
     // People who read only their projects' entries write only those too.
-    let projects = match (&caller, ReadScope::of(&state, &caller)) {
-        (Caller::Human { .. }, ReadScope::Projects(ps)) => Some(ps),
+    let projects = match &caller {
+        Caller::Human { .. } => match ReadScope::of(&state, &caller) {
+            ReadScope::Projects(ps) => Some(ps),
+            _ => None,
+        },
         _ => None,
     };
     let mut entries = Vec::with_capacity(items.len());
@@ -328,15 +318,13 @@ pub async fn append(
                 )
             })?;
         }
-        if let Some(scope) = &scope {
-            check_scope(scope, &entry.index).map_err(|e| {
-                ApiError::new(
-                    StatusCode::FORBIDDEN,
-                    "out_of_scope",
-                    format!("{}body: {e}", at(i)),
-                )
-            })?;
-        }
+        check_scope(&state, &caller, &entry.index).map_err(|e| {
+            ApiError::new(
+                StatusCode::FORBIDDEN,
+                "out_of_scope",
+                format!("{}body: {e}", at(i)),
+            )
+        })?;
         entries.push(entry);
     }
     let acks = state.ledger.append(entries).await?;
