@@ -259,13 +259,26 @@ pub async fn authenticate(
     mut req: Request,
     next: Next,
 ) -> Result<Response, ApiError> {
-    let header = req
-        .headers()
-        .get(axum::http::header::AUTHORIZATION)
-        .ok_or_else(|| ApiError::unauthorized("missing `Authorization: Bearer <token>` header"))?
-        .to_str()
-        .map_err(|_| ApiError::unauthorized("Authorization header is not valid text"))?
-        .to_owned();
+    let header = match (
+        req.headers().get(axum::http::header::AUTHORIZATION),
+        req.headers().get("x-api-key"),
+    ) {
+        (Some(h), _) => h
+            .to_str()
+            .map_err(|_| ApiError::unauthorized("Authorization header is not valid text"))?
+            .to_owned(),
+        // Anthropic's SDKs send the key this way; it is a bearer token.
+        (None, Some(key)) => format!(
+            "Bearer {}",
+            key.to_str()
+                .map_err(|_| ApiError::unauthorized("x-api-key header is not valid text"))?
+        ),
+        (None, None) => {
+            return Err(ApiError::unauthorized(
+                "missing `Authorization: Bearer <token>` header",
+            ));
+        }
+    };
     let header = Zeroizing::new(header);
     let mut caller = if let Some(token) = header.strip_prefix("Bearer ") {
         bearer(&state, token.trim())?

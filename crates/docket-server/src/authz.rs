@@ -51,6 +51,18 @@ pub enum Permission {
     DecideReview,
     /// Prometheus metrics.
     ReadMetrics,
+    /// Submit a policy version or ask for a rollback.
+    ProposePolicy,
+    /// Engage a kill switch (developers: their own agents and projects).
+    Contain,
+    /// Set budgets and rate limits.
+    ManageLimits,
+    /// See held actions (agents: their own).
+    ReadApprovals,
+    /// Approve or deny a held action.
+    DecideApproval,
+    /// Act as an agent: model calls through the gateway, authorize/record.
+    AgentAction,
 }
 
 const HUMANS: &[Role] = &Role::ALL;
@@ -79,6 +91,16 @@ pub fn holders(permission: Permission) -> (&'static [Role], bool, bool) {
         AgentSession => (&[], true, false),
         DecideReview => (&[Role::Admin, Role::Reviewer], false, false),
         ReadMetrics => (&[Role::Admin, Role::Auditor], false, false),
+        ProposePolicy => (&[Role::Admin, Role::Developer], false, false),
+        Contain => (
+            &[Role::Admin, Role::Approver, Role::Developer],
+            false,
+            false,
+        ),
+        ManageLimits => (&[Role::Admin], false, false),
+        ReadApprovals => (HUMANS, true, false),
+        DecideApproval => (&[Role::Admin, Role::Approver], false, false),
+        AgentAction => (&[], true, false),
     }
 }
 

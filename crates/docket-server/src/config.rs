@@ -25,6 +25,8 @@ pub struct Config {
     pub max_batch_entries: usize,
     pub storage: StorageConfig,
     pub identity: IdentityConfig,
+    /// Model providers, routes, prices and approval timing of the gateway.
+    pub gateway: crate::gateway::config::GatewayConfig,
     pub log_format: LogFormat,
 }
 
@@ -119,6 +121,7 @@ impl Default for Config {
             max_batch_entries: 1000,
             storage: StorageConfig::default(),
             identity: IdentityConfig::default(),
+            gateway: Default::default(),
             log_format: LogFormat::Text,
         }
     }
@@ -159,7 +162,12 @@ impl Config {
             "BENCH_POSTGRES_URL",
             "TEST_POSTGRES_URL",
         ]));
-        fig.extract().map_err(|e| ConfigError(e.to_string()))
+        let config: Config = fig.extract().map_err(|e| ConfigError(e.to_string()))?;
+        config
+            .gateway
+            .validate()
+            .map_err(|e| ConfigError(format!("[gateway] {e}")))?;
+        Ok(config)
     }
 
     pub fn sqlite_path(&self) -> PathBuf {

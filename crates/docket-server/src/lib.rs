@@ -6,6 +6,8 @@ pub mod authz;
 pub mod checkpointer;
 pub mod config;
 pub mod error;
+pub mod gateway;
+pub mod governance;
 pub mod httpsig;
 pub mod identity;
 pub mod init;
@@ -39,6 +41,8 @@ pub struct AppState {
     pub log: Arc<LogInfo>,
     pub auth: Auth,
     pub identity: Arc<identity::Identity>,
+    pub governance: Arc<governance::Governance>,
+    pub gateway: Arc<gateway::Gateway>,
     pub config: Arc<Config>,
 }
 
@@ -158,6 +162,26 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
             })?
             .map_err(init::InitError::from)?;
     let identity = Arc::new(identity);
+    let gov_identity = identity.clone();
+    let gov_ledger = ledger.clone();
+    let ttl = Duration::from_secs(config.gateway.approval_ttl_secs);
+    let governance = tokio::task::spawn_blocking(move || {
+        governance::Governance::load(gov_identity, gov_ledger, ttl)
+    })
+    .await
+    .map_err(|e| init::InitError::Io {
+        path: "governance state".into(),
+        source: std::io::Error::other(e),
+    })?
+    .map_err(init::InitError::from)?;
+    let governance = Arc::new(governance);
+    let gateway =
+        Arc::new(
+            gateway::Gateway::new(&config.gateway).map_err(|e| init::InitError::Io {
+                path: "gateway".into(),
+                source: std::io::Error::other(e),
+            })?,
+        );
     let signer = Arc::new(opened.signer);
     let log = LogInfo {
         origin: signer.origin().to_owned(),
@@ -168,6 +192,8 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         log: Arc::new(log.clone()),
         auth: Auth::new(opened.admin_digest),
         identity: identity.clone(),
+        governance,
+        gateway,
         config: Arc::new(config.clone()),
     };
     let listener = tokio::net::TcpListener::bind(config.listen)

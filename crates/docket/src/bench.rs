@@ -94,6 +94,29 @@ pub enum Command {
         #[arg(long, default_value_t = 64)]
         writers: usize,
     },
+    /// A stand-in model provider (OpenAI and Anthropic wire formats) for
+    /// gateway tests and benchmarks; prints its address and serves until killed.
+    Upstream {
+        #[arg(long, default_value = "127.0.0.1:0")]
+        listen: std::net::SocketAddr,
+        /// The key clients must present; any key when unset.
+        #[arg(long, env = "DOCKET_UPSTREAM_KEY", hide_env_values = true)]
+        api_key: Option<String>,
+        /// Requests kept for `GET /_standin/requests`.
+        #[arg(long, default_value_t = 100)]
+        keep_requests: usize,
+    },
+    /// Policy decision time in-process: kill switches, scope, Cedar and limits.
+    Policy {
+        /// Policy set sizes, comma-separated.
+        #[arg(long, default_value = "100,1000", value_delimiter = ',')]
+        policies: Vec<usize>,
+        #[arg(long, default_value_t = 200_000)]
+        decisions: usize,
+    },
+    /// Gateway overhead: latency through Docket minus latency straight to
+    /// the same stand-in upstream, at fixed request rates.
+    Gateway(crate::bench_gateway::GatewayArgs),
 }
 
 #[derive(Copy, Clone, Debug, clap::ValueEnum)]
@@ -142,6 +165,38 @@ pub fn run(cmd: Command) -> anyhow::Result<ExitCode> {
         Command::CheckpointLatency { seconds, writers } => {
             rt.block_on(checkpoint_latency(seconds, writers))?
         }
+        Command::Upstream {
+            listen,
+            api_key,
+            keep_requests,
+        } => {
+            return rt.block_on(async move {
+                let listener = tokio::net::TcpListener::bind(listen)
+                    .await
+                    .with_context(|| format!("cannot listen on {listen}"))?;
+                eprintln!(
+                    "stand-in upstream listening on http://{}",
+                    listener.local_addr()?
+                );
+                crate::upstream::serve(
+                    listener,
+                    crate::upstream::UpstreamConfig {
+                        api_key,
+                        keep_requests,
+                    },
+                    async {
+                        let _ = tokio::signal::ctrl_c().await;
+                    },
+                )
+                .await?;
+                Ok(ExitCode::SUCCESS)
+            });
+        }
+        Command::Policy {
+            policies,
+            decisions,
+        } => crate::bench_gateway::policy(&policies, decisions)?,
+        Command::Gateway(args) => rt.block_on(crate::bench_gateway::gateway(args))?,
     }
     print_memory();
     Ok(ExitCode::SUCCESS)
@@ -225,6 +280,7 @@ async fn auth(agents: usize, requests: usize, threads: usize) -> anyhow::Result<
             purpose: "benchmark".into(),
             scope: scope.clone(),
             did: Did::from_key(&key.verifying_key()),
+            system_prompt_sha256: None,
         };
         let agent = record.id.clone();
         let (admin_id, classes) = (admin.id.clone(), identity.data_classes.clone());
@@ -238,7 +294,7 @@ async fn auth(agents: usize, requests: usize, threads: usize) -> anyhow::Result<
         let approver_id = approver.id.clone();
         identity
             .commit(human(&approver), move |r| {
-                r.plan_approve(&approver_id, request, Timestamp::now())
+                r.plan_approve(&approver_id, request, Timestamp::now(), None)
             })
             .await
             .map_err(|e| anyhow::anyhow!(e.message))?;
@@ -309,7 +365,7 @@ async fn auth(agents: usize, requests: usize, threads: usize) -> anyhow::Result<
 }
 
 /// Median, p99 and max of a sample, in the unit given.
-fn summary(mut xs: Vec<Duration>, unit: &str) -> String {
+pub(crate) fn summary(mut xs: Vec<Duration>, unit: &str) -> String {
     if xs.is_empty() {
         return "no samples".into();
     }

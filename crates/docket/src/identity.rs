@@ -28,12 +28,12 @@ fn password(from_stdin: bool) -> anyhow::Result<Option<String>> {
     Ok(None)
 }
 
-fn print_json(v: &Value) -> anyhow::Result<ExitCode> {
+pub(crate) fn print_json(v: &Value) -> anyhow::Result<ExitCode> {
     println!("{}", serde_json::to_string_pretty(v)?);
     Ok(ExitCode::SUCCESS)
 }
 
-fn text(v: &Value) -> String {
+pub(crate) fn text(v: &Value) -> String {
     match v {
         Value::Null => String::new(),
         Value::String(s) => s.clone(),
@@ -43,7 +43,12 @@ fn text(v: &Value) -> String {
 }
 
 /// Prints `rows` (objects) with `columns`, or the JSON with `--json`.
-fn listing(v: &Value, key: &str, columns: &[&str], json: bool) -> anyhow::Result<ExitCode> {
+pub(crate) fn listing(
+    v: &Value,
+    key: &str,
+    columns: &[&str],
+    json: bool,
+) -> anyhow::Result<ExitCode> {
     if json {
         return print_json(v);
     }
@@ -64,7 +69,7 @@ fn listing(v: &Value, key: &str, columns: &[&str], json: bool) -> anyhow::Result
 }
 
 /// What a change wrote, one line per entry, then the token if any.
-fn done(v: &Value, json: bool) -> anyhow::Result<ExitCode> {
+pub(crate) fn done(v: &Value, json: bool) -> anyhow::Result<ExitCode> {
     if json {
         return print_json(v);
     }
@@ -366,7 +371,7 @@ pub enum Projects {
     },
 }
 
-fn read_json(path: &PathBuf) -> anyhow::Result<Value> {
+pub(crate) fn read_json(path: &PathBuf) -> anyhow::Result<Value> {
     let text =
         std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
     serde_json::from_str(&text).with_context(|| format!("{} is not valid JSON", path.display()))
@@ -693,7 +698,7 @@ pub enum Credentials {
 }
 
 /// Accepts a credential id or a prefix like `dka_<id>` or a whole token.
-fn credential_id(s: &str) -> &str {
+pub(crate) fn credential_id(s: &str) -> &str {
     s.split('_').nth(1).unwrap_or(s)
 }
 

@@ -1,11 +1,14 @@
 //! The `docket` command: argument parsing and wiring over the library crates.
 
 mod bench;
+mod bench_gateway;
 mod client;
+mod governance;
 mod identity;
 mod query;
 mod receipt;
 mod serve;
+pub mod upstream;
 mod verify;
 
 use std::path::PathBuf;
@@ -69,6 +72,21 @@ enum Command {
     /// Access reviews: list every agent's access, keep or revoke each.
     #[command(subcommand)]
     AccessReview(identity::AccessReview),
+    /// Change requests of every kind (agents, project rules, policy): list, decide, request.
+    #[command(subcommand)]
+    Changes(governance::Changes),
+    /// Cedar policy versions: show, submit for approval, roll back.
+    #[command(subcommand)]
+    Policy(governance::Policy),
+    /// Kill switches: stop every agent, a project's or one agent at once.
+    #[command(subcommand)]
+    Kill(governance::Kill),
+    /// Budgets (USD) and rate limits of projects, agents and credentials.
+    #[command(subcommand)]
+    Limits(governance::Limits),
+    /// Actions policy held for a human: list, show, approve, deny.
+    #[command(subcommand)]
+    Approvals(governance::Approvals),
     /// Query entries on a running server (the API's filters).
     Query(Box<query::Args>),
     /// Benchmarks; each prints its figures.
@@ -99,6 +117,11 @@ fn main() -> ExitCode {
         Command::Agents(c) => identity::agents(c),
         Command::Credentials(c) => identity::credentials(c),
         Command::AccessReview(c) => identity::access_review(c),
+        Command::Changes(c) => governance::changes(c),
+        Command::Policy(c) => governance::policy(c),
+        Command::Kill(c) => governance::kill(c),
+        Command::Limits(c) => governance::limits(c),
+        Command::Approvals(c) => governance::approvals(c),
         Command::Bench(c) => bench::run(c),
     };
     match result {

@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use thiserror::Error;
 
+use super::governance::{ChangeInfo, KillTarget, LimitTarget, Limits};
 use super::{AgentId, CredentialId, CredentialKind, Did, Kyc, ProjectId, Role, Scope, UserId};
 use crate::{EntryType, Timestamp};
 
@@ -128,6 +129,10 @@ pub struct AgentRecord {
     pub purpose: String,
     pub scope: Scope,
     pub did: Did,
+    /// SHA-256 (hex) of the agent's system prompt, when its owner declared
+    /// one: changing it is a change request like a change of scope.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub system_prompt_sha256: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -174,6 +179,29 @@ pub enum ChangeRequest {
     AgentRegister { record: Box<AgentRecord> },
     #[serde(rename = "agent.retire")]
     AgentRetire { reason: String },
+    /// A new scope (models, tools, data classes, environments) or system prompt.
+    #[serde(rename = "agent.update")]
+    AgentUpdate {
+        scope: Scope,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        system_prompt_sha256: Option<String>,
+    },
+    /// New access rules for a project: a tool-permission change.
+    #[serde(rename = "project.rules")]
+    ProjectRules { rules: Vec<AccessRule> },
+    /// A new policy set version, activated on approval.
+    #[serde(rename = "policy.version")]
+    PolicyVersion {
+        version: u64,
+        sha256: String,
+        /// The Cedar policy text.
+        policy: String,
+        /// Its test cases (request → expected decision).
+        tests: Value,
+    },
+    /// Activating an earlier policy version again.
+    #[serde(rename = "policy.rollback")]
+    PolicyRollback { version: u64 },
 }
 
 impl ChangeRequest {
@@ -181,6 +209,10 @@ impl ChangeRequest {
         match self {
             ChangeRequest::AgentRegister { .. } => "agent.register",
             ChangeRequest::AgentRetire { .. } => "agent.retire",
+            ChangeRequest::AgentUpdate { .. } => "agent.update",
+            ChangeRequest::ProjectRules { .. } => "project.rules",
+            ChangeRequest::PolicyVersion { .. } => "policy.version",
+            ChangeRequest::PolicyRollback { .. } => "policy.rollback",
         }
     }
 }
@@ -252,21 +284,45 @@ pub enum Event {
         project: ProjectRecord,
     },
     ChangeRequested {
-        agent: AgentId,
-        project: ProjectId,
+        /// The agent and project the change is about; policy changes name neither.
+        agent: Option<AgentId>,
+        project: Option<ProjectId>,
         request: ChangeRequest,
+        info: ChangeInfo,
     },
     ChangeApproved {
         /// `seq` of the `change.requested` entry.
         request: u64,
-        agent: AgentId,
-        project: ProjectId,
+        agent: Option<AgentId>,
+        project: Option<ProjectId>,
     },
     ChangeRejected {
         request: u64,
-        agent: AgentId,
-        project: ProjectId,
+        agent: Option<AgentId>,
+        project: Option<ProjectId>,
         reason: String,
+    },
+    AgentUpdated {
+        request: u64,
+        agent: AgentRecord,
+    },
+    /// A policy version took effect (approved new version or rollback).
+    PolicyActivated {
+        request: u64,
+        version: u64,
+        sha256: String,
+        rollback: bool,
+        /// The version's test report, re-run just before activation.
+        tests: Option<Value>,
+    },
+    KillSwitch {
+        target: KillTarget,
+        engaged: bool,
+        reason: String,
+    },
+    LimitsSet {
+        target: LimitTarget,
+        limits: Limits,
     },
     AgentRegistered {
         request: u64,
@@ -345,16 +401,22 @@ mod wire {
     }
     #[derive(Serialize, Deserialize)]
     pub struct ChangeRequested {
-        pub agent: AgentId,
-        pub project: ProjectId,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub agent: Option<AgentId>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub project: Option<ProjectId>,
         #[serde(flatten)]
         pub request: ChangeRequest,
+        #[serde(flatten)]
+        pub info: ChangeInfo,
     }
     #[derive(Serialize, Deserialize)]
     pub struct ChangeDecided {
         pub request: u64,
-        pub agent: AgentId,
-        pub project: ProjectId,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub agent: Option<AgentId>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub project: Option<ProjectId>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         pub reason: Option<String>,
     }
@@ -406,6 +468,27 @@ mod wire {
         pub event: ReviewEvent,
     }
     #[derive(Serialize, Deserialize)]
+    pub struct PolicyActivated {
+        pub request: u64,
+        pub version: u64,
+        pub sha256: String,
+        pub rollback: bool,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub tests: Option<Value>,
+    }
+    #[derive(Serialize, Deserialize)]
+    pub struct KillSwitch {
+        #[serde(flatten)]
+        pub target: KillTarget,
+        pub reason: String,
+    }
+    #[derive(Serialize, Deserialize)]
+    pub struct LimitsSet {
+        #[serde(flatten)]
+        pub target: LimitTarget,
+        pub limits: Limits,
+    }
+    #[derive(Serialize, Deserialize)]
     pub struct SignatureRejected {
         pub agent: AgentId,
         pub project: ProjectId,
@@ -438,6 +521,11 @@ impl Event {
             Event::CredentialRevoked { .. } => EntryType::CredentialRevoked,
             Event::AccessReview { .. } => EntryType::AccessReview,
             Event::SignatureRejected { .. } => EntryType::SignatureRejected,
+            Event::AgentUpdated { .. } => EntryType::AgentUpdated,
+            Event::PolicyActivated { .. } => EntryType::PolicyActivated,
+            Event::KillSwitch { engaged: true, .. } => EntryType::KillSwitchEngaged,
+            Event::KillSwitch { engaged: false, .. } => EntryType::KillSwitchReleased,
+            Event::LimitsSet { .. } => EntryType::LimitsSet,
         }
     }
 
@@ -463,10 +551,12 @@ impl Event {
                 agent,
                 project,
                 request,
+                info,
             } => to_value(wire::ChangeRequested {
                 agent,
                 project,
                 request,
+                info,
             }),
             Event::ChangeApproved {
                 request,
@@ -489,12 +579,14 @@ impl Event {
                 project,
                 reason: Some(reason),
             }),
-            Event::AgentRegistered { request, agent } => to_value(wire::AgentRegistered {
-                request,
-                agent: agent.id.clone(),
-                project: agent.project.clone(),
-                record: agent,
-            }),
+            Event::AgentRegistered { request, agent } | Event::AgentUpdated { request, agent } => {
+                to_value(wire::AgentRegistered {
+                    request,
+                    agent: agent.id.clone(),
+                    project: agent.project.clone(),
+                    record: agent,
+                })
+            }
             Event::AgentSuspended {
                 agent,
                 project,
@@ -545,6 +637,23 @@ impl Event {
                 reason,
             }),
             Event::AccessReview { review, event } => to_value(wire::AccessReview { review, event }),
+            Event::PolicyActivated {
+                request,
+                version,
+                sha256,
+                rollback,
+                tests,
+            } => to_value(wire::PolicyActivated {
+                request,
+                version,
+                sha256,
+                rollback,
+                tests,
+            }),
+            Event::KillSwitch { target, reason, .. } => {
+                to_value(wire::KillSwitch { target, reason })
+            }
+            Event::LimitsSet { target, limits } => to_value(wire::LimitsSet { target, limits }),
             Event::SignatureRejected {
                 agent,
                 project,
@@ -611,6 +720,7 @@ impl Event {
                     agent: w.agent,
                     project: w.project,
                     request: w.request,
+                    info: w.info,
                 }
             }
             EntryType::ChangeApproved => {
@@ -635,6 +745,38 @@ impl Event {
                 Event::AgentRegistered {
                     request: w.request,
                     agent: w.record,
+                }
+            }
+            EntryType::AgentUpdated => {
+                let w: wire::AgentRegistered = de(rest).map_err(err)?;
+                Event::AgentUpdated {
+                    request: w.request,
+                    agent: w.record,
+                }
+            }
+            EntryType::PolicyActivated => {
+                let w: wire::PolicyActivated = de(rest).map_err(err)?;
+                Event::PolicyActivated {
+                    request: w.request,
+                    version: w.version,
+                    sha256: w.sha256,
+                    rollback: w.rollback,
+                    tests: w.tests,
+                }
+            }
+            EntryType::KillSwitchEngaged | EntryType::KillSwitchReleased => {
+                let w: wire::KillSwitch = de(rest).map_err(err)?;
+                Event::KillSwitch {
+                    target: w.target,
+                    engaged: kind == EntryType::KillSwitchEngaged,
+                    reason: w.reason,
+                }
+            }
+            EntryType::LimitsSet => {
+                let w: wire::LimitsSet = de(rest).map_err(err)?;
+                Event::LimitsSet {
+                    target: w.target,
+                    limits: w.limits,
                 }
             }
             EntryType::AgentSuspended | EntryType::AgentResumed | EntryType::AgentRetired => {
@@ -715,4 +857,9 @@ pub const IDENTITY_TYPES: &[EntryType] = &[
     EntryType::CredentialRevoked,
     EntryType::AccessReview,
     EntryType::SignatureRejected,
+    EntryType::AgentUpdated,
+    EntryType::PolicyActivated,
+    EntryType::KillSwitchEngaged,
+    EntryType::KillSwitchReleased,
+    EntryType::LimitsSet,
 ];

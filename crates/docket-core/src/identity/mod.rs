@@ -4,6 +4,7 @@
 //! rebuilds the same registry from the entries alone.
 
 pub mod event;
+pub mod governance;
 pub mod registry;
 
 use std::collections::BTreeSet;

@@ -13,6 +13,9 @@ use super::event::{
     AgentRecord, ChangeRequest, CredentialRecord, ProjectRecord, ReviewCredential, ReviewDecision,
     ReviewEvent, ReviewItem, UserRecord,
 };
+use super::governance::{
+    ActivePolicy, ChangeInfo, Engaged, KillTarget, LimitTarget, Limits, PolicyVersion,
+};
 use super::{
     Actor, AgentId, CredentialId, CredentialKind, Event, HumanAssurance, Kyc, KycStatus, ProjectId,
     Role, Scope, ScopeField, UserId,
@@ -111,9 +114,10 @@ pub struct Change {
     pub seq: u64,
     pub requested_at: Timestamp,
     pub requested_by: Option<UserId>,
-    pub agent: AgentId,
-    pub project: ProjectId,
+    pub agent: Option<AgentId>,
+    pub project: Option<ProjectId>,
     pub request: ChangeRequest,
+    pub info: ChangeInfo,
     pub status: ChangeStatus,
 }
 
@@ -176,6 +180,11 @@ pub struct Registry {
     pub credentials: HashMap<CredentialId, Credential>,
     pub changes: BTreeMap<u64, Change>,
     pub reviews: BTreeMap<u64, Review>,
+    /// Every policy version ever requested, by version number.
+    pub policies: BTreeMap<u64, PolicyVersion>,
+    pub active_policy: Option<ActivePolicy>,
+    pub kill_switches: BTreeMap<KillTarget, Engaged>,
+    pub limits: BTreeMap<LimitTarget, Limits>,
 }
 
 fn text(what: &str, s: &str, max: usize) -> Result<()> {
@@ -303,7 +312,7 @@ impl Registry {
             .filter(move |c| c.record.agent.as_ref() == Some(agent) && c.dead_at(now).is_none())
     }
 
-    fn is_admin(&self, user: &UserId) -> bool {
+    pub(super) fn is_admin(&self, user: &UserId) -> bool {
         self.has_role(user, Role::Admin)
     }
 
@@ -431,7 +440,7 @@ impl Registry {
         }])
     }
 
-    fn check_project(
+    pub(super) fn check_project(
         &self,
         project: &ProjectRecord,
         data_classes: &BTreeSet<String>,
@@ -486,17 +495,24 @@ impl Registry {
         project: ProjectRecord,
         data_classes: &BTreeSet<String>,
     ) -> Result<Vec<Event>> {
-        self.project(&project.id)?;
+        let current = self.project(&project.id)?;
+        if current.rules != project.rules {
+            // A tool-permission change needs a second human (CC8.1).
+            return Err(Invalid(format!(
+                "access rules change only through an approved change request (POST /api/v1/projects/{}/rules)",
+                project.id
+            )));
+        }
         self.check_project(&project, data_classes)?;
         Ok(vec![Event::ProjectUpdated { project }])
     }
 
     // ---- agents -----------------------------------------------------------
 
-    fn pending_change_for(&self, agent: &AgentId) -> Option<&Change> {
+    pub(super) fn pending_change_for(&self, agent: &AgentId) -> Option<&Change> {
         self.changes
             .values()
-            .find(|c| &c.agent == agent && c.status == ChangeStatus::Pending)
+            .find(|c| c.agent.as_ref() == Some(agent) && c.status == ChangeStatus::Pending)
     }
 
     /// A request to register an agent; it waits for another human's approval.
@@ -574,11 +590,12 @@ impl Registry {
             )));
         }
         Ok(vec![Event::ChangeRequested {
-            agent: record.id.clone(),
-            project: record.project.clone(),
+            agent: Some(record.id.clone()),
+            project: Some(record.project.clone()),
             request: ChangeRequest::AgentRegister {
                 record: Box::new(record),
             },
+            info: ChangeInfo::default(),
         }])
     }
 
@@ -607,14 +624,23 @@ impl Registry {
             )));
         }
         Ok(vec![Event::ChangeRequested {
-            agent: agent.clone(),
-            project: a.record.project.clone(),
+            agent: Some(agent.clone()),
+            project: Some(a.record.project.clone()),
             request: ChangeRequest::AgentRetire { reason },
+            info: ChangeInfo::default(),
         }])
     }
 
     /// Approves a pending change. Four eyes: never the requester.
-    pub fn plan_approve(&self, actor: &UserId, seq: u64, now: Timestamp) -> Result<Vec<Event>> {
+    /// `tests` is a policy version's test report, re-run by the caller
+    /// just before activation; other changes ignore it.
+    pub fn plan_approve(
+        &self,
+        actor: &UserId,
+        seq: u64,
+        now: Timestamp,
+        tests: Option<serde_json::Value>,
+    ) -> Result<Vec<Event>> {
         let change = self.change(seq)?;
         if change.status != ChangeStatus::Pending {
             return Err(Conflict(format!("change request {seq} is not pending")));
@@ -666,20 +692,25 @@ impl Registry {
                 ])
             }
             ChangeRequest::AgentRetire { .. } => {
-                let agent = self.agent(&change.agent)?;
+                let (Some(id), Some(project)) = (&change.agent, &change.project) else {
+                    return Err(Invalid(format!("change request {seq} names no agent")));
+                };
+                let agent = self.agent(id)?;
                 if agent.status == AgentStatus::Retired {
-                    return Err(Conflict(format!(
-                        "agent {} is already retired",
-                        change.agent
-                    )));
+                    return Err(Conflict(format!("agent {id} is already retired")));
                 }
                 let mut events = vec![approved];
-                events.extend(self.revoke_all(&change.agent, now, "agent retired"));
+                events.extend(self.revoke_all(id, now, "agent retired"));
                 events.push(Event::AgentRetired {
                     request: seq,
-                    agent: change.agent.clone(),
-                    project: change.project.clone(),
+                    agent: id.clone(),
+                    project: project.clone(),
                 });
+                Ok(events)
+            }
+            other => {
+                let mut events = vec![approved];
+                events.extend(self.approve_governance(seq, other, tests)?);
                 Ok(events)
             }
         }
@@ -1212,6 +1243,7 @@ impl Registry {
                 agent,
                 project,
                 request,
+                info,
             } => {
                 self.changes.insert(
                     seq,
@@ -1222,9 +1254,11 @@ impl Registry {
                         agent: agent.clone(),
                         project: project.clone(),
                         request: request.clone(),
+                        info: info.clone(),
                         status: ChangeStatus::Pending,
                     },
                 );
+                self.apply_governance(seq, ts, actor.user(), event);
             }
             Event::ChangeApproved { request, .. } => {
                 if let (Some(c), Some(by)) = (self.changes.get_mut(request), actor.user()) {
@@ -1323,6 +1357,10 @@ impl Registry {
                 _ => {}
             },
             Event::SignatureRejected { .. } => {}
+            Event::AgentUpdated { .. }
+            | Event::PolicyActivated { .. }
+            | Event::KillSwitch { .. }
+            | Event::LimitsSet { .. } => self.apply_governance(seq, ts, actor.user(), event),
         }
     }
 

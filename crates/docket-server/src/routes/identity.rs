@@ -130,6 +130,14 @@ fn sees_project(r: &Registry, caller: &Caller, project: &ProjectId) -> bool {
     }
 }
 
+/// Policy changes name no project: every human who reads the registry sees them.
+fn sees_change(r: &Registry, caller: &Caller, project: Option<&ProjectId>) -> bool {
+    match project {
+        Some(p) => sees_project(r, caller, p),
+        None => matches!(caller, Caller::Human { .. }),
+    }
+}
+
 // ---- bootstrap, login, me -------------------------------------------------
 
 #[derive(Deserialize)]
@@ -654,6 +662,7 @@ pub async fn request_agent(
         purpose: req.purpose,
         scope: req.scope,
         did: Did::from_key(&key),
+        system_prompt_sha256: None,
     };
     let identity = state.identity.clone();
     let rec = record.clone();
@@ -744,6 +753,8 @@ fn change_view(c: &docket_core::identity::registry::Change) -> Value {
     json!({
         "seq": c.seq, "change": c.request.name(), "agent": c.agent, "project": c.project,
         "requested_by": c.requested_by, "requested_at": c.requested_at, "request": c.request,
+        "description": c.info.description, "rollback_plan": c.info.rollback_plan,
+        "evidence": c.info.evidence,
         "status": status, "decided_by": by, "reason": reason,
     })
 }
@@ -763,7 +774,7 @@ pub async fn list_changes(
     let changes: Vec<Value> = r
         .changes
         .values()
-        .filter(|c| sees_project(&r, &caller, &c.project))
+        .filter(|c| sees_change(&r, &caller, c.project.as_ref()))
         .map(change_view)
         .filter(|v| f.status.as_deref().is_none_or(|s| v["status"] == s))
         .collect();
@@ -778,7 +789,7 @@ pub async fn get_change(
     let seq = super::parse_u64("seq", &seq)?;
     let r = state.identity.read();
     let c = r.change(seq)?;
-    if !sees_project(&r, &caller, &c.project) {
+    if !sees_change(&r, &caller, c.project.as_ref()) {
         return Err(ApiError::not_found(format!(
             "no change request at seq {seq}"
         )));
@@ -793,12 +804,16 @@ pub async fn approve_change(
 ) -> Result<impl IntoResponse, ApiError> {
     let seq = super::parse_u64("seq", &seq)?;
     let me = human(&caller)?.clone();
+    // A policy version's own tests run again just before it takes effect.
+    let tests = super::governance::activation_tests(&state, seq)?;
     let acks = state
         .identity
         .commit(caller.actor(), move |r| {
-            r.plan_approve(&me, seq, Timestamp::now())
+            r.plan_approve(&me, seq, Timestamp::now(), tests)
         })
         .await?;
+    // Compile the new policy now rather than on the next agent request.
+    state.governance.policy()?;
     let view = change_view(state.identity.read().change(seq)?);
     Ok(Json(json!({"change": view, "entries": written(&acks)})))
 }

@@ -1,6 +1,7 @@
 //! HTTP routes under `/api/v1`, grouped by what they serve.
 
 pub mod entries;
+pub mod governance;
 pub mod identity;
 pub mod log;
 
@@ -25,6 +26,7 @@ pub struct ApiRoute {
 /// cannot exist without a decision about who may call it.
 pub fn table() -> Vec<ApiRoute> {
     use Permission as P;
+    use governance as gov;
     use identity as id;
     let r = |method: Method, path, permission, handler| ApiRoute {
         method,
@@ -312,6 +314,143 @@ pub fn table() -> Vec<ApiRoute> {
             P::OpenReview,
             post(id::complete_review),
         ),
+        // Policy and change management.
+        r(
+            Method::GET,
+            "/api/v1/policy",
+            P::ReadRegistry,
+            get(gov::policy_info),
+        ),
+        r(
+            Method::GET,
+            "/api/v1/policy/schema",
+            P::ReadRegistry,
+            get(gov::schema),
+        ),
+        r(
+            Method::POST,
+            "/api/v1/policy/versions",
+            P::ProposePolicy,
+            post(gov::submit_version),
+        ),
+        r(
+            Method::GET,
+            "/api/v1/policy/versions/{version}",
+            P::ReadRegistry,
+            get(gov::get_version),
+        ),
+        r(
+            Method::POST,
+            "/api/v1/policy/rollback",
+            P::ProposePolicy,
+            post(gov::rollback),
+        ),
+        r(
+            Method::POST,
+            "/api/v1/agents/{id}/changes",
+            P::RequestChange,
+            post(gov::request_agent_change),
+        ),
+        r(
+            Method::POST,
+            "/api/v1/projects/{id}/rules",
+            P::ManageProjects,
+            post(gov::request_rules_change),
+        ),
+        // Containment.
+        r(
+            Method::GET,
+            "/api/v1/kill-switches",
+            P::ReadRegistry,
+            get(gov::list_kill_switches),
+        ),
+        r(
+            Method::POST,
+            "/api/v1/kill-switches/engage",
+            P::Contain,
+            post(gov::engage),
+        ),
+        r(
+            Method::POST,
+            "/api/v1/kill-switches/release",
+            P::ResumeAgent,
+            post(gov::release),
+        ),
+        r(
+            Method::GET,
+            "/api/v1/limits",
+            P::ReadRegistry,
+            get(gov::list_limits),
+        ),
+        r(
+            Method::PUT,
+            "/api/v1/limits",
+            P::ManageLimits,
+            put(gov::set_limits),
+        ),
+        // Approvals of held actions.
+        r(
+            Method::GET,
+            "/api/v1/approvals",
+            P::ReadApprovals,
+            get(gov::list_approvals),
+        ),
+        r(
+            Method::GET,
+            "/api/v1/approvals/{id}",
+            P::ReadApprovals,
+            get(gov::get_approval),
+        ),
+        r(
+            Method::POST,
+            "/api/v1/approvals/{id}/decide",
+            P::DecideApproval,
+            post(gov::decide_approval),
+        ),
+        // Tools Docket cannot proxy.
+        r(
+            Method::POST,
+            "/api/v1/authorize",
+            P::AgentAction,
+            post(gov::authorize),
+        ),
+        r(
+            Method::POST,
+            "/api/v1/record",
+            P::AgentAction,
+            post(gov::record),
+        ),
+        // The gateway: provider-compatible routes for agents' own SDKs.
+        r(
+            Method::POST,
+            "/v1/chat/completions",
+            P::AgentAction,
+            post(crate::gateway::chat_completions),
+        ),
+        r(
+            Method::POST,
+            "/v1/responses",
+            P::AgentAction,
+            post(crate::gateway::responses),
+        ),
+        r(
+            Method::POST,
+            "/v1/embeddings",
+            P::AgentAction,
+            post(crate::gateway::embeddings),
+        ),
+        r(
+            Method::GET,
+            "/v1/models",
+            P::AgentAction,
+            get(crate::gateway::models),
+        ),
+        r(
+            Method::POST,
+            "/v1/messages",
+            P::AgentAction,
+            post(crate::gateway::messages),
+        ),
     ]
 }
 
@@ -328,6 +467,16 @@ pub async fn blocking<T: Send + 'static>(
 pub fn raw_entry(bytes: Vec<u8>) -> Result<Box<RawValue>, ApiError> {
     let s = String::from_utf8(bytes).map_err(ApiError::internal)?;
     RawValue::from_string(s).map_err(ApiError::internal)
+}
+
+/// Parses an id from a path, saying which and why it is wrong.
+pub fn parse_id<T: std::str::FromStr>(what: &str, value: &str) -> Result<T, ApiError>
+where
+    T::Err: std::fmt::Display,
+{
+    value
+        .parse()
+        .map_err(|e: T::Err| ApiError::bad_request("invalid_request", format!("{what}: {e}")))
 }
 
 pub fn parse_u64(field: &str, value: &str) -> Result<u64, ApiError> {

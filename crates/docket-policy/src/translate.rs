@@ -1,0 +1,356 @@
+//! Turns a typed [`Request`] into the Cedar request and the few entities its policies can look at.
+//!
+//! Nothing built here is checked against the schema at decision time: the
+//! shapes are fixed by this file, the tests check them against the schema
+//! once, and re-checking them on every call would cost more than the
+//! evaluation itself.
+
+use std::collections::hash_map::RandomState;
+use std::collections::{BTreeSet, HashMap};
+use std::hash::BuildHasher;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use cedar_policy::{
+    Context as CedarContext, Entities, Entity, EntityId, EntityTypeName, EntityUid,
+    Request as CedarRequest, RestrictedExpression,
+};
+
+use crate::request::{Principal, Request, Resource, ResourceKind, hour_and_weekday};
+use crate::schema::Names;
+
+/// The entities a request's policies can look at: the agent and the
+/// resource, the only ones with attributes.
+///
+/// The agent's project, its owner and the human on whose behalf are
+/// referred to by uid but not stored: entities of those types have neither
+/// attributes nor ancestors, so a policy cannot tell a stored one from an
+/// absent one, and each stored entity costs hashing in Cedar's
+/// transitive-closure pass.
+pub(crate) fn entities(
+    names: &Names,
+    principal: &Principal,
+    resource: &Resource,
+) -> Result<Entities, String> {
+    let project = uid(&names.project, &principal.project);
+    let agent = Entity::new_with_tags(
+        uid(&names.agent, &principal.agent),
+        [
+            attr("name", string(&principal.agent)),
+            attr(
+                "project",
+                RestrictedExpression::new_entity_uid(project.clone()),
+            ),
+            attr(
+                "owner",
+                RestrictedExpression::new_entity_uid(uid(&names.human, &principal.owner)),
+            ),
+            attr("tools", strings(&principal.tools)),
+            attr("models", strings(&principal.models)),
+            attr("data_classes", strings(&principal.data_classes)),
+            attr("environments", strings(&principal.environments)),
+        ],
+        // The agent's only ancestor, which `principal in Project::"…"` tests
+        // and the slicing in `index` relies on.
+        [project],
+        [],
+    )
+    .map_err(|e| format!("agent {}: {e}", principal.agent))?;
+
+    let name = attr("name", string(&resource.id));
+    let attrs = match resource.kind {
+        ResourceKind::Model => vec![
+            name,
+            attr(
+                "provider",
+                string(resource.provider.as_deref().unwrap_or("")),
+            ),
+        ],
+        ResourceKind::Tool => vec![name],
+        ResourceKind::Dataset => vec![
+            name,
+            attr("data_classes", strings(&resource.data_classes)),
+            attr(
+                "environment",
+                string(resource.environment.as_deref().unwrap_or("")),
+            ),
+        ],
+    };
+    let resource_entity = Entity::new_with_tags(
+        uid(names.resource(resource.kind), &resource.id),
+        attrs,
+        [],
+        [],
+    )
+    .map_err(|e| format!("{} {}: {e}", resource.kind, resource.id))?;
+
+    Entities::from_entities([agent, resource_entity], None).map_err(|e| e.to_string())
+}
+
+/// The Cedar request: principal, action, resource and the context record.
+pub(crate) fn request(names: &Names, req: &Request) -> Result<CedarRequest, String> {
+    let ctx = &req.context;
+    let (hour, weekday) = hour_and_weekday(ctx.time);
+    let project = uid(&names.project, &req.principal.project);
+    let mut pairs = Vec::with_capacity(12);
+    pairs.push(attr("time", RestrictedExpression::new_long(ctx.time)));
+    pairs.push(attr("hour", RestrictedExpression::new_long(hour)));
+    pairs.push(attr("weekday", RestrictedExpression::new_long(weekday)));
+    pairs.push(attr("human_assurance", string(&ctx.human_assurance)));
+    pairs.push(attr(
+        "estimated_cost_micro_usd",
+        RestrictedExpression::new_long(ctx.estimated_cost_micro_usd),
+    ));
+    pairs.push(attr(
+        "estimated_tokens",
+        RestrictedExpression::new_long(ctx.estimated_tokens),
+    ));
+    pairs.push(attr("data_classes", strings(&req.resource.data_classes)));
+    pairs.push(attr(
+        "environment",
+        string(req.resource.environment.as_deref().unwrap_or("")),
+    ));
+    pairs.push(attr(
+        "project",
+        RestrictedExpression::new_entity_uid(project),
+    ));
+    if let Some(human) = &ctx.human {
+        pairs.push(attr(
+            "human",
+            RestrictedExpression::new_entity_uid(uid(&names.human, human)),
+        ));
+    }
+    if let Some(task) = &ctx.task {
+        pairs.push(attr("task", string(task)));
+    }
+    let context = CedarContext::from_pairs(pairs).map_err(|e| e.to_string())?;
+
+    CedarRequest::new(
+        uid(&names.agent, &req.principal.agent),
+        names.action(req.action).clone(),
+        uid(names.resource(req.resource.kind), &req.resource.id),
+        context,
+        None,
+    )
+    .map_err(|e| e.to_string())
+}
+
+/// Recently built [`entities`], by the agent and resource they were built from.
+///
+/// Building them is most of the cost of a decision that evaluates few
+/// policies, and an agent calls the same few models and tools over and over,
+/// with the same scope. What is cached is a pure function of the key, so a
+/// hit changes nothing but time. Sharded so that concurrent decisions rarely
+/// wait on one another, and bounded: a full shard is emptied, not evicted
+/// from one by one, which is crude but cannot grow and costs nothing to track.
+pub(crate) struct EntityCache {
+    hasher: RandomState,
+    shards: [Mutex<Shard>; SHARDS],
+}
+
+#[derive(Default)]
+struct Shard {
+    /// By hash; the entries of one hash are told apart by comparing keys.
+    entries: HashMap<u64, Vec<Cached>>,
+    len: usize,
+}
+
+struct Cached {
+    principal: Principal,
+    resource: Resource,
+    entities: Arc<Entities>,
+}
+
+const SHARDS: usize = 8;
+const PER_SHARD: usize = 256;
+
+impl EntityCache {
+    pub fn new() -> EntityCache {
+        EntityCache {
+            hasher: RandomState::new(),
+            shards: std::array::from_fn(|_| Mutex::default()),
+        }
+    }
+
+    pub fn get(
+        &self,
+        names: &Names,
+        principal: &Principal,
+        resource: &Resource,
+    ) -> Result<Arc<Entities>, String> {
+        // Only the ids are hashed: hashing every scope set would cost more
+        // than the comparison that tells the rare same-id entries apart.
+        let hash = self.hasher.hash_one((
+            &principal.agent,
+            &principal.project,
+            resource.kind,
+            &resource.id,
+        ));
+        let shard = &self.shards[hash as usize % SHARDS];
+        {
+            // A panic elsewhere while holding the lock cannot leave a shard
+            // inconsistent (entries are pushed whole), so a poisoned lock is
+            // still good to read.
+            let shard = shard.lock().unwrap_or_else(PoisonError::into_inner);
+            let hit = shard.entries.get(&hash).and_then(|entries| {
+                entries
+                    .iter()
+                    .find(|c| c.principal == *principal && c.resource == *resource)
+            });
+            if let Some(hit) = hit {
+                return Ok(Arc::clone(&hit.entities));
+            }
+        }
+        // Built outside the lock; two decisions missing on the same key at
+        // once both build it, and the second copy is simply not kept.
+        let built = Arc::new(entities(names, principal, resource)?);
+        let mut shard = shard.lock().unwrap_or_else(PoisonError::into_inner);
+        if shard.len >= PER_SHARD {
+            *shard = Shard::default();
+        }
+        let entries = shard.entries.entry(hash).or_default();
+        if !entries
+            .iter()
+            .any(|c| c.principal == *principal && c.resource == *resource)
+        {
+            entries.push(Cached {
+                principal: principal.clone(),
+                resource: resource.clone(),
+                entities: Arc::clone(&built),
+            });
+            shard.len += 1;
+        }
+        Ok(built)
+    }
+}
+
+fn uid(ty: &EntityTypeName, id: &str) -> EntityUid {
+    EntityUid::from_type_name_and_id(ty.clone(), EntityId::new(id))
+}
+
+fn attr(name: &str, value: RestrictedExpression) -> (String, RestrictedExpression) {
+    (name.to_owned(), value)
+}
+
+fn string(s: &str) -> RestrictedExpression {
+    RestrictedExpression::new_string(s.to_owned())
+}
+
+fn strings(set: &BTreeSet<String>) -> RestrictedExpression {
+    RestrictedExpression::new_set(set.iter().map(|s| string(s)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::request::{Action, Context};
+    use crate::schema::docket;
+
+    fn sample(kind: ResourceKind, action: Action, human: Option<&str>) -> Request {
+        Request {
+            principal: Principal {
+                agent: "support-bot".into(),
+                project: "help".into(),
+                owner: "alice".into(),
+                tools: ["search".to_owned()].into(),
+                models: ["gpt-4o".to_owned()].into(),
+                data_classes: ["pii".to_owned()].into(),
+                environments: ["prod".to_owned()].into(),
+            },
+            action,
+            resource: Resource {
+                kind,
+                id: "thing".into(),
+                provider: Some("openai".into()),
+                data_classes: ["pii".to_owned()].into(),
+                environment: Some("prod".into()),
+            },
+            context: Context {
+                time: 1_700_000_000,
+                human: human.map(str::to_owned),
+                human_assurance: "session".into(),
+                estimated_cost_micro_usd: 5,
+                estimated_tokens: 7,
+                task: Some("triage".into()),
+            },
+        }
+    }
+
+    /// The shapes built here are exactly what the schema promises policy
+    /// authors: Cedar's own entity and request validation accepts them.
+    #[test]
+    fn translated_requests_conform_to_the_schema() {
+        let Ok(docket) = docket() else {
+            panic!("schema");
+        };
+        let schema = docket.validator.schema();
+        for action in Action::ALL {
+            for human in [None, Some("alice"), Some("bob")] {
+                let req = sample(action.resource_kind(), action, human);
+                let built = match entities(&docket.names, &req.principal, &req.resource) {
+                    Ok(e) => e,
+                    Err(e) => panic!("{action}: {e}"),
+                };
+                let built: Vec<Entity> = built.iter().cloned().collect();
+                if let Err(e) = Entities::from_entities(built, Some(schema)) {
+                    panic!("{action} {human:?}: entities do not conform: {e}");
+                }
+                let cedar = match request(&docket.names, &req) {
+                    Ok(r) => r,
+                    Err(e) => panic!("{action}: {e}"),
+                };
+                let (Some(p), Some(a), Some(r), Some(c)) = (
+                    cedar.principal(),
+                    cedar.action(),
+                    cedar.resource(),
+                    cedar.context(),
+                ) else {
+                    panic!("request parts");
+                };
+                if let Err(e) =
+                    CedarRequest::new(p.clone(), a.clone(), r.clone(), c.clone(), Some(schema))
+                {
+                    panic!("{action} {human:?}: request does not conform: {e}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn the_cache_returns_what_it_was_given_and_stays_bounded() {
+        let Ok(docket) = docket() else {
+            panic!("schema");
+        };
+        let cache = EntityCache::new();
+        let req = sample(ResourceKind::Model, Action::CallModel, None);
+        let Ok(first) = cache.get(&docket.names, &req.principal, &req.resource) else {
+            panic!("build");
+        };
+        let Ok(again) = cache.get(&docket.names, &req.principal, &req.resource) else {
+            panic!("build");
+        };
+        assert!(Arc::ptr_eq(&first, &again));
+
+        let mut other = req.clone();
+        other.principal.models.insert("o3".into());
+        let Ok(changed) = cache.get(&docket.names, &other.principal, &other.resource) else {
+            panic!("build");
+        };
+        assert!(!Arc::ptr_eq(&first, &changed));
+        assert!(!changed.deep_eq(&first));
+
+        for i in 0..(SHARDS * PER_SHARD * 3) {
+            other.principal.agent = format!("agent-{i}");
+            assert!(
+                cache
+                    .get(&docket.names, &other.principal, &other.resource)
+                    .is_ok()
+            );
+        }
+        let total: usize = cache
+            .shards
+            .iter()
+            .map(|s| s.lock().unwrap_or_else(PoisonError::into_inner).len)
+            .sum();
+        assert!(total <= SHARDS * PER_SHARD, "{total}");
+    }
+}

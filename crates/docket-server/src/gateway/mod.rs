@@ -1,0 +1,709 @@
+//! The gateway: OpenAI- and Anthropic-compatible routes that agents reach
+//! with their usual SDKs. Each call is authenticated (by the router),
+//! decided ([`crate::governance`]: kill switches, scope, Cedar, limits),
+//! held for a human when policy says so, forwarded with Docket's provider
+//! key, and recorded as one `receipt` entry — durable before the agent
+//! gets the answer's last byte. If the ledger cannot be written, nothing
+//! is forwarded.
+
+pub mod config;
+pub mod forward;
+pub mod price;
+pub mod wire;
+
+use std::collections::BTreeSet;
+use std::time::{Duration, Instant};
+
+use axum::Json;
+use axum::body::{Body, Bytes};
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use docket_core::Timestamp;
+use docket_policy::Outcome;
+use futures_util::StreamExt;
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+
+use crate::AppState;
+use crate::error::ApiError;
+use crate::governance::{
+    ActionRequest, AgentCaller, Claim, Decided, Permit, Source, Stage, request_digest,
+};
+use crate::identity::Caller;
+use config::GatewayConfig;
+use forward::{Forwarder, Outbound, StreamOutcome};
+use price::PriceTable;
+use wire::{Api, SseTap};
+
+/// Request header: the data classes the call touches, comma-separated.
+pub const DATA_CLASSES_HEADER: &str = "docket-data-classes";
+/// Request header: the environment the call runs in (`prod`, …).
+pub const ENVIRONMENT_HEADER: &str = "docket-environment";
+/// Request header: resume a held call with its granted approval.
+pub const APPROVAL_HEADER: &str = "docket-approval";
+/// Request header: seconds to wait for a human when the call is held.
+pub const APPROVAL_WAIT_HEADER: &str = "docket-approval-wait";
+/// Largest non-streamed provider answer Docket relays.
+const MAX_RESPONSE_BYTES: usize = 64 << 20;
+/// Output assumed for a budget estimate when the request sets no limit.
+const DEFAULT_OUTPUT_ESTIMATE: u64 = 1024;
+
+/// What the gateway holds: the provider connections and the prices.
+pub struct Gateway {
+    pub forwarder: Forwarder,
+    pub prices: PriceTable,
+    pub config: GatewayConfig,
+}
+
+impl std::fmt::Debug for Gateway {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Gateway")
+            .field("forwarder", &self.forwarder)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Gateway {
+    pub fn new(config: &GatewayConfig) -> Result<Self, String> {
+        Ok(Self {
+            forwarder: Forwarder::new(config)?,
+            prices: config.price_table(),
+            config: config.clone(),
+        })
+    }
+}
+
+pub async fn chat_completions(
+    s: State<AppState>,
+    c: axum::Extension<Caller>,
+    h: HeaderMap,
+    b: Bytes,
+) -> Response {
+    call(s, c, h, b, Api::ChatCompletions).await
+}
+
+pub async fn responses(
+    s: State<AppState>,
+    c: axum::Extension<Caller>,
+    h: HeaderMap,
+    b: Bytes,
+) -> Response {
+    call(s, c, h, b, Api::Responses).await
+}
+
+pub async fn embeddings(
+    s: State<AppState>,
+    c: axum::Extension<Caller>,
+    h: HeaderMap,
+    b: Bytes,
+) -> Response {
+    call(s, c, h, b, Api::Embeddings).await
+}
+
+pub async fn messages(
+    s: State<AppState>,
+    c: axum::Extension<Caller>,
+    h: HeaderMap,
+    b: Bytes,
+) -> Response {
+    call(s, c, h, b, Api::Messages).await
+}
+
+/// `GET /v1/models`: the models this agent may call, in OpenAI's list
+/// shape. Answered by Docket: the provider's full catalogue is not what
+/// the agent is allowed to use.
+pub async fn models(
+    State(state): State<AppState>,
+    axum::Extension(caller): axum::Extension<Caller>,
+) -> Response {
+    let agent = match AgentCaller::from_caller(&caller) {
+        Ok(a) => a,
+        Err(e) => return refusal(Api::Models, e.status, e.code, &e.message),
+    };
+    let r = state.identity.read();
+    let (Some(a), Some(c)) = (
+        r.agents.get(&agent.agent),
+        r.credentials.get(&agent.credential),
+    ) else {
+        return refusal(
+            Api::Models,
+            StatusCode::FORBIDDEN,
+            "scope",
+            "agent is not registered",
+        );
+    };
+    let created = a.registered_at.as_micros() / 1_000_000;
+    let data: Vec<Value> = r
+        .effective_scope(a, c)
+        .models
+        .iter()
+        .map(|m| {
+            let owner = state
+                .gateway
+                .config
+                .route(m)
+                .map(|(p, _)| p.to_owned())
+                .unwrap_or_else(|| "docket".into());
+            json!({"id": m, "object": "model", "created": created, "owned_by": owner})
+        })
+        .collect();
+    Json(json!({"object": "list", "data": data})).into_response()
+}
+
+fn refusal(api: Api, status: StatusCode, code: &str, message: &str) -> Response {
+    let mut headers = HeaderMap::new();
+    // Retrying cannot change a refusal by policy; rate limits say when.
+    if status != StatusCode::TOO_MANY_REQUESTS && status != StatusCode::SERVICE_UNAVAILABLE {
+        headers.insert(
+            HeaderName::from_static("x-should-retry"),
+            HeaderValue::from_static("false"),
+        );
+    }
+    if status == StatusCode::TOO_MANY_REQUESTS {
+        headers.insert(
+            axum::http::header::RETRY_AFTER,
+            HeaderValue::from_static("60"),
+        );
+    }
+    wire::error_response_with_headers(api, status, code, message, headers)
+}
+
+fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers.get(name).and_then(|v| v.to_str().ok())
+}
+
+fn set_header(resp: &mut Response, name: &'static str, value: u64) {
+    resp.headers_mut()
+        .insert(HeaderName::from_static(name), HeaderValue::from(value));
+}
+
+async fn call(
+    State(state): State<AppState>,
+    axum::Extension(caller): axum::Extension<Caller>,
+    headers: HeaderMap,
+    body: Bytes,
+    api: Api,
+) -> Response {
+    let started = Instant::now();
+    match run(&state, &caller, &headers, body, api, started).await {
+        Ok(resp) | Err(resp) => resp,
+    }
+}
+
+/// The HTTP status and code a denial gets, so SDKs raise the right error.
+fn denial_status(stage: Stage) -> (StatusCode, &'static str) {
+    match stage {
+        Stage::KillSwitch => (StatusCode::FORBIDDEN, "kill_switch"),
+        Stage::Scope => (StatusCode::FORBIDDEN, "out_of_scope"),
+        Stage::Policy => (StatusCode::FORBIDDEN, "policy_denied"),
+        Stage::Approval => (StatusCode::FORBIDDEN, "approval_refused"),
+        Stage::Budget => (StatusCode::TOO_MANY_REQUESTS, "budget_exceeded"),
+        Stage::RateLimit => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
+        Stage::Concurrency => (StatusCode::TOO_MANY_REQUESTS, "too_many_concurrent_calls"),
+    }
+}
+
+fn denied(api: Api, d: &Decided) -> Response {
+    let (status, code) = denial_status(d.stage);
+    let mut resp = refusal(
+        api,
+        status,
+        code,
+        &format!(
+            "Docket refused this call (decision {}): {}",
+            d.seq, d.reason
+        ),
+    );
+    set_header(&mut resp, "docket-decision", d.seq);
+    resp
+}
+
+// Both arms are the response to send; `Err` is the early way out, and
+// boxing it would only add an allocation to every refusal.
+#[allow(clippy::result_large_err)]
+async fn run(
+    state: &AppState,
+    caller: &Caller,
+    headers: &HeaderMap,
+    body: Bytes,
+    api: Api,
+    started: Instant,
+) -> Result<Response, Response> {
+    let err = |e: ApiError| refusal(api, e.status, e.code, &e.message);
+    let agent = AgentCaller::from_caller(caller).map_err(err)?;
+    let shape = wire::inspect(api, &body).map_err(|e| e.to_response(api))?;
+    let gateway = &state.gateway;
+    let (provider, _) = gateway.config.route_for(api, &shape.model).map_err(|e| {
+        let status = match e {
+            config::RouteError::UnknownModel { .. } => StatusCode::NOT_FOUND,
+            config::RouteError::WrongApi { .. } => StatusCode::BAD_REQUEST,
+        };
+        refusal(api, status, e.code(), &e.to_string())
+    })?;
+    let provider = provider.to_owned();
+    let data_classes: BTreeSet<String> = header_str(headers, DATA_CLASSES_HEADER)
+        .map(|v| {
+            v.split(',')
+                .map(str::trim)
+                .filter(|c| !c.is_empty())
+                .map(str::to_owned)
+                .collect()
+        })
+        .unwrap_or_default();
+    let max_out = match api {
+        Api::Embeddings => Some(0),
+        _ => Some(shape.max_output_tokens.unwrap_or(DEFAULT_OUTPUT_ESTIMATE)),
+    };
+    let estimate = gateway
+        .prices
+        .estimate(&shape.model, shape.estimated_input_tokens, max_out);
+    let req = ActionRequest {
+        action: if api == Api::Embeddings {
+            docket_policy::Action::Embed
+        } else {
+            docket_policy::Action::CallModel
+        },
+        resource: docket_policy::Resource {
+            kind: docket_policy::ResourceKind::Model,
+            id: shape.model.clone(),
+            provider: Some(provider.clone()),
+            data_classes,
+            environment: header_str(headers, ENVIRONMENT_HEADER).map(str::to_owned),
+        },
+        claim: Claim {
+            estimate_micro_usd: estimate.0,
+            estimated_tokens: shape.estimated_input_tokens + max_out.unwrap_or(0),
+        },
+        request_sha256: request_digest("POST", api.path(), &body),
+        source: Source::Gateway,
+        extra: json!({"api": api.path(), "stream": shape.stream}),
+    };
+    let gov = &state.governance;
+    let approval = header_str(headers, APPROVAL_HEADER)
+        .map(|v| {
+            v.trim().parse::<u64>().map_err(|_| {
+                refusal(
+                    api,
+                    StatusCode::BAD_REQUEST,
+                    "invalid_request",
+                    &format!("{APPROVAL_HEADER} must be an approval id (a number), got {v:?}"),
+                )
+            })
+        })
+        .transpose()?;
+    let mut decided = match approval {
+        Some(id) => gov.resume(&agent, &req, id).await.map_err(err)?,
+        None => gov.decide(&agent, &req).await.map_err(err)?,
+    };
+    if decided.outcome == Outcome::RequireApproval {
+        decided = wait_for_approval(state, &agent, &req, headers, decided, api).await?;
+    }
+    if decided.outcome != Outcome::Allow {
+        return Err(denied(api, &decided));
+    }
+    let decision = decided.seq;
+    let permit = decided.permit.take();
+    let approval = approval.or(decided.approval.as_ref().map(|a| a.id));
+    let prepared = wire::prepare(api, body, &shape);
+    let facts = Facts {
+        agent,
+        api,
+        provider: provider.clone(),
+        model: shape.model.clone(),
+        stream: shape.stream,
+        decision,
+        approval,
+        request_sha256: req.request_sha256.clone(),
+        resource: req.resource.clone(),
+        estimate: req.claim.clone(),
+        started,
+    };
+    let sent = gateway
+        .forwarder
+        .send(Outbound {
+            provider: &provider,
+            api,
+            headers,
+            body: prepared.body,
+            stream: shape.stream,
+        })
+        .await;
+    let upstream = match sent {
+        Ok(u) => u,
+        Err(e) => {
+            let receipt = facts
+                .record(state, permit, Ended::Failed(&e), None, None)
+                .await
+                .map_err(err)?;
+            let mut resp = e.to_response(api);
+            set_header(&mut resp, "docket-decision", decision);
+            set_header(&mut resp, "docket-receipt", receipt);
+            return Ok(resp);
+        }
+    };
+    if upstream.is_event_stream() {
+        return Ok(stream_through(
+            state,
+            facts,
+            permit,
+            upstream,
+            prepared.strip_usage_chunk,
+        ));
+    }
+    let status = upstream.status;
+    let mut out_headers = upstream.headers;
+    let bytes = match forward::collect(upstream.body, MAX_RESPONSE_BYTES).await {
+        Ok(b) => b,
+        Err(e) => {
+            let receipt = facts
+                .record(state, permit, Ended::Failed(&e), Some(status), None)
+                .await
+                .map_err(err)?;
+            let mut resp = e.to_response(api);
+            set_header(&mut resp, "docket-decision", decision);
+            set_header(&mut resp, "docket-receipt", receipt);
+            return Ok(resp);
+        }
+    };
+    let facts_of = wire::response_facts(api, &bytes);
+    let digest = hex::encode(Sha256::digest(&bytes));
+    let receipt = facts
+        .record(
+            state,
+            permit,
+            Ended::Answered {
+                status,
+                usage: facts_of.usage,
+                response_id: facts_of.response_id,
+                complete: true,
+                stream_error: None,
+            },
+            Some(status),
+            Some(digest),
+        )
+        .await
+        .map_err(err)?;
+    out_headers.insert(
+        HeaderName::from_static("docket-decision"),
+        HeaderValue::from(decision),
+    );
+    out_headers.insert(
+        HeaderName::from_static("docket-receipt"),
+        HeaderValue::from(receipt),
+    );
+    Ok(forward::response(status, out_headers, bytes))
+}
+
+/// A held call: wait (bounded) for the human, then go ahead with the
+/// approval, or answer 202 with the handle to resume with.
+// Both arms are the response to send; `Err` is the early way out, and
+// boxing it would only add an allocation to every refusal.
+#[allow(clippy::result_large_err)]
+async fn wait_for_approval(
+    state: &AppState,
+    agent: &AgentCaller,
+    req: &ActionRequest,
+    headers: &HeaderMap,
+    held: Decided,
+    api: Api,
+) -> Result<Decided, Response> {
+    let err = |e: ApiError| refusal(api, e.status, e.code, &e.message);
+    let Some(approval) = held.approval.clone() else {
+        return Err(err(ApiError::internal(
+            "held call without approval request",
+        )));
+    };
+    let max = state.gateway.config.approval_wait_secs;
+    let wait = match header_str(headers, APPROVAL_WAIT_HEADER) {
+        Some(v) => v.trim().parse::<u64>().map_err(|_| {
+            refusal(
+                api,
+                StatusCode::BAD_REQUEST,
+                "invalid_request",
+                &format!("{APPROVAL_WAIT_HEADER} must be a number of seconds, got {v:?}"),
+            )
+        })?,
+        None => max,
+    }
+    .min(max);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(wait);
+    let now_state = state
+        .governance
+        .approvals
+        .wait(approval.id, deadline)
+        .await
+        .unwrap_or(approval.clone());
+    match now_state.state(Timestamp::now()) {
+        "approved" => state
+            .governance
+            .resume(agent, req, approval.id)
+            .await
+            .map_err(err),
+        "pending" => {
+            let mut resp = (
+                StatusCode::ACCEPTED,
+                Json(json!({
+                    "object": "docket.approval",
+                    "approval": approval.id,
+                    "decision": held.seq,
+                    "state": "pending",
+                    "expires_at": approval.expires_at,
+                    "reason": held.reason,
+                    "message": format!(
+                        "held for human approval; once approved, send the same request again with the header `{APPROVAL_HEADER}: {}`",
+                        approval.id
+                    ),
+                })),
+            )
+                .into_response();
+            set_header(&mut resp, "docket-approval", approval.id);
+            set_header(&mut resp, "docket-decision", held.seq);
+            Err(resp)
+        }
+        other => {
+            let why = match &now_state.status {
+                crate::governance::approvals::Status::Denied { by, reason, .. } => {
+                    format!("denied by {by}: {reason}")
+                }
+                _ => format!("the approval is {other}"),
+            };
+            let mut resp = refusal(
+                api,
+                StatusCode::FORBIDDEN,
+                "approval_refused",
+                &format!(
+                    "Docket held this call for approval {} (decision {}) and it was not granted: {why}",
+                    approval.id, held.seq
+                ),
+            );
+            set_header(&mut resp, "docket-approval", approval.id);
+            set_header(&mut resp, "docket-decision", held.seq);
+            Err(resp)
+        }
+    }
+}
+
+/// How the provider call ended, for the receipt.
+enum Ended<'a> {
+    Failed(&'a forward::ForwardError),
+    Answered {
+        status: StatusCode,
+        usage: Option<wire::Usage>,
+        response_id: Option<String>,
+        complete: bool,
+        stream_error: Option<String>,
+    },
+    /// The stream was cut: by the provider, or the agent went away.
+    Cut {
+        usage: Option<wire::Usage>,
+        response_id: Option<String>,
+        why: String,
+    },
+}
+
+/// Everything the receipt needs that is known before the answer.
+struct Facts {
+    agent: AgentCaller,
+    api: Api,
+    provider: String,
+    model: String,
+    stream: bool,
+    decision: u64,
+    approval: Option<u64>,
+    request_sha256: String,
+    resource: docket_policy::Resource,
+    estimate: Claim,
+    started: Instant,
+}
+
+impl Facts {
+    /// Settles the budget with the real cost and appends the receipt;
+    /// returns its seq.
+    async fn record(
+        &self,
+        state: &AppState,
+        permit: Option<Permit>,
+        ended: Ended<'_>,
+        upstream_status: Option<StatusCode>,
+        response_sha256: Option<String>,
+    ) -> Result<u64, ApiError> {
+        let (outcome, usage, response_id, error) = match &ended {
+            Ended::Failed(e) => ("upstream_error", None, None, Some(e.to_string())),
+            Ended::Answered {
+                status,
+                usage,
+                response_id,
+                complete,
+                stream_error,
+            } => {
+                let outcome = if !status.is_success() || stream_error.is_some() {
+                    "upstream_error"
+                } else if !complete {
+                    "incomplete"
+                } else {
+                    "ok"
+                };
+                (outcome, *usage, response_id.clone(), stream_error.clone())
+            }
+            Ended::Cut {
+                usage,
+                response_id,
+                why,
+            } => ("cut", *usage, response_id.clone(), Some(why.clone())),
+        };
+        let prices = &state.gateway.prices;
+        // An answered call without usage is charged its estimate: budgets
+        // must not leak through a provider that omits usage.
+        let (input, output, usage_source) = match usage {
+            Some(u) => (u.input_tokens, u.output_tokens, "provider"),
+            None if matches!(ended, Ended::Failed(_)) => (0, 0, "none"),
+            None => (self.estimate.estimated_tokens, 0, "estimated"),
+        };
+        let cost = match usage_source {
+            "provider" => prices.cost(&self.model, input, output).0,
+            "estimated" => self.estimate.estimate_micro_usd,
+            _ => 0,
+        };
+        let now = Timestamp::now();
+        if let Some(p) = permit {
+            p.settle(cost, input + output, now);
+        }
+        let a = &self.agent;
+        let mut body = json!({
+            "agent": a.agent,
+            "project": a.project,
+            "credential": a.credential,
+            "provider": self.provider,
+            "model": self.model,
+            "api": self.api.path(),
+            "stream": self.stream,
+            "decision": self.decision,
+            "request_sha256": self.request_sha256,
+            "input_tokens": input,
+            "output_tokens": output,
+            "usage_source": usage_source,
+            "cost_micro_usd": cost,
+            "latency_us": u64::try_from(self.started.elapsed().as_micros()).unwrap_or(u64::MAX),
+            "outcome": outcome,
+            "source": Source::Gateway,
+            "actor": a.actor,
+        });
+        if let Some(h) = &a.human {
+            body["human"] = json!(h);
+        }
+        if let docket_core::identity::Actor::Agent { task: Some(t), .. } = &a.actor {
+            body["session"] = json!(t);
+        }
+        if !self.resource.data_classes.is_empty() {
+            body["data_classes"] = json!(self.resource.data_classes);
+        }
+        if let Some(e) = &self.resource.environment {
+            body["environment"] = json!(e);
+        }
+        if let Some(id) = self.approval {
+            body["approval"] = json!(id);
+        }
+        if let Some(s) = upstream_status {
+            body["upstream_status"] = json!(s.as_u16());
+        }
+        if let Some(d) = response_sha256 {
+            body["response_sha256"] = json!(d);
+        }
+        if let Some(id) = response_id {
+            body["response_id"] = json!(id);
+        }
+        if let Some(e) = error {
+            body["error"] = json!(e.chars().take(1000).collect::<String>());
+        }
+        let entry = docket_store::NewEntry::new(docket_core::EntryType::Receipt, &body)
+            .map_err(ApiError::from)?;
+        let acks = state.governance.append(vec![entry]).await?;
+        Ok(acks[0].seq.0)
+    }
+}
+
+/// Relays a streamed answer as it arrives, watching it for usage, and
+/// holds the end of the response until the receipt is durable. The
+/// receipt is written even if the agent goes away mid-stream.
+fn stream_through(
+    state: &AppState,
+    facts: Facts,
+    permit: Option<Permit>,
+    upstream: forward::UpstreamResponse,
+    strip_usage_chunk: bool,
+) -> Response {
+    let api = facts.api;
+    let decision = facts.decision;
+    let status = upstream.status;
+    let mut headers = upstream.headers;
+    headers.insert(
+        HeaderName::from_static("docket-decision"),
+        HeaderValue::from(decision),
+    );
+    // What the provider sent, hashed as it passes (before the tap removes
+    // anything), so the digest is of the provider's own answer.
+    let hasher = std::sync::Arc::new(parking_lot::Mutex::new(Sha256::new()));
+    let h = hasher.clone();
+    let raw = upstream
+        .body
+        .inspect(move |chunk| {
+            if let Ok(c) = chunk {
+                h.lock().update(c);
+            }
+        })
+        .boxed();
+    let (tx, rx) = tokio::sync::oneshot::channel::<Result<u64, ApiError>>();
+    let state = state.clone();
+    let on_end = move |end: forward::StreamEnd| {
+        let Ok(rt) = tokio::runtime::Handle::try_current() else {
+            tracing::error!(decision, "no runtime to record a stream's receipt");
+            return;
+        };
+        rt.spawn(async move {
+            let digest = hex::encode(std::mem::take(&mut *hasher.lock()).finalize());
+            let s = end.summary;
+            let ended = match end.outcome {
+                StreamOutcome::Finished => Ended::Answered {
+                    status,
+                    usage: s.usage,
+                    response_id: s.response_id,
+                    complete: s.complete,
+                    stream_error: s.stream_error,
+                },
+                StreamOutcome::Upstream(e) => Ended::Cut {
+                    usage: s.usage,
+                    response_id: s.response_id,
+                    why: e.to_string(),
+                },
+                StreamOutcome::ClientGone => Ended::Cut {
+                    usage: s.usage,
+                    response_id: s.response_id,
+                    why: "the agent closed the connection before the answer ended".into(),
+                },
+            };
+            let result = facts
+                .record(&state, permit, ended, Some(status), Some(digest))
+                .await;
+            if let Err(e) = &result {
+                tracing::error!(decision, error = %e.message, "stream receipt not recorded");
+            }
+            let _ = tx.send(result);
+        });
+    };
+    let tapped = forward::tap_stream(raw, SseTap::new(api, strip_usage_chunk), on_end);
+    let tail = futures_util::stream::once(async move {
+        match rx.await {
+            Ok(Ok(_)) => Ok(Bytes::new()),
+            _ => Err(forward::ForwardError::Body(
+                "the receipt of this call could not be recorded".into(),
+            )),
+        }
+    });
+    let body = Body::from_stream(
+        tapped
+            .chain(tail)
+            .filter(|c| std::future::ready(!matches!(c, Ok(b) if b.is_empty()))),
+    );
+    forward::response(status, headers, body)
+}

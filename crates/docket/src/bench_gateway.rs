@@ -1,0 +1,566 @@
+//! `docket bench policy` and `docket bench gateway`: the decision path and
+//! the gateway's added latency. Both print medians and tails; neither
+//! asserts a time.
+//!
+//! - `policy` times [`docket_server::governance::evaluate`] — kill
+//!   switches, scope, Cedar and limits — over synthetic policy sets.
+//! - `gateway` starts the stand-in provider and a Docket server in this
+//!   process (SQLite, durable receipts, a Cedar policy), registers an
+//!   agent, and sends chat completions at fixed rates both through Docket
+//!   and straight to the stand-in, alternating, so both see the same
+//!   machine at the same time. `--through URL` measures another proxy
+//!   (LiteLLM, say) in front of the same stand-in instead.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, anyhow, bail};
+use docket_core::Timestamp;
+use docket_core::identity::event::{
+    AccessRule, AgentRecord, CredentialRecord, ProjectRecord, UserRecord,
+};
+use docket_core::identity::governance::{KillTarget, LimitTarget, Limits};
+use docket_core::identity::{
+    Actor, CredentialKind, Did, Event, HumanAssurance, Registry, Role, Scope,
+};
+use docket_server::governance::{
+    ActionRequest, AgentCaller, Claim, Compiled, Limiter, Source, evaluate,
+};
+use serde_json::{Value, json};
+
+use crate::bench::summary;
+
+fn quantile(xs: &mut [Duration], p: f64) -> Duration {
+    xs.sort_unstable();
+    xs[((xs.len() as f64 - 1.0) * p).round() as usize]
+}
+
+/// A registry with one agent allowed everything the synthetic requests
+/// touch, limits on it, and a kill switch engaged on another agent (so
+/// the switch lookup is not skipped).
+fn bench_registry(requests: &[docket_policy::Request]) -> anyhow::Result<(Registry, AgentCaller)> {
+    let mut scope = Scope::default();
+    for r in requests {
+        match r.resource.kind {
+            docket_policy::ResourceKind::Model => {
+                scope.models.insert(r.resource.id.clone());
+            }
+            docket_policy::ResourceKind::Tool => {
+                scope.tools.insert(r.resource.id.clone());
+            }
+            docket_policy::ResourceKind::Dataset => {}
+        }
+        scope
+            .data_classes
+            .extend(r.resource.data_classes.iter().cloned());
+    }
+    let mut reg = Registry::default();
+    let admin: docket_core::identity::UserId = "admin".parse()?;
+    let actor = Actor::Bootstrap;
+    let mut seq = 0;
+    let mut apply = |reg: &mut Registry, e: Event| {
+        seq += 1;
+        reg.apply(seq, Timestamp::now(), &actor, &e);
+    };
+    apply(
+        &mut reg,
+        Event::UserCreated {
+            user: UserRecord {
+                id: admin.clone(),
+                name: "Admin".into(),
+                email: None,
+                roles: vec![Role::Admin],
+                disabled: false,
+                kyc: Default::default(),
+            },
+        },
+    );
+    apply(
+        &mut reg,
+        Event::ProjectCreated {
+            project: ProjectRecord {
+                id: "bench".parse()?,
+                name: "Bench".into(),
+                members: vec![admin.clone()],
+                rules: vec![AccessRule {
+                    agents: vec!["*".into()],
+                    allows: scope.clone(),
+                }],
+            },
+        },
+    );
+    for id in ["bench-agent", "other-agent"] {
+        let key = ed25519_dalek::SigningKey::generate(&mut rand::rngs::OsRng);
+        apply(
+            &mut reg,
+            Event::AgentRegistered {
+                request: 0,
+                agent: AgentRecord {
+                    id: id.parse()?,
+                    name: id.into(),
+                    owner: admin.clone(),
+                    project: "bench".parse()?,
+                    purpose: "benchmark".into(),
+                    scope: scope.clone(),
+                    did: Did::from_key(&key.verifying_key()),
+                    system_prompt_sha256: None,
+                },
+            },
+        );
+    }
+    let credential: docket_core::identity::CredentialId = "benchbenchbench2".parse()?;
+    apply(
+        &mut reg,
+        Event::CredentialIssued {
+            credential: CredentialRecord {
+                id: credential.clone(),
+                kind: CredentialKind::ApiKey,
+                prefix: "dka_benchbenchbench2".into(),
+                sha256: "00".repeat(32),
+                agent: Some("bench-agent".parse()?),
+                user: None,
+                scope: None,
+                task: None,
+                human: None,
+                human_assurance: None,
+                parent: None,
+                expires_at: None,
+                label: None,
+            },
+            project: Some("bench".parse()?),
+            replaces: None,
+        },
+    );
+    let generous = Limits {
+        budget_day_micro_usd: Some(i64::MAX / 4),
+        budget_month_micro_usd: Some(i64::MAX / 4),
+        requests_per_minute: Some(u32::MAX),
+        tokens_per_minute: Some(u64::MAX / 4),
+        concurrent: Some(1_000),
+    };
+    apply(
+        &mut reg,
+        Event::LimitsSet {
+            target: LimitTarget::Agent {
+                agent: "bench-agent".parse()?,
+            },
+            limits: generous.clone(),
+        },
+    );
+    apply(
+        &mut reg,
+        Event::LimitsSet {
+            target: LimitTarget::Project {
+                project: "bench".parse()?,
+            },
+            limits: generous,
+        },
+    );
+    apply(
+        &mut reg,
+        Event::KillSwitch {
+            target: KillTarget::Agent {
+                agent: "other-agent".parse()?,
+            },
+            engaged: true,
+            reason: "bench".into(),
+        },
+    );
+    let caller = AgentCaller {
+        agent: "bench-agent".parse()?,
+        project: "bench".parse()?,
+        credential,
+        human: Some(admin.clone()),
+        actor: Actor::Agent {
+            agent: "bench-agent".parse()?,
+            did: reg.agents[&"bench-agent".parse()?].record.did.clone(),
+            credential: "benchbenchbench2".parse()?,
+            task: None,
+            human: Some(admin),
+            human_assurance: HumanAssurance::Asserted,
+            signature: None,
+        },
+    };
+    Ok((reg, caller))
+}
+
+pub fn policy(sizes: &[usize], decisions: usize) -> anyhow::Result<()> {
+    println!(
+        "policy decision, in-process (kill switches, scope, Cedar, budgets and rate limits), one thread:"
+    );
+    for &n in sizes {
+        let (text, requests) = docket_policy::bench::synthetic(n);
+        let set = docket_policy::PolicySet::compile(&text)
+            .map_err(|e| anyhow!("synthetic policy set does not compile: {e}"))?;
+        let compiled = Compiled {
+            version: Some(1),
+            sha256: set.sha256().to_owned(),
+            set,
+        };
+        let (registry, caller) = bench_registry(&requests)?;
+        let limiter = Arc::new(Limiter::default());
+        let actions: Vec<ActionRequest> = requests
+            .iter()
+            .map(|r| ActionRequest {
+                action: r.action,
+                resource: r.resource.clone(),
+                claim: Claim {
+                    estimate_micro_usd: r.context.estimated_cost_micro_usd,
+                    estimated_tokens: 100,
+                },
+                request_sha256: String::new(),
+                source: Source::Gateway,
+                extra: Value::Null,
+            })
+            .collect();
+        // Warm up caches and the allocator.
+        for a in actions.iter().take(10_000) {
+            drop(evaluate(
+                &registry,
+                &compiled,
+                &limiter,
+                &caller,
+                a,
+                Timestamp::now(),
+            ));
+        }
+        let mut times = Vec::with_capacity(decisions);
+        let mut outcomes = [0usize; 3];
+        for i in 0..decisions {
+            let a = &actions[i % actions.len()];
+            let now = Timestamp::now();
+            let start = Instant::now();
+            let e = evaluate(&registry, &compiled, &limiter, &caller, a, now);
+            let outcome = e.outcome;
+            drop(e);
+            times.push(start.elapsed());
+            outcomes[match outcome {
+                docket_policy::Outcome::Allow => 0,
+                docket_policy::Outcome::Deny => 1,
+                docket_policy::Outcome::RequireApproval => 2,
+            }] += 1;
+        }
+        println!(
+            "  {n:>5} policies: {}  (allow {}, deny {}, require_approval {})",
+            summary(times, "µs"),
+            outcomes[0],
+            outcomes[1],
+            outcomes[2]
+        );
+    }
+    Ok(())
+}
+
+#[derive(clap::Args)]
+pub struct GatewayArgs {
+    /// Requests per second to try, in order; stops at the first rate with errors.
+    #[arg(
+        long,
+        default_value = "250,500,1000,1500,2000,3000",
+        value_delimiter = ','
+    )]
+    rates: Vec<u64>,
+    /// Seconds per rate (each for Docket and for the direct path).
+    #[arg(long, default_value_t = 10)]
+    seconds: u64,
+    /// Measure this proxy (an OpenAI-compatible base URL, e.g. LiteLLM's)
+    /// instead of an in-process Docket; it must forward to `--upstream`.
+    #[arg(long)]
+    through: Option<String>,
+    /// The key for `--through`.
+    #[arg(long, env = "DOCKET_BENCH_THROUGH_KEY", hide_env_values = true)]
+    through_key: Option<String>,
+    /// A stand-in upstream already running (with `--through`); by default
+    /// one is started in this process.
+    #[arg(long)]
+    upstream: Option<String>,
+    /// Model name sent in each request.
+    #[arg(long, default_value = "gpt-4o-mini")]
+    model: String,
+}
+
+async fn start_upstream() -> anyhow::Result<String> {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    tokio::spawn(crate::upstream::serve(
+        listener,
+        crate::upstream::UpstreamConfig {
+            api_key: Some("sk-upstream".into()),
+            keep_requests: 0,
+        },
+        std::future::pending(),
+    ));
+    Ok(format!("http://{addr}"))
+}
+
+async fn api(
+    http: &reqwest::Client,
+    base: &str,
+    token: &str,
+    method: reqwest::Method,
+    path: &str,
+    body: Value,
+) -> anyhow::Result<Value> {
+    let r = http
+        .request(method, format!("{base}{path}"))
+        .bearer_auth(token)
+        .json(&body)
+        .send()
+        .await?;
+    let status = r.status();
+    let v: Value = r.json().await.unwrap_or(Value::Null);
+    if !status.is_success() {
+        bail!("{path}: {status}: {v}");
+    }
+    Ok(v)
+}
+
+/// Starts Docket on a temporary SQLite data directory with the stand-in
+/// as its OpenAI provider, and returns its base URL and an agent's key.
+async fn start_docket(
+    upstream: &str,
+    model: &str,
+) -> anyhow::Result<(String, String, docket_server::Running, tempfile::TempDir)> {
+    let dir = tempfile::tempdir()?;
+    let mut config = docket_server::Config {
+        data_dir: dir.path().join("data"),
+        listen: "127.0.0.1:0".parse()?,
+        ..docket_server::Config::default()
+    };
+    if let Some(p) = config.gateway.providers.get_mut("openai") {
+        p.base_url = upstream.to_owned();
+        p.api_key = Some(secrecy::SecretString::from("sk-upstream"));
+        p.api_key_env = None;
+    }
+    let running = docket_server::start(config).await?;
+    let base = format!("http://{}", running.addr);
+    let http = reqwest::Client::new();
+    let boot = running
+        .new_admin_token
+        .clone()
+        .context("a new data directory prints a bootstrap token")?;
+    let v = api(
+        &http,
+        &base,
+        &boot,
+        reqwest::Method::POST,
+        "/api/v1/bootstrap",
+        json!({"id": "admin", "name": "Admin"}),
+    )
+    .await?;
+    let admin = v["token"].as_str().context("bootstrap token")?.to_owned();
+    let password = "bench-approver-password";
+    api(
+        &http,
+        &base,
+        &admin,
+        reqwest::Method::POST,
+        "/api/v1/users",
+        json!({"id": "approver", "name": "Approver", "roles": ["approver"], "password": password}),
+    )
+    .await?;
+    let v: Value = http
+        .post(format!("{base}/api/v1/login"))
+        .basic_auth("approver", Some(password))
+        .send()
+        .await?
+        .json()
+        .await?;
+    let approver = v["token"].as_str().context("approver login")?.to_owned();
+    api(
+        &http,
+        &base,
+        &admin,
+        reqwest::Method::POST,
+        "/api/v1/projects",
+        json!({
+            "id": "bench", "name": "Bench", "members": ["admin"],
+            "rules": [{"agents": ["*"], "models": [model], "tools": [], "data_classes": []}],
+        }),
+    )
+    .await?;
+    let v = api(&http, &base, &admin, reqwest::Method::POST, "/api/v1/agents", json!({
+        "id": "bench-agent", "name": "Bench agent", "project": "bench", "purpose": "gateway benchmark",
+        "scope": {"models": [model]},
+    })).await?;
+    let change = v["request"].as_u64().context("agent change seq")?;
+    api(
+        &http,
+        &base,
+        &approver,
+        reqwest::Method::POST,
+        &format!("/api/v1/changes/{change}/approve"),
+        json!({}),
+    )
+    .await?;
+    let v = api(
+        &http,
+        &base,
+        &admin,
+        reqwest::Method::POST,
+        "/api/v1/agents/bench-agent/credentials",
+        json!({}),
+    )
+    .await?;
+    let key = v["token"].as_str().context("agent key")?.to_owned();
+    // A realistic policy: models in the agent's scope, nothing big without a human.
+    let policy = r#"
+@id("models-in-scope")
+permit(principal, action == Docket::Action::"call_model", resource)
+when { principal.models.contains(resource.name) };
+@id("no-pii-at-night")
+forbid(principal, action, resource)
+when { context.data_classes.contains("pii") && (context.hour < 6 || context.hour >= 22) };
+"#;
+    let tests = json!([{
+        "name": "scope model allowed",
+        "request": {
+            "principal": {"agent": "bench-agent", "project": "bench", "owner": "admin", "models": [model]},
+            "action": "call_model",
+            "resource": {"kind": "model", "id": model, "provider": "openai"},
+            "context": {"time": 1_767_268_800},
+        },
+        "expect": "allow",
+    }]);
+    let v = api(
+        &http,
+        &base,
+        &admin,
+        reqwest::Method::POST,
+        "/api/v1/policy/versions",
+        json!({
+            "policy": policy, "tests": tests,
+            "description": "benchmark policy", "rollback_plan": "activate the previous version",
+        }),
+    )
+    .await?;
+    let change = v["change"].as_u64().context("policy change seq")?;
+    api(
+        &http,
+        &base,
+        &approver,
+        reqwest::Method::POST,
+        &format!("/api/v1/changes/{change}/approve"),
+        json!({}),
+    )
+    .await?;
+    Ok((base, key, running, dir))
+}
+
+/// Sends `rate` requests per second for `seconds` to `url`, open loop
+/// (on schedule, whatever the answers do); returns latencies and errors.
+async fn load(
+    http: &reqwest::Client,
+    url: &str,
+    key: &str,
+    body: &Value,
+    rate: u64,
+    seconds: u64,
+) -> (Vec<Duration>, u64, Duration) {
+    let total = rate * seconds;
+    let interval = Duration::from_secs_f64(1.0 / rate as f64);
+    let start = tokio::time::Instant::now();
+    let mut tasks = Vec::with_capacity(total as usize);
+    for i in 0..total {
+        tokio::time::sleep_until(start + interval * i as u32).await;
+        let (http, url, key, body) = (http.clone(), url.to_owned(), key.to_owned(), body.clone());
+        tasks.push(tokio::spawn(async move {
+            let t = Instant::now();
+            let r = http.post(&url).bearer_auth(&key).json(&body).send().await;
+            match r {
+                Ok(r) if r.status().is_success() => {
+                    let ok = r.bytes().await.is_ok();
+                    (t.elapsed(), ok)
+                }
+                _ => (t.elapsed(), false),
+            }
+        }));
+    }
+    let mut times = Vec::with_capacity(tasks.len());
+    let mut errors = 0;
+    for t in tasks {
+        match t.await {
+            Ok((d, true)) => times.push(d),
+            _ => errors += 1,
+        }
+    }
+    (times, errors, start.elapsed())
+}
+
+pub async fn gateway(args: GatewayArgs) -> anyhow::Result<()> {
+    let upstream = match &args.upstream {
+        Some(u) => u.trim_end_matches('/').to_owned(),
+        None => start_upstream().await?,
+    };
+    let (through, key, _docket) = match &args.through {
+        Some(url) => (
+            url.trim_end_matches('/').to_owned(),
+            args.through_key.clone().unwrap_or_default(),
+            None,
+        ),
+        None => {
+            let (base, key, running, dir) = start_docket(&upstream, &args.model).await?;
+            (base, key, Some((running, dir)))
+        }
+    };
+    let name = if args.through.is_some() {
+        "proxy"
+    } else {
+        "docket"
+    };
+    let http = reqwest::Client::builder()
+        .pool_max_idle_per_host(4096)
+        .tcp_nodelay(true)
+        .build()?;
+    let body = json!({
+        "model": args.model,
+        "messages": [{"role": "user", "content": "Summarise the ticket in one line please"}],
+        "max_tokens": 32,
+    });
+    let via = format!("{through}/v1/chat/completions");
+    let direct = format!("{upstream}/v1/chat/completions");
+    // Warm both paths (connections, caches) before measuring.
+    load(&http, &via, &key, &body, 200, 1).await;
+    load(&http, &direct, "sk-upstream", &body, 200, 1).await;
+    println!(
+        "gateway overhead: POST /v1/chat/completions, non-streaming, open-loop at fixed rates, {}s each; {name} vs straight to the stand-in",
+        args.seconds
+    );
+    let mut best = None;
+    for &rate in &args.rates {
+        let (mut d_times, d_err, _) =
+            load(&http, &direct, "sk-upstream", &body, rate, args.seconds).await;
+        let (mut g_times, g_err, took) = load(&http, &via, &key, &body, rate, args.seconds).await;
+        if d_times.is_empty() || g_times.is_empty() {
+            println!(
+                "  {rate:>5}/s: no successful requests ({name} errors {g_err}, direct errors {d_err})"
+            );
+            break;
+        }
+        let achieved = g_times.len() as f64 / took.as_secs_f64();
+        let (dp50, dp99) = (quantile(&mut d_times, 0.5), quantile(&mut d_times, 0.99));
+        let (gp50, gp99) = (quantile(&mut g_times, 0.5), quantile(&mut g_times, 0.99));
+        let ms = |d: Duration| d.as_secs_f64() * 1e3;
+        println!(
+            "  {rate:>5}/s: {name} p50 {:.3} ms p99 {:.3} ms | direct p50 {:.3} ms p99 {:.3} ms | overhead p50 {:.3} ms p99 {:.3} ms | errors {name} {g_err} direct {d_err} | achieved {achieved:.0}/s",
+            ms(gp50),
+            ms(gp99),
+            ms(dp50),
+            ms(dp99),
+            ms(gp50) - ms(dp50),
+            ms(gp99) - ms(dp99),
+        );
+        if g_err > 0 || achieved < rate as f64 * 0.95 {
+            break;
+        }
+        best = Some(rate);
+    }
+    match best {
+        Some(r) => println!("highest rate sustained without errors: {r}/s"),
+        None => println!("no rate was sustained without errors"),
+    }
+    if let Some((running, _dir)) = _docket {
+        running.stop().await?;
+    }
+    Ok(())
+}
