@@ -14,7 +14,8 @@ pub enum PolicyError {
     /// A duplicate or empty `@id`, a bad `@approval`, and the like.
     #[error("{0}")]
     Annotation(String),
-    /// More than [`crate::MAX_TEXT_BYTES`] of text or [`crate::MAX_POLICIES`] policies.
+    /// More than [`crate::MAX_TEXT_BYTES`] of text, more than [`crate::MAX_POLICIES`]
+    /// policies, or an expression nested deeper than [`crate::MAX_NESTING`].
     #[error("policy set is too large: {0}")]
     TooLarge(String),
 }

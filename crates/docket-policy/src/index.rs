@@ -34,23 +34,33 @@ use crate::schema::Names;
 /// answer for their union.
 #[derive(Default)]
 pub(crate) struct Slice {
-    /// Policies about no one agent, project or resource, for requests whose
-    /// project has no policies of its own.
+    /// Policies about no one agent, project or resource.
     general: Option<cedar_policy::PolicySet>,
-    /// A project's own policies together with the general ones: each
-    /// evaluation has a fixed cost, and most requests need both.
+    /// When `merged`, a project's own policies together with the general
+    /// ones: each evaluation has a fixed cost, and most requests need both.
     by_project: HashMap<String, cedar_policy::PolicySet>,
+    merged: bool,
     by_agent: HashMap<String, cedar_policy::PolicySet>,
     by_resource: HashMap<String, cedar_policy::PolicySet>,
 }
 
+/// How many copies of general policies merging them into every project's
+/// part may make, per action. Past that, memory grows with projects times
+/// policies, and the evaluations saved are a small share anyway.
+pub(crate) const MERGE_BUDGET: usize = 16_384;
+
 impl Slice {
     /// The parts of this action's policies that can apply to `request`.
-    pub fn parts(&self, request: &Request) -> [Option<&cedar_policy::PolicySet>; 3] {
+    pub fn parts(&self, request: &Request) -> [Option<&cedar_policy::PolicySet>; 4] {
+        let project = self.by_project.get(request.principal.project.as_str());
+        let (first, second) = if self.merged {
+            (project.or(self.general.as_ref()), None)
+        } else {
+            (self.general.as_ref(), project)
+        };
         [
-            self.by_project
-                .get(request.principal.project.as_str())
-                .or(self.general.as_ref()),
+            first,
+            second,
             self.by_agent.get(request.principal.agent.as_str()),
             self.by_resource.get(request.resource.id.as_str()),
         ]
@@ -65,8 +75,12 @@ enum Key {
     Resource(String),
 }
 
-/// Builds the slice of every action (indexed by [`Action::index`]).
-pub(crate) fn slice(names: &Names, policies: &[Policy]) -> Result<[Slice; 5], PolicyError> {
+/// Builds the slice of every action (indexed by `Action::index`).
+pub(crate) fn slice(
+    names: &Names,
+    policies: &[Policy],
+    merge_budget: usize,
+) -> Result<[Slice; 5], PolicyError> {
     let mut buckets: [HashMap<Key, Vec<Policy>>; 5] = Default::default();
     for policy in policies {
         let est = policy.to_json().map_err(|e| internal(policy.id(), &e))?;
@@ -95,6 +109,11 @@ pub(crate) fn slice(names: &Names, policies: &[Policy]) -> Result<[Slice; 5], Po
     let mut slices: [Slice; 5] = Default::default();
     for (slice, mut buckets) in slices.iter_mut().zip(buckets) {
         let general = buckets.remove(&Key::Any).unwrap_or_default();
+        let projects = buckets
+            .keys()
+            .filter(|k| matches!(k, Key::Project(_)))
+            .count();
+        slice.merged = general.len().saturating_mul(projects) <= merge_budget;
         for (key, mut policies) in buckets {
             match key {
                 Key::Any => {}
@@ -102,7 +121,9 @@ pub(crate) fn slice(names: &Names, policies: &[Policy]) -> Result<[Slice; 5], Po
                     slice.by_agent.insert(id, set(policies)?);
                 }
                 Key::Project(id) => {
-                    policies.extend(general.iter().cloned());
+                    if slice.merged {
+                        policies.extend(general.iter().cloned());
+                    }
                     slice.by_project.insert(id, set(policies)?);
                 }
                 Key::Resource(id) => {
@@ -166,6 +187,13 @@ fn file(names: &Names, policy: &Policy, est: &Value, action: Action) -> (Key, Va
         json["principal"] = all();
         return (key, json);
     }
+    // An agent or a project is the sharper filing: a deployment has more of
+    // them than it has models or tools, and a policy written for one project
+    // and one tool is found through the project.
+    let principal_test = |key: &Key| matches!(key, Key::Agent(_) | Key::Project(_));
+    if let Some(key) = file_by_first_test(names, kind, &mut json, principal_test) {
+        return (key, json);
+    }
 
     let resource = match policy.resource_constraint() {
         ResourceConstraint::Eq(uid) | ResourceConstraint::In(uid) => {
@@ -185,7 +213,7 @@ fn file(names: &Names, policy: &Policy, est: &Value, action: Action) -> (Key, Va
         return (key, json);
     }
 
-    let key = file_by_first_test(names, kind, &mut json);
+    let key = file_by_first_test(names, kind, &mut json, |_| true).unwrap_or(Key::Any);
     (key, json)
 }
 
@@ -210,30 +238,26 @@ fn resource_key(names: &Names, kind: ResourceKind, ty: &EntityTypeName, id: &str
 }
 
 /// Files a policy by the first test its conditions evaluate, when that test
-/// names one agent, project or resource, and drops that test from the copy.
+/// names one agent, project or resource (and `accept` takes that key), and
+/// drops that test from the copy.
 ///
 /// Only the first test in evaluation order will do: a later one would be
 /// reached only after earlier ones, which could fail with an error that the
 /// filing would then hide.
-fn file_by_first_test(names: &Names, kind: ResourceKind, json: &mut Value) -> Key {
-    let Some(condition) = json
-        .get_mut("conditions")
-        .and_then(Value::as_array_mut)
-        .and_then(|c| c.first_mut())
-    else {
-        return Key::Any;
-    };
+fn file_by_first_test(
+    names: &Names,
+    kind: ResourceKind,
+    json: &mut Value,
+    accept: impl Fn(&Key) -> bool,
+) -> Option<Key> {
+    let condition = json.get_mut("conditions")?.as_array_mut()?.first_mut()?;
     if condition.get("kind").and_then(Value::as_str) != Some("when") {
-        return Key::Any;
+        return None;
     }
-    let Some(body) = condition.get_mut("body") else {
-        return Key::Any;
-    };
-    let Some(key) = test_key(names, kind, first_test(body)) else {
-        return Key::Any;
-    };
+    let body = condition.get_mut("body")?;
+    let key = test_key(names, kind, first_test(body)).filter(|key| accept(key))?;
     drop_first_test(body);
-    key
+    Some(key)
 }
 
 /// The leftmost operand of a chain of `&&`, which Cedar evaluates first.
@@ -402,6 +426,22 @@ mod tests {
             .0,
             Key::Resource("a".to_owned())
         );
+    }
+
+    #[test]
+    fn a_project_test_files_before_a_resource_scope() {
+        let (key, json) = filed(
+            r#"forbid(principal, action, resource == Docket::Tool::"shell") when { principal.project == Docket::Project::"p" && context.hour > 20 };"#,
+            Action::CallTool,
+        );
+        assert_eq!(key, Key::Project("p".to_owned()));
+        assert_eq!(json["resource"]["op"], json!("=="));
+        let (key, json) = filed(
+            r#"forbid(principal, action, resource == Docket::Tool::"shell") when { resource.name == "shell" };"#,
+            Action::CallTool,
+        );
+        assert_eq!(key, Key::Resource("shell".to_owned()));
+        assert!(json["conditions"][0]["body"]["=="].is_object());
     }
 
     #[test]

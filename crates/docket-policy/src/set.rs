@@ -13,14 +13,10 @@ use sha2::{Digest, Sha256};
 
 use crate::error::{PolicyError, render};
 use crate::index::{self, Slice};
+use crate::limits::{self, MAX_POLICIES};
 use crate::request::{Decision, Outcome, Request};
 use crate::schema::{Names, docket};
 use crate::translate::{EntityCache, request as cedar_request};
-
-/// The most policy text a version may have.
-pub const MAX_TEXT_BYTES: usize = 1 << 20;
-/// The most policies a version may have.
-pub const MAX_POLICIES: usize = 10_000;
 
 /// A compiled policy version: immutable, `Send + Sync`, meant to be shared in an `Arc`.
 pub struct PolicySet {
@@ -37,7 +33,7 @@ struct Engine {
     entities: EntityCache,
     /// Permit policies carrying `@approval("required")`.
     approval: HashSet<String>,
-    /// Indexed by [`Action::index`].
+    /// Indexed by `Action::index`.
     slices: [Slice; 5],
     /// The whole set, which the slices must agree with.
     #[cfg(test)]
@@ -51,12 +47,11 @@ impl PolicySet {
     /// Policy ids: the `@id("...")` annotation when present (unique,
     /// non-empty), else "policy0", "policy1", … by position in the text.
     pub fn compile(text: &str) -> Result<PolicySet, PolicyError> {
-        if text.len() > MAX_TEXT_BYTES {
-            return Err(PolicyError::TooLarge(format!(
-                "{} bytes of text, the limit is {MAX_TEXT_BYTES}",
-                text.len()
-            )));
-        }
+        PolicySet::compile_with(text, index::MERGE_BUDGET)
+    }
+
+    fn compile_with(text: &str, merge_budget: usize) -> Result<PolicySet, PolicyError> {
+        limits::check_size(text)?;
         let docket = docket().map_err(|e| PolicyError::Invalid(vec![e.to_owned()]))?;
         let parsed: cedar_policy::PolicySet =
             text.parse().map_err(|e: cedar_policy::ParseErrors| {
@@ -113,7 +108,7 @@ impl PolicySet {
             ));
         }
 
-        let slices = index::slice(&docket.names, &policies)?;
+        let slices = index::slice(&docket.names, &policies, merge_budget)?;
         Ok(PolicySet {
             ids,
             sha256: hex::encode(Sha256::digest(text.as_bytes())),
@@ -140,8 +135,8 @@ impl PolicySet {
         }
     }
 
-    /// Decides `request`. Never fails: whatever cannot be evaluated is
-    /// denied, with the reason.
+    /// Decides `request` (see the crate documentation for the rule). Never
+    /// fails: whatever cannot be evaluated is denied, with the reason.
     pub fn decide(&self, request: &Request) -> Decision {
         match &self.engine {
             Some(engine) => engine.decide(request),
@@ -159,6 +154,7 @@ impl PolicySet {
         self.ids.len()
     }
 
+    /// Whether the set has no policies, and so denies everything.
     pub fn is_empty(&self) -> bool {
         self.ids.is_empty()
     }
@@ -177,7 +173,7 @@ impl PolicySet {
     #[cfg(test)]
     fn decide_unsliced(&self, request: &Request) -> Decision {
         match &self.engine {
-            Some(engine) => engine.decide_with(request, |_| [Some(&engine.full), None, None]),
+            Some(engine) => engine.decide_with(request, |_| [Some(&engine.full), None, None, None]),
             None => self.decide(request),
         }
     }
@@ -281,7 +277,7 @@ impl Engine {
     fn decide_with<'a>(
         &'a self,
         request: &Request,
-        parts: impl FnOnce(&'a Slice) -> [Option<&'a cedar_policy::PolicySet>; 3],
+        parts: impl FnOnce(&'a Slice) -> [Option<&'a cedar_policy::PolicySet>; 4],
     ) -> Decision {
         let action = request.action;
         let resource = &request.resource;
@@ -432,11 +428,13 @@ mod tests {
     use crate::bench::synthetic;
     use crate::request::Action;
 
-    fn compile(text: &str) -> PolicySet {
-        match PolicySet::compile(text) {
+    /// The set compiled with the general policies merged into each
+    /// project's part, and without.
+    fn compile(text: &str) -> [PolicySet; 2] {
+        [index::MERGE_BUDGET, 0].map(|budget| match PolicySet::compile_with(text, budget) {
             Ok(set) => set,
             Err(e) => panic!("{e}"),
-        }
+        })
     }
 
     #[test]
@@ -459,12 +457,17 @@ mod tests {
     fn slices_decide_as_the_whole_set_on_synthetic_sets() {
         for n in [1, 10, 100, 1_000] {
             let (text, requests) = synthetic(n);
-            let set = compile(&text);
-            assert_eq!(set.len(), n);
+            let [merged, separate] = compile(&text);
+            assert_eq!(merged.len(), n);
             let mut outcomes = HashMap::new();
             for request in &requests {
-                let sliced = set.decide(request);
-                assert_eq!(sliced, set.decide_unsliced(request), "n={n}: {request:?}");
+                let sliced = merged.decide(request);
+                assert_eq!(
+                    sliced,
+                    merged.decide_unsliced(request),
+                    "n={n}: {request:?}"
+                );
+                assert_eq!(sliced, separate.decide(request), "n={n}: {request:?}");
                 *outcomes.entry(sliced.outcome).or_insert(0) += 1;
             }
             // A comparison over requests that all end the same way would
@@ -506,7 +509,7 @@ mod tests {
             @id("never-resource") permit(principal, action == Docket::Action::"call_model", resource == Docket::Tool::"m1");
             @id("by-name") permit(principal, action, resource) when { principal.name == "a4" || principal.project == Docket::Project::"p3" };
         "#;
-        let set = compile(text);
+        let [set, separate] = compile(text);
         let agents = ["a1", "a2", "a3", "a4", "a5"];
         let projects = ["p1", "p2", "p3", "p4"];
         let resources = ["m1", "t1", "d1", "a1", "p1", "x"];
@@ -530,6 +533,7 @@ mod tests {
                             }
                             let sliced = set.decide(&request);
                             assert_eq!(sliced, set.decide_unsliced(&request), "{request:?}");
+                            assert_eq!(sliced, separate.decide(&request), "{request:?}");
                             seen.extend(sliced.determining.iter().cloned());
                         }
                     }

@@ -162,6 +162,8 @@ struct Cached {
 
 const SHARDS: usize = 8;
 const PER_SHARD: usize = 256;
+/// Versions kept of one agent's entities with one resource.
+const PER_ID: usize = 4;
 
 impl EntityCache {
     pub fn new() -> EntityCache {
@@ -185,17 +187,17 @@ impl EntityCache {
             resource.kind,
             &resource.id,
         ));
+        let same = |c: &Cached| c.principal == *principal && same_entity(&c.resource, resource);
         let shard = &self.shards[hash as usize % SHARDS];
         {
             // A panic elsewhere while holding the lock cannot leave a shard
             // inconsistent (entries are pushed whole), so a poisoned lock is
             // still good to read.
             let shard = shard.lock().unwrap_or_else(PoisonError::into_inner);
-            let hit = shard.entries.get(&hash).and_then(|entries| {
-                entries
-                    .iter()
-                    .find(|c| c.principal == *principal && c.resource == *resource)
-            });
+            let hit = shard
+                .entries
+                .get(&hash)
+                .and_then(|entries| entries.iter().find(|c| same(c)));
             if let Some(hit) = hit {
                 return Ok(Arc::clone(&hit.entities));
             }
@@ -207,20 +209,39 @@ impl EntityCache {
         if shard.len >= PER_SHARD {
             *shard = Shard::default();
         }
+        let shard = &mut *shard;
         let entries = shard.entries.entry(hash).or_default();
-        if !entries
-            .iter()
-            .any(|c| c.principal == *principal && c.resource == *resource)
-        {
+        if !entries.iter().any(same) {
+            // A dataset read with ever-different data classes would
+            // otherwise make one long list to search on every call.
+            if entries.len() >= PER_ID {
+                entries.remove(0);
+            } else {
+                shard.len += 1;
+            }
             entries.push(Cached {
                 principal: principal.clone(),
                 resource: resource.clone(),
                 entities: Arc::clone(&built),
             });
-            shard.len += 1;
         }
         Ok(built)
     }
+}
+
+/// Whether two resources make the same entity: the data classes and
+/// environment of a model or tool call go to the context, not to the
+/// entity, and would only split the cache.
+fn same_entity(a: &Resource, b: &Resource) -> bool {
+    a.kind == b.kind
+        && a.id == b.id
+        && match a.kind {
+            ResourceKind::Model => a.provider == b.provider,
+            ResourceKind::Tool => true,
+            ResourceKind::Dataset => {
+                a.environment == b.environment && a.data_classes == b.data_classes
+            }
+        }
 }
 
 fn uid(ty: &EntityTypeName, id: &str) -> EntityUid {
@@ -337,6 +358,33 @@ mod tests {
         };
         assert!(!Arc::ptr_eq(&first, &changed));
         assert!(!changed.deep_eq(&first));
+
+        // A model call's data classes are context, not entity: same entities.
+        let mut classes = req.clone();
+        classes.resource.data_classes.insert("hr".into());
+        let Ok(same) = cache.get(&docket.names, &classes.principal, &classes.resource) else {
+            panic!("build");
+        };
+        assert!(Arc::ptr_eq(&first, &same));
+
+        // Ever-new versions of one agent and resource keep a short list.
+        for i in 0..50 {
+            other.principal.owner = format!("owner-{i}");
+            assert!(
+                cache
+                    .get(&docket.names, &other.principal, &other.resource)
+                    .is_ok()
+            );
+        }
+        let longest = cache
+            .shards
+            .iter()
+            .flat_map(|s| {
+                let shard = s.lock().unwrap_or_else(PoisonError::into_inner);
+                shard.entries.values().map(Vec::len).collect::<Vec<_>>()
+            })
+            .max();
+        assert_eq!(longest, Some(PER_ID));
 
         for i in 0..(SHARDS * PER_SHARD * 3) {
             other.principal.agent = format!("agent-{i}");

@@ -160,7 +160,11 @@ impl Config {
             "SERVER",
             "LOG",
             "BENCH_POSTGRES_URL",
+            "BENCH_THROUGH_KEY",
             "TEST_POSTGRES_URL",
+            "TEST_PYTHON",
+            "PASSWORD",
+            "UPSTREAM_KEY",
         ]));
         let config: Config = fig.extract().map_err(|e| ConfigError(e.to_string()))?;
         config

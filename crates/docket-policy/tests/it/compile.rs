@@ -1,6 +1,6 @@
 //! What compiling accepts and refuses: Cedar's diagnostics, ids, annotations and limits.
 
-use docket_policy::{MAX_POLICIES, MAX_TEXT_BYTES, PolicyError, PolicySet};
+use docket_policy::{MAX_NESTING, MAX_POLICIES, MAX_TEXT_BYTES, PolicyError, PolicySet};
 
 use crate::{EXAMPLES, compile, refuse};
 
@@ -246,6 +246,55 @@ fn the_largest_set_allowed_compiles() {
     let mut request = crate::model_call("gpt-4o");
     request.principal.agent = "a9999".into();
     assert_eq!(set.decide(&request).determining, ["policy9999"]);
+}
+
+/// Cedar 4 recurses without a limit; nesting like this used to abort the
+/// process with a stack overflow, on the 2 MiB stack of a test thread as on
+/// a server's worker threads.
+#[test]
+fn deep_nesting_is_refused_before_it_reaches_cedar() {
+    for text in [
+        format!(
+            "permit(principal, action, resource) when {{ {}true{} }};",
+            "(".repeat(150),
+            ")".repeat(150)
+        ),
+        format!(
+            "permit(principal, action, resource) when {{ principal.name == \"a\" {} }};",
+            "&& context.hour > 1 ".repeat(400)
+        ),
+        format!(
+            "permit(principal, action, resource) when {{ {}1 > 0 }};",
+            "1 + ".repeat(100_000)
+        ),
+        format!(
+            "permit(principal, action, resource) when {{ {}true }};",
+            "if true then true else ".repeat(1_000)
+        ),
+    ] {
+        let PolicyError::TooLarge(message) = refuse(&text) else {
+            panic!("expected too large");
+        };
+        assert!(message.contains("nests too deeply"), "{message}");
+    }
+}
+
+#[test]
+fn nesting_up_to_the_limit_compiles_and_decides() {
+    let alternatives: Vec<String> = (0..MAX_NESTING / 4)
+        .map(|i| format!("principal.name == \"a{i}\""))
+        .collect();
+    let text = format!(
+        "permit(principal, action, resource) when {{ {} }};\n\
+         permit(principal, action, resource) when {{ {}context.hour >= 0{} }};",
+        alternatives.join(" || "),
+        "(".repeat(MAX_NESTING / 4 - 3),
+        ")".repeat(MAX_NESTING / 4 - 3),
+    );
+    let set = crate::compile(&text);
+    let mut request = crate::model_call("gpt-4o");
+    request.principal.agent = "a7".into();
+    assert_eq!(set.decide(&request).determining, ["policy0", "policy1"]);
 }
 
 #[test]

@@ -140,6 +140,9 @@ fn several_forbids_are_all_cited() {
     );
 }
 
+/// An edit to a request that one policy should notice.
+type Change = fn(&mut Request);
+
 #[test]
 fn scopes_name_agents_projects_and_resources_by_their_ids() {
     let set = compile(
@@ -163,7 +166,7 @@ fn scopes_name_agents_projects_and_resources_by_their_ids() {
     other.principal.project = "elsewhere".into();
     assert_eq!(set.decide(&other).outcome, Outcome::Deny);
 
-    let changes: [(fn(&mut Request), &str); 4] = [
+    let changes: [(Change, &str); 4] = [
         (|r| r.principal.owner = "mallory".into(), "owner"),
         (|r| r.context.human = Some("eve".into()), "on-behalf"),
         (|r| r.context.task = Some("exfiltrate".into()), "task"),

@@ -239,9 +239,9 @@ impl GatewayConfig {
                 ));
             }
             check_base_url(&p.base_url).map_err(|e| format!("{at}.base_url: {e}"))?;
-            if p.api_key.is_some() && p.api_key_env.is_some() {
-                return Err(format!("{at}: set `api_key` or `api_key_env`, not both"));
-            }
+            // `api_key` wins over `api_key_env` (see `api_key`): the
+            // built-in providers name a variable by default, and TOML
+            // cannot unset it when a file gives the key itself.
             if let Some(var) = &p.api_key_env
                 && (var.is_empty() || var.contains('=') || var.contains('\0'))
             {
@@ -522,13 +522,16 @@ mod tests {
             .insert("openai".into(), openai("https://openrouter.ai/api/"));
         c.validate().unwrap();
 
+        // A key in the file beats the default variable's name.
         let mut c = GatewayConfig::default();
         if let Some(p) = c.providers.get_mut("openai") {
             p.api_key = Some("sk-x".into());
         }
+        c.validate().unwrap();
         assert_eq!(
-            invalid(&c),
-            "gateway.providers.openai: set `api_key` or `api_key_env`, not both"
+            c.api_key("openai")
+                .map(|k| secrecy::ExposeSecret::expose_secret(&k).to_owned()),
+            Some("sk-x".to_owned())
         );
 
         let mut c = GatewayConfig::default();

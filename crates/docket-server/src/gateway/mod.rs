@@ -296,6 +296,8 @@ async fn run(
         Some(id) => gov.resume(&agent, &req, id).await.map_err(err)?,
         None => gov.decide(&agent, &req).await.map_err(err)?,
     };
+    // The approval a held call goes ahead with, for its receipt.
+    let held = decided.approval.as_ref().map(|a| a.id);
     if decided.outcome == Outcome::RequireApproval {
         decided = wait_for_approval(state, &agent, &req, headers, decided, api).await?;
     }
@@ -304,7 +306,7 @@ async fn run(
     }
     let decision = decided.seq;
     let permit = decided.permit.take();
-    let approval = approval.or(decided.approval.as_ref().map(|a| a.id));
+    let approval = approval.or(held);
     let prepared = wire::prepare(api, body, &shape);
     let facts = Facts {
         agent,

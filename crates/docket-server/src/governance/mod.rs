@@ -162,7 +162,9 @@ pub struct Evaluation {
     pub decision: Option<Decision>,
     pub policy_version: Option<u64>,
     pub policy_sha256: String,
-    pub inputs: Value,
+    /// What Cedar saw; serialized into the decision entry, not here, so
+    /// the decision itself stays cheap.
+    pub inputs: Option<Box<docket_policy::Request>>,
     /// The call's claim on budgets and rate limits, when it may go ahead now.
     pub permit: Option<Permit>,
 }
@@ -177,12 +179,18 @@ fn scope_field(action: docket_policy::Action) -> ScopeField {
     }
 }
 
-/// The limits that apply to a call: its project's, its agent's and its
-/// credential's, those that are set.
+static NO_LIMITS: Limits = Limits {
+    budget_day_micro_usd: None,
+    budget_month_micro_usd: None,
+    requests_per_minute: None,
+    tokens_per_minute: None,
+    concurrent: None,
+};
+
+/// The limits of a call's project, agent and credential. All three are
+/// counted even without limits, so a budget set mid-day sees the day's
+/// spending so far.
 fn limited<'a>(registry: &'a Registry, caller: &AgentCaller) -> Vec<(LimitTarget, &'a Limits)> {
-    if registry.limits.is_empty() {
-        return Vec::new();
-    }
     [
         LimitTarget::Project {
             project: caller.project.clone(),
@@ -195,7 +203,10 @@ fn limited<'a>(registry: &'a Registry, caller: &AgentCaller) -> Vec<(LimitTarget
         },
     ]
     .into_iter()
-    .filter_map(|t| registry.limits.get(&t).map(|l| (t, l)))
+    .map(|t| {
+        let l = registry.limits.get(&t).unwrap_or(&NO_LIMITS);
+        (t, l)
+    })
     .collect()
 }
 
@@ -209,7 +220,7 @@ pub fn evaluate(
     req: &ActionRequest,
     now: Timestamp,
 ) -> Evaluation {
-    let deny = |stage, reason: String, inputs: Value| Evaluation {
+    let deny = |stage, reason: String, inputs: Option<Box<docket_policy::Request>>| Evaluation {
         outcome: Outcome::Deny,
         stage,
         reason,
@@ -223,7 +234,7 @@ pub fn evaluate(
         return deny(
             Stage::KillSwitch,
             format!("{target} is engaged: {}", engaged.reason),
-            Value::Null,
+            None,
         );
     }
     let (Some(agent), Some(credential)) = (
@@ -233,7 +244,7 @@ pub fn evaluate(
         return deny(
             Stage::Scope,
             "the agent or its credential is no longer registered".into(),
-            Value::Null,
+            None,
         );
     };
     let field = scope_field(req.action);
@@ -256,7 +267,7 @@ pub fn evaluate(
                     f.as_str(),
                     caller.agent
                 ),
-                Value::Null,
+                None,
             );
         }
     }
@@ -283,7 +294,7 @@ pub fn evaluate(
         },
     };
     let decision = policy.set.decide(&request);
-    let inputs = serde_json::to_value(&request).unwrap_or(Value::Null);
+    let inputs = Some(Box::new(request));
     let mut eval = Evaluation {
         outcome: decision.outcome,
         stage: Stage::Policy,
@@ -509,7 +520,7 @@ impl Governance {
         };
         let policy = self.policy()?;
         let (outcome, stage, reason, permit, inputs) = match checked {
-            Err((stage, reason)) => (Outcome::Deny, stage, reason, None, Value::Null),
+            Err((stage, reason)) => (Outcome::Deny, stage, reason, None, None),
             Ok(by) => {
                 // Everything is evaluated again: the human's approval
                 // answers a hold, and only a hold.
@@ -845,8 +856,11 @@ fn decision_body(
         }
     }
     body.insert("policy".into(), policy);
-    if !eval.inputs.is_null() {
-        body.insert("inputs".into(), eval.inputs.clone());
+    if let Some(inputs) = &eval.inputs {
+        body.insert(
+            "inputs".into(),
+            serde_json::to_value(inputs).unwrap_or(Value::Null),
+        );
     }
     body.insert("request_sha256".into(), json!(req.request_sha256));
     body.insert(

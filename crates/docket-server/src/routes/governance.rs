@@ -343,8 +343,9 @@ pub async fn list_kill_switches(State(state): State<AppState>) -> impl IntoRespo
     Json(json!({"engaged": engaged}))
 }
 
+/// serde cannot refuse unknown fields next to a flattened enum, so the
+/// handlers check the body's keys themselves ([`only_fields`]).
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct KillRequest {
     #[serde(flatten)]
     target: KillTarget,
@@ -394,19 +395,43 @@ async fn kill_switch(
     })))
 }
 
+/// Parses `body` as `T`, refusing members other than `allowed`.
+fn only_fields<T: serde::de::DeserializeOwned>(
+    body: Value,
+    allowed: &[&str],
+) -> Result<T, ApiError> {
+    if let Value::Object(m) = &body
+        && let Some(k) = m.keys().find(|k| !allowed.contains(&k.as_str()))
+    {
+        return Err(ApiError::bad_request(
+            "invalid_request",
+            format!(
+                "unknown field `{k}`, expected one of {}",
+                allowed.join(", ")
+            ),
+        ));
+    }
+    serde_json::from_value(body)
+        .map_err(|e| ApiError::bad_request("invalid_request", e.to_string()))
+}
+
+const KILL_FIELDS: &[&str] = &["scope", "project", "agent", "reason"];
+
 pub async fn engage(
     State(state): State<AppState>,
     axum::Extension(caller): Caller_,
-    ApiJson(req): ApiJson<KillRequest>,
+    ApiJson(body): ApiJson<Value>,
 ) -> Result<impl IntoResponse, ApiError> {
+    let req = only_fields(body, KILL_FIELDS)?;
     kill_switch(state, caller, req, true).await
 }
 
 pub async fn release(
     State(state): State<AppState>,
     axum::Extension(caller): Caller_,
-    ApiJson(req): ApiJson<KillRequest>,
+    ApiJson(body): ApiJson<Value>,
 ) -> Result<impl IntoResponse, ApiError> {
+    let req = only_fields(body, KILL_FIELDS)?;
     kill_switch(state, caller, req, false).await
 }
 
@@ -429,7 +454,6 @@ pub async fn list_limits(State(state): State<AppState>) -> impl IntoResponse {
 }
 
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct LimitsRequest {
     #[serde(flatten)]
     target: LimitTarget,
@@ -439,8 +463,10 @@ pub struct LimitsRequest {
 pub async fn set_limits(
     State(state): State<AppState>,
     axum::Extension(caller): Caller_,
-    ApiJson(req): ApiJson<LimitsRequest>,
+    ApiJson(body): ApiJson<Value>,
 ) -> Result<impl IntoResponse, ApiError> {
+    let req: LimitsRequest =
+        only_fields(body, &["scope", "project", "agent", "credential", "limits"])?;
     let target = req.target.clone();
     let acks = state
         .identity

@@ -3,6 +3,7 @@
 
 mod cli;
 mod crash;
+mod gateway;
 mod identity;
 mod support;
 mod tamper;

@@ -7,7 +7,11 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 pub fn docket() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_docket"))
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_docket"));
+    // The test harness's own variable: `docket` reads every `DOCKET_*`
+    // variable as configuration and refuses ones it does not know.
+    cmd.env_remove("DOCKET_TEST_PYTHON");
+    cmd
 }
 
 pub fn run(args: &[&str]) -> Output {
@@ -35,22 +39,31 @@ impl ServerProcess {
     /// Starts `docket serve` and waits for it to answer. `token` is known
     /// from an earlier start, or read from this start's output.
     pub fn start(data_dir: &Path, token: Option<&str>) -> Self {
+        Self::start_with(data_dir, token, &Serve::default())
+    }
+
+    /// [`ServerProcess::start`] with a configuration file and extra
+    /// environment.
+    pub fn start_with(data_dir: &Path, token: Option<&str>, serve: &Serve<'_>) -> Self {
         // Port 0: the server picks a free port and prints it, so parallel
         // tests cannot take each other's.
-        let mut child = docket()
-            .args([
-                "serve",
-                "--data-dir",
-                data_dir.to_str().unwrap(),
-                "--listen",
-                "127.0.0.1:0",
-            ])
-            .env("DOCKET_CHECKPOINT_INTERVAL_MS", "100")
-            .env("DOCKET_LOG", "warn")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn docket serve");
+        let mut cmd = docket();
+        cmd.arg("serve");
+        if let Some(config) = serve.config {
+            cmd.arg("--config").arg(config);
+        }
+        cmd.args([
+            "--data-dir",
+            data_dir.to_str().unwrap(),
+            "--listen",
+            "127.0.0.1:0",
+        ])
+        .env("DOCKET_CHECKPOINT_INTERVAL_MS", "100")
+        .env("DOCKET_LOG", "warn")
+        .envs(serve.env.iter().copied())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+        let mut child = cmd.spawn().expect("spawn docket serve");
         let (base, bootstrap) = read_startup(&mut child, token.is_none());
         for _ in 0..400 {
             if reqwest::blocking::get(format!("{base}/healthz"))
@@ -126,6 +139,103 @@ impl ServerProcess {
     }
 }
 
+/// A server left running by a failing test is stopped with it.
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        // A no-op once `stop` or `kill` has waited for the process.
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// How [`ServerProcess::start_with`] starts the server.
+#[derive(Default)]
+pub struct Serve<'a> {
+    /// `--config FILE`.
+    pub config: Option<&'a Path>,
+    /// Extra environment variables.
+    pub env: &'a [(&'a str, &'a str)],
+}
+
+/// `docket bench upstream`: the stand-in OpenAI/Anthropic provider, as a
+/// process of its own on a free port, keeping the requests it gets.
+pub struct StandIn {
+    child: Child,
+    /// `http://127.0.0.1:PORT`.
+    pub base: String,
+}
+
+impl StandIn {
+    /// Starts the stand-in; it wants `api_key` from its clients.
+    pub fn start(api_key: &str) -> Self {
+        use std::io::{BufRead, BufReader};
+        let mut child = docket()
+            .args(["bench", "upstream", "--listen", "127.0.0.1:0"])
+            .env("DOCKET_UPSTREAM_KEY", api_key)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn docket bench upstream");
+        let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+        for line in lines.by_ref() {
+            let line = line.unwrap();
+            if let Some(addr) = line.split("listening on ").nth(1) {
+                std::thread::spawn(move || for _ in lines {});
+                return Self {
+                    child,
+                    base: addr.trim().to_owned(),
+                };
+            }
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!("the stand-in upstream exited before printing its address");
+    }
+
+    /// The requests received since the last [`StandIn::clear`], oldest
+    /// first: `{method, path, query, headers, body}`.
+    pub fn requests(&self) -> Vec<Value> {
+        reqwest::blocking::get(format!("{}/_standin/requests", self.base))
+            .and_then(|r| r.error_for_status())
+            .and_then(|r| r.json())
+            .expect("read the stand-in's request log")
+    }
+
+    pub fn clear(&self) {
+        reqwest::blocking::Client::new()
+            .delete(format!("{}/_standin/requests", self.base))
+            .send()
+            .and_then(|r| r.error_for_status())
+            .expect("clear the stand-in's request log");
+    }
+}
+
+impl Drop for StandIn {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The python that has the SDKs of tests/sdk/requirements.txt; scripts/test
+/// makes it and names it in `DOCKET_TEST_PYTHON`.
+pub fn sdk_python() -> String {
+    match std::env::var("DOCKET_TEST_PYTHON") {
+        Ok(p) if !p.trim().is_empty() => p,
+        _ => panic!(
+            "DOCKET_TEST_PYTHON is not set: the gateway tests drive the official OpenAI and \
+             Anthropic Python SDKs. Run them through scripts/test (which installs \
+             tests/sdk/requirements.txt into target/sdk-venv), or set DOCKET_TEST_PYTHON to a \
+             python that has those packages."
+        ),
+    }
+}
+
+/// tests/sdk/client.py, which runs one call through an official SDK.
+pub fn sdk_client() -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/sdk/client.py")
+}
+
 /// Creates the first admin with the bootstrap token; returns their token
 /// and the number of entries that wrote.
 fn bootstrap_admin(base: &str, bootstrap: &str) -> (String, u64) {
@@ -151,8 +261,11 @@ fn read_startup(child: &mut Child, first_start: bool) -> (String, Option<String>
     let stderr = child.stderr.take().unwrap();
     let mut lines = BufReader::new(stderr).lines();
     let (mut base, mut token) = (None, None);
+    let mut seen = String::new();
     for line in lines.by_ref() {
         let line = line.unwrap();
+        seen.push_str(&line);
+        seen.push('\n');
         if let Some(addr) = line.split(" on http://").nth(1) {
             base = Some(format!("http://{}", addr.trim()));
         }
@@ -167,5 +280,5 @@ fn read_startup(child: &mut Child, first_start: bool) -> (String, Option<String>
             return (b, token);
         }
     }
-    panic!("docket serve exited before printing its address");
+    panic!("docket serve exited before printing its address:\n{seen}");
 }
