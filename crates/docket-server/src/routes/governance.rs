@@ -17,6 +17,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
+use super::identity::written;
 use crate::AppState;
 use crate::error::{ApiError, ApiJson, ApiQuery};
 use crate::governance::{ActionRequest, AgentCaller, Claim, Source, request_digest};
@@ -26,12 +27,6 @@ type Caller_ = axum::Extension<Caller>;
 
 fn unprocessable(code: &'static str, message: impl Into<String>) -> ApiError {
     ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, code, message)
-}
-
-fn written(acks: &[(docket_store::Appended, docket_core::identity::Event)]) -> Value {
-    acks.iter()
-        .map(|(a, e)| json!({"seq": a.seq.0, "type": e.entry_type().as_str(), "ts": a.ts.to_string()}))
-        .collect()
 }
 
 /// Compiles `policy` and runs `tests` against it: the submission check and

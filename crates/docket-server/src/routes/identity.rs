@@ -27,7 +27,8 @@ use crate::identity::{Caller, Identity, LoginPassword, new_credential};
 
 type Caller_ = axum::Extension<Caller>;
 
-fn written(acks: &[(Appended, Event)]) -> Value {
+/// What a change appended, for its response.
+pub(super) fn written(acks: &[(Appended, Event)]) -> Value {
     acks.iter()
         .map(|(a, e)| json!({"seq": a.seq.0, "type": e.entry_type().as_str(), "ts": a.ts.to_string()}))
         .collect()
