@@ -492,7 +492,7 @@ pub async fn gateway(args: GatewayArgs) -> anyhow::Result<()> {
         Some(u) => u.trim_end_matches('/').to_owned(),
         None => start_upstream().await?,
     };
-    let (through, key, _docket) = match &args.through {
+    let (through, key, in_process) = match &args.through {
         Some(url) => (
             url.trim_end_matches('/').to_owned(),
             args.through_key.clone().unwrap_or_default(),
@@ -559,7 +559,7 @@ pub async fn gateway(args: GatewayArgs) -> anyhow::Result<()> {
         Some(r) => println!("highest rate sustained without errors: {r}/s"),
         None => println!("no rate was sustained without errors"),
     }
-    if let Some((running, _dir)) = _docket {
+    if let Some((running, _dir)) = in_process {
         running.stop().await?;
     }
     Ok(())

@@ -385,13 +385,32 @@ impl Registry {
     }
 
     /// Engages or releases a kill switch; effective on the next request.
+    /// Admins and approvers do either; others may only stop an agent they
+    /// own or a project they belong to.
     pub fn plan_kill_switch(
         &self,
+        actor: &UserId,
         target: KillTarget,
         engaged: bool,
         reason: String,
     ) -> Result<Vec<Event>> {
         reason_text(&reason)?;
+        if !self.is_admin(actor) && !self.has_role(actor, super::Role::Approver) {
+            let theirs = match &target {
+                KillTarget::Agent { agent } => self
+                    .agents
+                    .get(agent)
+                    .is_some_and(|a| &a.record.owner == actor),
+                KillTarget::Project { project } => self.is_member(actor, project),
+                KillTarget::Global => false,
+            };
+            if !theirs || !engaged {
+                return Err(Forbidden(
+                    "only admins and approvers release kill switches or stop everything; others may stop their own agents and projects"
+                        .into(),
+                ));
+            }
+        }
         match &target {
             KillTarget::Global => {}
             KillTarget::Project { project } => {

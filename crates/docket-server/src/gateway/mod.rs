@@ -555,17 +555,25 @@ impl Facts {
             } => ("cut", *usage, response_id.clone(), Some(why.clone())),
         };
         let prices = &state.gateway.prices;
-        // An answered call without usage is charged its estimate: budgets
-        // must not leak through a provider that omits usage.
-        let (input, output, usage_source) = match usage {
-            Some(u) => (u.input_tokens, u.output_tokens, "provider"),
-            None if matches!(ended, Ended::Failed(_)) => (0, 0, "none"),
-            None => (self.estimate.estimated_tokens, 0, "estimated"),
-        };
-        let cost = match usage_source {
-            "provider" => prices.cost(&self.model, input, output).0,
-            "estimated" => self.estimate.estimate_micro_usd,
-            _ => 0,
+        // Providers bill what they answered: a call that got no 2xx costs
+        // nothing. An answer without usage is charged its estimate, so
+        // budgets do not leak through a provider that omits usage.
+        let answered =
+            !matches!(ended, Ended::Failed(_)) && upstream_status.is_none_or(|s| s.is_success());
+        let (input, output, usage_source, cost) = match usage {
+            Some(u) => (
+                u.input_tokens,
+                u.output_tokens,
+                "provider",
+                prices.cost(&self.model, u.input_tokens, u.output_tokens).0,
+            ),
+            None if answered => (
+                self.estimate.estimated_tokens,
+                0,
+                "estimated",
+                self.estimate.estimate_micro_usd,
+            ),
+            None => (0, 0, "none", 0),
         };
         let now = Timestamp::now();
         if let Some(p) = permit {

@@ -247,18 +247,18 @@ pub fn evaluate(
             None,
         );
     };
-    let field = scope_field(req.action);
-    let mut names: Vec<&str> = match field {
-        ScopeField::DataClasses => Vec::new(),
-        _ => vec![req.resource.id.as_str()],
+    // The model or tool by name (a dataset is scoped by its data classes),
+    // then every data class the call touches.
+    let named = match scope_field(req.action) {
+        ScopeField::DataClasses => None,
+        field => Some((field, req.resource.id.as_str())),
     };
-    names.extend(req.resource.data_classes.iter().map(String::as_str));
-    for (i, name) in names.iter().enumerate() {
-        let f = if i == 0 && field != ScopeField::DataClasses {
-            field
-        } else {
-            ScopeField::DataClasses
-        };
+    let classes = req
+        .resource
+        .data_classes
+        .iter()
+        .map(|c| (ScopeField::DataClasses, c.as_str()));
+    for (f, name) in named.into_iter().chain(classes) {
         if !registry.allows(agent, credential, f, name) {
             return deny(
                 Stage::Scope,
@@ -432,12 +432,8 @@ impl Governance {
             evaluate(&registry, &policy, &self.limiter, caller, req, now)
         };
         let body = decision_body(caller, req, &eval, None);
-        let held = eval.outcome == Outcome::RequireApproval;
-        let expires_at = Timestamp::from_micros(
-            now.as_micros() + i64::try_from(self.approval_ttl.as_micros()).unwrap_or(i64::MAX),
-        );
-        let summary = summary(caller, req, &eval);
-        let summary_sha256 = sha256_json(&summary);
+        // Only a held call needs what approvers are shown.
+        let held = (eval.outcome == Outcome::RequireApproval).then(|| summary(caller, req, &eval));
         let Evaluation {
             outcome,
             stage,
@@ -450,9 +446,13 @@ impl Governance {
             .await?;
         let seq = acks[0].seq.0;
         let mut approval = None;
-        if held {
+        if let Some(summary) = held {
             // A second append, so the request can name its decision's seq;
             // if it fails the action stays refused (nothing to approve).
+            let expires_at = Timestamp::from_micros(
+                now.as_micros() + i64::try_from(self.approval_ttl.as_micros()).unwrap_or(i64::MAX),
+            );
+            let summary_sha256 = sha256_json(&summary);
             let body = approval_body(caller, req, seq, &summary, &summary_sha256, expires_at)?;
             let acks = self
                 .append(vec![entry(EntryType::ApprovalRequested, &body)?])

@@ -1495,6 +1495,10 @@ fn provider_failures_reach_the_sdk_in_the_providers_shape() {
     assert_eq!(receipt["body"]["outcome"], "upstream_error", "{receipt}");
     assert_eq!(receipt["body"]["upstream_status"], 500);
     assert_eq!(
+        receipt["body"]["cost_micro_usd"], 0,
+        "a provider error is not billed: {receipt}"
+    );
+    assert_eq!(
         receipt["body"]["decision"],
         seq_header(&r, "docket-decision")
     );
@@ -1708,5 +1712,110 @@ fn an_unwritable_ledger_refuses_calls() {
     let r = d.sdk(&call);
     assert_eq!(r["ok"], true, "{r}");
     assert_eq!(d.standin.requests().len(), 1);
+    d.stop_and_verify();
+}
+
+/// Only datasets named `tickets` may be read.
+const TOOL_POLICY: &str = r#"
+@id("read-tickets")
+permit(principal, action == Docket::Action::"read_data", resource)
+when { resource.name == "tickets" };
+"#;
+
+/// A tool Docket cannot proxy: the agent asks `authorize`, acts, and
+/// reports the outcome with `record`; both entries say the agent reported
+/// them, and an outcome is recorded once, only for an allowing decision.
+#[test]
+fn tools_docket_cannot_proxy_go_through_authorize_and_record() {
+    let dataset = |name: &str, expect: &str| {
+        json!({
+            "name": format!("read {name}"),
+            "request": {
+                "principal": {"agent": "bot", "project": "support", "owner": "dev",
+                              "data_classes": ["pii"]},
+                "action": "read_data",
+                "resource": {"kind": "dataset", "id": name, "data_classes": ["pii"]},
+                "context": {"time": 1_767_268_800},
+            },
+            "expect": expect,
+        })
+    };
+    let d = Docket::start(Setup {
+        policy: Some((
+            TOOL_POLICY,
+            json!([dataset("tickets", "allow"), dataset("payroll", "deny")]),
+        )),
+        ..Setup::default()
+    });
+    let ask = |name: &str, classes: &[&str]| {
+        d.api(
+            "POST",
+            "/api/v1/authorize",
+            &d.key,
+            json!({"action": "read_data", "name": name, "data_classes": classes,
+                   "arguments": {"ticket": 42}}),
+        )
+    };
+
+    let (status, v) = ask("tickets", &["pii"]);
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["outcome"], "allow", "{v}");
+    let allowed = v["decision"].as_u64().unwrap();
+    let decision = d.entry(allowed);
+    assert_eq!(decision["type"], "decision");
+    assert_eq!(decision["body"]["source"], "agent_reported");
+    assert_eq!(decision["body"]["dataset"], "tickets");
+    assert_eq!(
+        decision["body"]["policy"]["determining"],
+        json!(["read-tickets"])
+    );
+    assert!(
+        decision["body"]["request"]["arguments_sha256"].is_string(),
+        "{decision}"
+    );
+
+    let record = |decision: u64| {
+        d.api(
+            "POST",
+            "/api/v1/record",
+            &d.key,
+            json!({"decision": decision, "outcome": "ok", "latency_ms": 12,
+                   "output_sha256": "ab".repeat(32)}),
+        )
+    };
+    let (status, v) = record(allowed);
+    assert_eq!(status, 201, "{v}");
+    let receipt = d.entry(v["receipt"].as_u64().unwrap());
+    assert_eq!(receipt["type"], "receipt");
+    assert_eq!(receipt["body"]["source"], "agent_reported");
+    assert_eq!(receipt["body"]["decision"], allowed);
+    assert_eq!(receipt["body"]["dataset"], "tickets");
+    let (status, v) = record(allowed);
+    assert_eq!(status, 409, "one outcome per decision: {v}");
+    assert_eq!(v["error"]["code"], "already_recorded");
+
+    // Refused by policy, and then there is nothing to record.
+    let (status, v) = ask("payroll", &["pii"]);
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["outcome"], "deny");
+    assert_eq!(v["stage"], "policy");
+    let (status, v) = record(v["decision"].as_u64().unwrap());
+    assert_eq!(status, 409, "{v}");
+    assert_eq!(v["error"]["code"], "not_allowed");
+
+    // A data class outside the agent's scope never reaches policy.
+    let (status, v) = ask("tickets", &["financial"]);
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["outcome"], "deny");
+    assert_eq!(v["stage"], "scope");
+
+    // Model calls are the gateway's to observe.
+    let (status, v) = d.api(
+        "POST",
+        "/api/v1/authorize",
+        &d.key,
+        json!({"action": "call_model", "name": "gpt-4o-mini"}),
+    );
+    assert_eq!(status, 400, "{v}");
     d.stop_and_verify();
 }
