@@ -156,6 +156,19 @@ impl LogSigner {
             note,
         })
     }
+    /// Signs a note whose text is not a checkpoint (e.g. an evidence
+    /// manifest digest). `text` must end in a newline, and its first line
+    /// must differ from the origin so no note is mistaken for a checkpoint.
+    pub fn sign_text(&self, text: &str) -> Result<String, CheckpointError> {
+        if text.lines().next() == Some(self.origin.as_str()) {
+            return Err(CheckpointError::MalformedCheckpoint);
+        }
+        let mut note = Note::new(text.as_bytes(), &[])
+            .map_err(|e| CheckpointError::MalformedNote(e.to_string()))?;
+        note.add_sigs(&[&self.signer])
+            .map_err(|_| CheckpointError::Signing)?;
+        String::from_utf8(note.to_bytes()).map_err(|_| CheckpointError::Signing)
+    }
 }
 
 /// Verifies checkpoints against one pinned log key and origin.
@@ -195,9 +208,9 @@ impl LogVerifier {
         &self.public_key
     }
 
-    /// Verifies a signed checkpoint note: signed by the pinned key, for the
-    /// pinned origin. Other signatures (witness cosignatures) are ignored.
-    pub fn verify(&self, note: &str) -> Result<SignedCheckpoint, CheckpointError> {
+    /// Verifies a signed note's signature by the pinned key and returns
+    /// its text; what the text means is the caller's to check.
+    pub fn verify_text(&self, note: &str) -> Result<String, CheckpointError> {
         if note.len() > MAX_CHECKPOINT_BYTES {
             return Err(CheckpointError::TooLarge);
         }
@@ -214,7 +227,15 @@ impl LogVerifier {
             }
             Err(e) => return Err(CheckpointError::MalformedNote(e.to_string())),
         }
-        let cp = Checkpoint::from_bytes(parsed.text())
+        String::from_utf8(parsed.text().to_vec())
+            .map_err(|e| CheckpointError::MalformedNote(e.to_string()))
+    }
+
+    /// Verifies a signed checkpoint note: signed by the pinned key, for the
+    /// pinned origin. Other signatures (witness cosignatures) are ignored.
+    pub fn verify(&self, note: &str) -> Result<SignedCheckpoint, CheckpointError> {
+        let text = self.verify_text(note)?;
+        let cp = Checkpoint::from_bytes(text.as_bytes())
             .map_err(|_| CheckpointError::MalformedCheckpoint)?;
         if cp.origin() != self.origin {
             return Err(CheckpointError::WrongOrigin {

@@ -63,6 +63,8 @@ pub enum Permission {
     DecideApproval,
     /// Act as an agent: model calls through the gateway, authorize/record.
     AgentAction,
+    /// Download an evidence pack (an `export` entry records who did).
+    ExportEvidence,
 }
 
 const HUMANS: &[Role] = &Role::ALL;
@@ -101,6 +103,7 @@ pub fn holders(permission: Permission) -> (&'static [Role], bool, bool) {
         ReadApprovals => (HUMANS, true, false),
         DecideApproval => (&[Role::Admin, Role::Approver], false, false),
         AgentAction => (&[], true, false),
+        ExportEvidence => (&[Role::Admin, Role::Auditor, Role::Reviewer], false, false),
     }
 }
 

@@ -27,6 +27,8 @@ pub struct Config {
     pub identity: IdentityConfig,
     /// Model providers, routes, prices and approval timing of the gateway.
     pub gateway: crate::gateway::config::GatewayConfig,
+    /// Scheduled evidence packs.
+    pub evidence: crate::evidence::EvidenceConfig,
     pub log_format: LogFormat,
 }
 
@@ -122,6 +124,7 @@ impl Default for Config {
             storage: StorageConfig::default(),
             identity: IdentityConfig::default(),
             gateway: Default::default(),
+            evidence: Default::default(),
             log_format: LogFormat::Text,
         }
     }

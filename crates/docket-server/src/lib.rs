@@ -6,6 +6,7 @@ pub mod authz;
 pub mod checkpointer;
 pub mod config;
 pub mod error;
+pub mod evidence;
 pub mod gateway;
 pub mod governance;
 pub mod httpsig;
@@ -21,6 +22,7 @@ use std::time::Duration;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::get;
+use docket_core::LogSigner;
 use docket_store::{Ledger, LedgerConfig};
 use tokio::sync::watch;
 use zeroize::Zeroizing;
@@ -44,6 +46,8 @@ pub struct AppState {
     pub governance: Arc<governance::Governance>,
     pub gateway: Arc<gateway::Gateway>,
     pub config: Arc<Config>,
+    /// The log key: checkpoints and evidence manifests.
+    pub signer: Arc<LogSigner>,
 }
 
 /// The whole HTTP surface. Every route but `/healthz` needs credentials,
@@ -102,6 +106,7 @@ pub struct Running {
     server: tokio::task::JoinHandle<std::io::Result<()>>,
     checkpointer: tokio::task::JoinHandle<()>,
     upkeep: tokio::task::JoinHandle<()>,
+    scheduled: tokio::task::JoinHandle<()>,
 }
 
 impl Running {
@@ -111,6 +116,7 @@ impl Running {
         let served = self.server.await.unwrap_or(Ok(()));
         let _ = self.checkpointer.await;
         let _ = self.upkeep.await;
+        let _ = self.scheduled.await;
         let ledger = self.ledger.clone();
         let _ = tokio::task::spawn_blocking(move || ledger.close()).await;
         served
@@ -195,6 +201,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         governance,
         gateway,
         config: Arc::new(config.clone()),
+        signer: signer.clone(),
     };
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
@@ -207,6 +214,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         source,
     })?;
     let (shutdown, rx) = watch::channel(false);
+    let state_signer = signer.clone();
     let checkpointer = checkpointer::spawn(
         ledger.clone(),
         signer,
@@ -214,6 +222,18 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         rx.clone(),
     );
     let upkeep = identity::spawn_upkeep(identity, rx.clone());
+    let scheduled = evidence::spawn_schedule(
+        ledger.clone(),
+        state_signer,
+        config.evidence.schedule,
+        config
+            .evidence
+            .dir
+            .clone()
+            .unwrap_or_else(|| config.data_dir.join("evidence")),
+        Duration::from_secs(600),
+        rx.clone(),
+    );
     let mut stop = rx;
     let router = app(state);
     let server = tokio::spawn(async move {
@@ -233,5 +253,6 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         server,
         checkpointer,
         upkeep,
+        scheduled,
     })
 }

@@ -46,6 +46,37 @@ impl Client {
         self.finish(req, path_and_query)
     }
 
+    /// GETs `path_and_query` and streams the body into `out` (no timeout:
+    /// an export of a large window takes a while). Returns the response headers.
+    pub fn download(
+        &self,
+        path_and_query: &str,
+        out: &mut dyn std::io::Write,
+    ) -> anyhow::Result<reqwest::header::HeaderMap> {
+        let mut req = self
+            .http
+            .get(format!("{}{}", self.base, path_and_query))
+            .timeout(std::time::Duration::from_secs(24 * 3600));
+        if let Some(t) = &self.token {
+            req = req.bearer_auth(t);
+        }
+        let mut resp = req
+            .send()
+            .with_context(|| format!("cannot reach {}", self.base))?;
+        let status = resp.status();
+        if !status.is_success() {
+            let bytes = resp.bytes()?;
+            let msg = serde_json::from_slice::<serde_json::Value>(&bytes)
+                .ok()
+                .and_then(|v| v["error"]["message"].as_str().map(str::to_owned))
+                .unwrap_or_else(|| String::from_utf8_lossy(&bytes).into_owned());
+            return Err(anyhow!("server answered {status}: {msg}"));
+        }
+        let headers = resp.headers().clone();
+        resp.copy_to(out)?;
+        Ok(headers)
+    }
+
     /// `POST /api/v1/login` with HTTP Basic credentials.
     pub fn login<T: DeserializeOwned>(&self, user: &str, password: &str) -> anyhow::Result<T> {
         let req = self

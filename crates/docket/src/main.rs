@@ -3,6 +3,7 @@
 mod bench;
 mod bench_gateway;
 mod client;
+mod evidence;
 mod governance;
 mod identity;
 mod query;
@@ -50,6 +51,9 @@ enum Command {
     Serve(serve::Args),
     /// Re-check a whole log — a data directory or a running server — against its public key.
     Verify(verify::Args),
+    /// Evidence packs: export a window for the auditor, sample it.
+    #[command(subcommand)]
+    Evidence(evidence::Command),
     /// Get or verify self-standing receipts.
     #[command(subcommand)]
     Receipt(receipt::Command),
@@ -109,6 +113,7 @@ fn main() -> ExitCode {
         Command::Serve(a) => serve::run(a),
         Command::Verify(a) => verify::run(a),
         Command::Receipt(c) => receipt::run(c),
+        Command::Evidence(c) => evidence::run(c),
         Command::Query(a) => query::run(*a),
         Command::Bootstrap(a) => identity::bootstrap(a),
         Command::Login(a) => identity::login(a),

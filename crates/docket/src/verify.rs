@@ -21,6 +21,9 @@ use crate::{ServerArgs, read_key_arg};
 
 #[derive(clap::Args)]
 pub struct Args {
+    /// An evidence pack (.zip) to verify offline, instead of a whole log;
+    /// needs --key.
+    pack: Option<PathBuf>,
     /// Data directory to verify (the default, unless --server is given).
     #[arg(long, conflicts_with = "server")]
     data_dir: Option<PathBuf>,
@@ -45,6 +48,15 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    if let Some(pack) = &args.pack {
+        let Some(key) = &args.key else {
+            bail!(
+                "verifying a pack needs the log's public key: --key origin+id+base64 (or a file)"
+            );
+        };
+        let code = docket_evidence::cli::verify_command(pack, key, args.json);
+        return Ok(ExitCode::from(code as u8));
+    }
     let options = VerifyOptions {
         check_bodies: args.bodies,
     };

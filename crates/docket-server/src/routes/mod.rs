@@ -1,6 +1,7 @@
 //! HTTP routes under `/api/v1`, grouped by what they serve.
 
 pub mod entries;
+pub mod evidence;
 pub mod governance;
 pub mod identity;
 pub mod log;
@@ -79,6 +80,12 @@ pub fn table() -> Vec<ApiRoute> {
             "/api/v1/receipts/{seq}",
             P::ReadEntries,
             get(log::receipt),
+        ),
+        r(
+            Method::GET,
+            "/api/v1/evidence/export",
+            P::ExportEvidence,
+            get(evidence::export_pack),
         ),
         r(Method::GET, "/api/v1/log", P::ReadLog, get(log::info)),
         r(

@@ -1,0 +1,1082 @@
+//! The one pass over a window's entries that both the export and the
+//! verifier make: it folds the registry, counts what each test of
+//! [`crate::controls::CRITERIA`] needs, and writes the record files. Its
+//! outputs are a pure function of the entries it is fed, in order, so the
+//! verifier's bytes equal the exporter's unless an entry or a derived file
+//! was changed.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use docket_core::identity::event::{ChangeRequest, ReviewEvent};
+use docket_core::identity::registry::{AgentStatus, ChangeStatus, Credential};
+use docket_core::identity::{
+    Actor, AgentId, CredentialId, Event, HumanAssurance, KycStatus, Registry,
+};
+use docket_core::{Entry, EntryType, Timestamp};
+use serde_json::{Map, Value, json};
+
+use crate::controls::{
+    CONTROLS_FORMAT, CRITERIA, ControlsReport, CriterionResult, Item, MAX_LISTED, Status,
+    TestResult, VendorLine, VendorRollup, WindowInfo,
+};
+
+/// The record files: the window's entries of one kind, summarized, each
+/// line naming its `seq`.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum RecordFile {
+    Decisions,
+    Approvals,
+    Changes,
+    Containment,
+    Incidents,
+}
+
+impl RecordFile {
+    pub const ALL: [RecordFile; 5] = [
+        RecordFile::Decisions,
+        RecordFile::Approvals,
+        RecordFile::Changes,
+        RecordFile::Containment,
+        RecordFile::Incidents,
+    ];
+
+    pub fn path(self) -> &'static str {
+        match self {
+            RecordFile::Decisions => "records/decisions.jsonl",
+            RecordFile::Approvals => "records/approvals.jsonl",
+            RecordFile::Changes => "records/changes.jsonl",
+            RecordFile::Containment => "records/containment.jsonl",
+            RecordFile::Incidents => "records/incidents.jsonl",
+        }
+    }
+
+    fn of(kind: EntryType) -> Option<RecordFile> {
+        use EntryType as T;
+        Some(match kind {
+            T::Decision => RecordFile::Decisions,
+            T::ApprovalRequested | T::ApprovalDecided | T::ApprovalUsed => RecordFile::Approvals,
+            T::ChangeRequested
+            | T::ChangeApproved
+            | T::ChangeApplied
+            | T::ChangeRejected
+            | T::PolicyActivated
+            | T::AgentUpdated
+            | T::AgentRegistered
+            | T::AgentRetired
+            | T::ProjectCreated
+            | T::ProjectUpdated
+            | T::LimitsSet => RecordFile::Changes,
+            T::KillSwitchEngaged | T::KillSwitchReleased | T::AgentSuspended | T::AgentResumed => {
+                RecordFile::Containment
+            }
+            T::IncidentEvent | T::Anomaly => RecordFile::Incidents,
+            _ => return None,
+        })
+    }
+}
+
+/// Where record lines go: files in a zip for the export, hashers for the
+/// verifier.
+pub trait RecordSink {
+    fn line(&mut self, file: RecordFile, line: &[u8]) -> std::io::Result<()>;
+}
+
+/// Decision members carried into `records/decisions.jsonl` (the Cedar
+/// inputs stay in the entry).
+const DECISION_KEYS: &[&str] = &[
+    "agent",
+    "project",
+    "human",
+    "credential",
+    "action",
+    "model",
+    "provider",
+    "tool",
+    "dataset",
+    "data_classes",
+    "outcome",
+    "stage",
+    "reason",
+    "policy",
+    "approval",
+];
+
+/// Whether an entry of a project-scoped pack belongs to another project
+/// (and so is shown only as its leaf hash).
+pub fn belongs_elsewhere(body: &Value, project: Option<&str>) -> bool {
+    match (project, body.get("project").and_then(Value::as_str)) {
+        (Some(p), Some(q)) => p != q,
+        _ => false,
+    }
+}
+
+/// Counts and lists for one test.
+#[derive(Default)]
+struct Tally {
+    items: Vec<Item>,
+    omitted: u64,
+}
+
+impl Tally {
+    fn push(&mut self, seq: u64, note: impl Into<String>) {
+        if self.items.len() < MAX_LISTED {
+            self.items.push(Item {
+                seq,
+                note: note.into(),
+            });
+        } else {
+            self.omitted += 1;
+        }
+    }
+
+    fn count(&self) -> u64 {
+        self.items.len() as u64 + self.omitted
+    }
+}
+
+#[derive(Default)]
+struct Vendor {
+    calls: u64,
+    errors: u64,
+    cost: u64,
+    input: u64,
+    output: u64,
+}
+
+impl Vendor {
+    fn add(&mut self, cost: u64, input: u64, output: u64, error: bool) {
+        self.calls += 1;
+        self.errors += u64::from(error);
+        self.cost = self.cost.saturating_add(cost);
+        self.input = self.input.saturating_add(input);
+        self.output = self.output.saturating_add(output);
+    }
+}
+
+/// Rotation period for long-lived credentials (CONTROLS.md CC6.3).
+pub const ROTATION_DAYS: i64 = 90;
+
+/// The state of one pass.
+pub struct Fold {
+    window: WindowInfo,
+    to: Timestamp,
+    registry: Registry,
+    /// `seq` of each credential's issuing entry.
+    credential_seq: HashMap<CredentialId, u64>,
+    /// `seq` at which each agent was registered.
+    agent_seq: HashMap<AgentId, u64>,
+    by_type: BTreeMap<&'static str, u64>,
+    withheld: u64,
+    // CC6.1
+    receipts: u64,
+    unregistered: Tally,
+    assurance: [u64; 3],
+    inactive: Tally,
+    classified: Tally,
+    classified_humans: BTreeSet<String>,
+    // CC6.2
+    unapproved_registrations: Tally,
+    self_approved_registrations: Tally,
+    credentials_to_inactive: Tally,
+    // CC6.3: completed reviews by quarter ("2026-Q4"), before and in the window.
+    reviews_by_quarter: BTreeMap<String, u64>,
+    // CC6.6
+    out_of_scope: Tally,
+    out_of_scope_allowed: u64,
+    // CC7.1, CC8.1
+    unrecorded_changes: Tally,
+    unapproved_changes: Tally,
+    self_approved_changes: Tally,
+    without_tests: Tally,
+    without_rollback: Tally,
+    changes_applied: u64,
+    // CC7.2, CC7.4
+    anomalies: BTreeMap<(String, String), u64>,
+    containment: Tally,
+    // CC9.2, A1.2
+    vendors: BTreeMap<(String, String), Vendor>,
+    provider_days: BTreeMap<(String, String), (u64, u64, u64)>,
+}
+
+fn str_of<'a>(body: &'a Value, key: &str) -> Option<&'a str> {
+    body.get(key).and_then(Value::as_str)
+}
+
+fn u64_of(body: &Value, key: &str) -> u64 {
+    body.get(key).and_then(Value::as_u64).unwrap_or(0)
+}
+
+fn quarter(ts: Timestamp) -> String {
+    let d = ts.to_datetime();
+    format!("{}-Q{}", d.year(), (u8::from(d.month()) - 1) / 3 + 1)
+}
+
+fn ppm(part: u64, whole: u64) -> u64 {
+    if whole == 0 {
+        0
+    } else {
+        ((u128::from(part) * 1_000_000) / u128::from(whole)) as u64
+    }
+}
+
+impl Fold {
+    pub fn new(window: WindowInfo, to: Timestamp) -> Self {
+        Self {
+            window,
+            to,
+            registry: Registry::default(),
+            credential_seq: HashMap::new(),
+            agent_seq: HashMap::new(),
+            by_type: BTreeMap::new(),
+            withheld: 0,
+            receipts: 0,
+            unregistered: Tally::default(),
+            assurance: [0; 3],
+            inactive: Tally::default(),
+            classified: Tally::default(),
+            classified_humans: BTreeSet::new(),
+            unapproved_registrations: Tally::default(),
+            self_approved_registrations: Tally::default(),
+            credentials_to_inactive: Tally::default(),
+            reviews_by_quarter: BTreeMap::new(),
+            out_of_scope: Tally::default(),
+            out_of_scope_allowed: 0,
+            unrecorded_changes: Tally::default(),
+            unapproved_changes: Tally::default(),
+            self_approved_changes: Tally::default(),
+            without_tests: Tally::default(),
+            without_rollback: Tally::default(),
+            changes_applied: 0,
+            anomalies: BTreeMap::new(),
+            containment: Tally::default(),
+            vendors: BTreeMap::new(),
+            provider_days: BTreeMap::new(),
+        }
+    }
+
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
+    /// An identity entry from before the window: it shapes the registry
+    /// the window starts with, and nothing else.
+    pub fn context(&mut self, entry: &Entry, body: &Value) {
+        if let Ok((event, actor)) = Event::from_body(entry.kind, body) {
+            self.note_identity(entry.seq.0, entry.ts, &event);
+            self.registry.apply(entry.seq.0, entry.ts, &actor, &event);
+        }
+    }
+
+    /// An entry of another project, present only as its leaf hash.
+    pub fn withheld(&mut self) {
+        self.withheld += 1;
+    }
+
+    /// Bookkeeping that must see context entries too.
+    fn note_identity(&mut self, seq: u64, ts: Timestamp, event: &Event) {
+        match event {
+            Event::CredentialIssued { credential, .. } => {
+                self.credential_seq.insert(credential.id.clone(), seq);
+            }
+            Event::AgentRegistered { agent, .. } => {
+                self.agent_seq.insert(agent.id.clone(), seq);
+            }
+            Event::AccessReview {
+                event: ReviewEvent::Completed { .. },
+                ..
+            } => {
+                *self.reviews_by_quarter.entry(quarter(ts)).or_default() += 1;
+            }
+            _ => {}
+        }
+    }
+
+    /// One disclosed entry of the window, in `seq` order.
+    pub fn entry(
+        &mut self,
+        entry: &Entry,
+        body: &Value,
+        sink: &mut dyn RecordSink,
+    ) -> std::io::Result<()> {
+        let seq = entry.seq.0;
+        *self.by_type.entry(entry.kind.as_str()).or_default() += 1;
+        if let Some(file) = RecordFile::of(entry.kind) {
+            let line = record_line(entry, body);
+            sink.line(file, &line)?;
+        }
+        match entry.kind {
+            EntryType::Receipt => self.receipt(seq, entry.ts, body),
+            EntryType::Decision => self.decision(seq, body),
+            EntryType::Anomaly => {
+                let cat = str_of(body, "category").unwrap_or("uncategorized");
+                let sev = str_of(body, "severity").unwrap_or("unknown");
+                *self
+                    .anomalies
+                    .entry((cat.to_owned(), sev.to_owned()))
+                    .or_default() += 1;
+            }
+            EntryType::KillSwitchEngaged
+            | EntryType::KillSwitchReleased
+            | EntryType::AgentSuspended
+            | EntryType::AgentResumed => {
+                let what = str_of(body, "agent")
+                    .or(str_of(body, "project"))
+                    .unwrap_or("global");
+                self.containment
+                    .push(seq, format!("{} {what}", entry.kind.as_str()));
+            }
+            _ => {}
+        }
+        if Event::is_identity_type(entry.kind)
+            && let Ok((event, actor)) = Event::from_body(entry.kind, body)
+        {
+            self.identity(seq, entry.ts, &actor, &event);
+            self.note_identity(seq, entry.ts, &event);
+            self.registry.apply(seq, entry.ts, &actor, &event);
+        }
+        Ok(())
+    }
+
+    /// Is `agent` registered and active now (in the fold's order)?
+    fn agent_state(&self, agent: Option<&str>) -> Result<(), String> {
+        let Some(id) = agent else {
+            return Err("names no agent".into());
+        };
+        match id
+            .parse::<AgentId>()
+            .ok()
+            .and_then(|a| self.registry.agents.get(&a))
+        {
+            None => Err(format!("agent {id} is not registered")),
+            Some(a) if a.status != AgentStatus::Active => {
+                Err(format!("agent {id} is {}", a.status.as_str()))
+            }
+            Some(_) => Ok(()),
+        }
+    }
+
+    fn receipt(&mut self, seq: u64, ts: Timestamp, body: &Value) {
+        self.receipts += 1;
+        let agent = str_of(body, "agent");
+        let state = self.agent_state(agent);
+        match (&state, str_of(body, "credential")) {
+            (Err(why), _) => self.unregistered.push(seq, why.clone()),
+            (Ok(()), None) => self.unregistered.push(seq, "names no credential"),
+            (Ok(()), Some(c)) => {
+                let known = c
+                    .parse::<CredentialId>()
+                    .is_ok_and(|id| self.registry.credentials.contains_key(&id));
+                if !known {
+                    self.unregistered
+                        .push(seq, format!("credential {c} was never issued"));
+                }
+            }
+        }
+        if let Err(why) = state {
+            self.inactive.push(seq, why);
+        }
+        let assurance = body
+            .get("actor")
+            .and_then(|a| a.get("human_assurance"))
+            .and_then(|v| serde_json::from_value::<HumanAssurance>(v.clone()).ok());
+        let slot = match assurance {
+            Some(HumanAssurance::Session) => 0,
+            Some(HumanAssurance::Asserted) => 1,
+            _ => 2,
+        };
+        self.assurance[slot] += 1;
+        let human = str_of(body, "human");
+        if let Some(classes) = body.get("data_classes").and_then(Value::as_array)
+            && !classes.is_empty()
+        {
+            let names: Vec<&str> = classes.iter().filter_map(Value::as_str).collect();
+            self.classified.push(
+                seq,
+                format!(
+                    "{} for {}",
+                    names.join(","),
+                    human.unwrap_or("no named human")
+                ),
+            );
+            if let Some(h) = human {
+                self.classified_humans.insert(h.to_owned());
+            }
+        }
+        let provider = str_of(body, "provider").unwrap_or("unknown").to_owned();
+        let model = str_of(body, "model")
+            .or(str_of(body, "tool"))
+            .unwrap_or("unknown")
+            .to_owned();
+        let error = str_of(body, "outcome").is_some_and(|o| o != "ok");
+        let timeout = str_of(body, "error").is_some_and(|e| {
+            let e = e.to_ascii_lowercase();
+            e.contains("timed out") || e.contains("timeout")
+        });
+        self.vendors
+            .entry((provider.clone(), model))
+            .or_default()
+            .add(
+                u64_of(body, "cost_micro_usd"),
+                u64_of(body, "input_tokens"),
+                u64_of(body, "output_tokens"),
+                error,
+            );
+        let day = ts.to_string()[..10].to_owned();
+        let d = self.provider_days.entry((provider, day)).or_default();
+        d.0 += 1;
+        d.1 += u64::from(error);
+        d.2 += u64::from(timeout);
+    }
+
+    fn decision(&mut self, seq: u64, body: &Value) {
+        let outcome = str_of(body, "outcome").unwrap_or("unknown");
+        if outcome == "allow"
+            && let Err(why) = self.agent_state(str_of(body, "agent"))
+        {
+            self.inactive.push(seq, format!("allowed: {why}"));
+        }
+        if str_of(body, "stage") == Some("scope") {
+            let what = str_of(body, "model")
+                .or(str_of(body, "tool"))
+                .or(str_of(body, "dataset"))
+                .unwrap_or("?");
+            let agent = str_of(body, "agent").unwrap_or("?");
+            self.out_of_scope
+                .push(seq, format!("{agent} -> {what}: {outcome}"));
+            if outcome == "allow" {
+                self.out_of_scope_allowed += 1;
+            }
+        }
+    }
+
+    /// Tests on identity events of the window, against the registry as it
+    /// stood just before the event.
+    fn identity(&mut self, seq: u64, _ts: Timestamp, actor: &Actor, event: &Event) {
+        match event {
+            Event::ChangeRequested { info, .. } => {
+                if info.rollback_plan.as_deref().is_none_or(str::is_empty) {
+                    self.without_rollback.push(seq, "no rollback plan");
+                }
+            }
+            Event::ChangeApproved { request, .. } => {
+                let requester = self
+                    .registry
+                    .changes
+                    .get(request)
+                    .and_then(|c| c.requested_by.clone());
+                if let (Some(by), Some(req)) = (actor.user(), requester)
+                    && *by == req
+                {
+                    let is_registration =
+                        self.registry.changes.get(request).is_some_and(|c| {
+                            matches!(c.request, ChangeRequest::AgentRegister { .. })
+                        });
+                    let note = format!("change {request} approved by its requester {by}");
+                    if is_registration {
+                        self.self_approved_registrations.push(seq, note.clone());
+                    }
+                    self.self_approved_changes.push(seq, note);
+                }
+            }
+            Event::AgentRegistered { request, agent } => {
+                if !self.approved(*request) {
+                    self.unapproved_registrations.push(
+                        seq,
+                        format!("agent {} registered without an approved request", agent.id),
+                    );
+                }
+                self.applied(seq, *request, false);
+            }
+            Event::AgentUpdated { request, .. } | Event::AgentRetired { request, .. } => {
+                self.applied(seq, *request, false);
+            }
+            Event::PolicyActivated { request, tests, .. } => {
+                self.applied(seq, *request, tests.is_none());
+            }
+            Event::CredentialIssued { credential, .. } => {
+                if let Some(agent) = &credential.agent {
+                    match self.registry.agents.get(agent) {
+                        Some(a) if a.status == AgentStatus::Active => {}
+                        Some(a) => self.credentials_to_inactive.push(
+                            seq,
+                            format!(
+                                "credential {} to {} agent {agent}",
+                                credential.id,
+                                a.status.as_str()
+                            ),
+                        ),
+                        None => self.credentials_to_inactive.push(
+                            seq,
+                            format!("credential {} to unregistered agent {agent}", credential.id),
+                        ),
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn approved(&self, request: u64) -> bool {
+        self.registry
+            .changes
+            .get(&request)
+            .is_some_and(|c| matches!(c.status, ChangeStatus::Approved { .. }))
+    }
+
+    /// A change took effect: it needs a request, an approval and, for
+    /// policy versions, the test report.
+    fn applied(&mut self, seq: u64, request: u64, no_tests: bool) {
+        self.changes_applied += 1;
+        let Some(change) = self.registry.changes.get(&request) else {
+            self.unrecorded_changes.push(
+                seq,
+                format!("applied without a change request (names {request})"),
+            );
+            return;
+        };
+        if !matches!(change.status, ChangeStatus::Approved { .. }) {
+            self.unapproved_changes
+                .push(seq, format!("change {request} applied without approval"));
+        }
+        let evidence_missing = match &change.request {
+            ChangeRequest::PolicyVersion { .. } => no_tests,
+            ChangeRequest::PolicyRollback { .. } => no_tests,
+            _ => change.info.evidence.as_ref().is_none_or(Value::is_null),
+        };
+        if evidence_missing
+            && !matches!(
+                change.request,
+                ChangeRequest::AgentRegister { .. } | ChangeRequest::AgentRetire { .. }
+            )
+        {
+            self.without_tests.push(
+                seq,
+                format!(
+                    "change {request} ({}) applied without test evidence",
+                    change.request.name()
+                ),
+            );
+        }
+    }
+
+    /// The derived files' contents, computed from what was fed.
+    pub fn finish(self) -> Derived {
+        let vendors = self.vendor_rollup();
+        let registry = self.registry_snapshot();
+        let controls = self.controls(&vendors);
+        Derived {
+            controls,
+            vendors,
+            registry,
+        }
+    }
+
+    fn vendor_rollup(&self) -> VendorRollup {
+        let calls: u64 = self.vendors.values().map(|v| v.calls).sum();
+        let cost: u64 = self.vendors.values().map(|v| v.cost).sum();
+        let mut providers: BTreeMap<&str, Vendor> = BTreeMap::new();
+        for ((p, _), v) in &self.vendors {
+            let t = providers.entry(p).or_default();
+            t.calls += v.calls;
+            t.errors += v.errors;
+            t.cost += v.cost;
+            t.input += v.input;
+            t.output += v.output;
+        }
+        let line = |provider: &str, model: Option<&str>, v: &Vendor| VendorLine {
+            provider: provider.to_owned(),
+            model: model.map(str::to_owned),
+            calls: v.calls,
+            errors: v.errors,
+            cost_micro_usd: v.cost,
+            input_tokens: v.input,
+            output_tokens: v.output,
+            calls_ppm: ppm(v.calls, calls),
+            cost_ppm: ppm(v.cost, cost),
+        };
+        let mut order: Vec<(&str, &Vendor)> = providers.iter().map(|(p, v)| (*p, v)).collect();
+        order.sort_by(|a, b| b.1.calls.cmp(&a.1.calls).then(a.0.cmp(b.0)));
+        let mut lines = Vec::new();
+        for (p, total) in order {
+            lines.push(line(p, None, total));
+            let mut models: Vec<(&str, &Vendor)> = self
+                .vendors
+                .iter()
+                .filter(|((q, _), _)| q == p)
+                .map(|((_, m), v)| (m.as_str(), v))
+                .collect();
+            models.sort_by(|a, b| b.1.calls.cmp(&a.1.calls).then(a.0.cmp(b.0)));
+            for (m, v) in models {
+                lines.push(line(p, Some(m), v));
+            }
+        }
+        VendorRollup {
+            calls,
+            cost_micro_usd: cost,
+            lines,
+        }
+    }
+
+    fn registry_snapshot(&self) -> Value {
+        let r = &self.registry;
+        let users: Vec<Value> = r
+            .users
+            .values()
+            .map(|u| {
+                json!({
+                    "id": u.record.id,
+                    "name": u.record.name,
+                    "roles": u.record.roles,
+                    "disabled": u.record.disabled,
+                    "kyc": u.record.kyc,
+                    "created_at": u.created_at,
+                })
+            })
+            .collect();
+        let agents: Vec<Value> = r
+            .agents
+            .values()
+            .map(|a| {
+                let kyc = r
+                    .users
+                    .get(&a.record.owner)
+                    .map(|u| u.record.kyc.status)
+                    .unwrap_or_default();
+                json!({
+                    "id": a.record.id,
+                    "name": a.record.name,
+                    "did": a.record.did,
+                    "owner": a.record.owner,
+                    "owner_kyc": kyc,
+                    "project": a.record.project,
+                    "purpose": a.record.purpose,
+                    "scope": a.record.scope,
+                    "system_prompt_sha256": a.record.system_prompt_sha256,
+                    "status": a.status.as_str(),
+                    "registered_at": a.registered_at,
+                    "registered_seq": self.agent_seq.get(&a.record.id),
+                    "request": a.request,
+                })
+            })
+            .collect();
+        let mut credentials: Vec<(&CredentialId, Value)> = r
+            .credentials
+            .iter()
+            .map(|(id, c)| {
+                let rec = &c.record;
+                (
+                    id,
+                    json!({
+                        "id": rec.id,
+                        "kind": rec.kind,
+                        "prefix": rec.prefix,
+                        "agent": rec.agent,
+                        "user": rec.user,
+                        "scope": rec.scope,
+                        "task": rec.task,
+                        "human": rec.human,
+                        "parent": rec.parent,
+                        "expires_at": rec.expires_at,
+                        "issued_at": c.issued_at,
+                        "issued_seq": self.credential_seq.get(id),
+                        "revoked_at": c.revoked.as_ref().map(|(t, _)| *t),
+                        "revoked_reason": c.revoked.as_ref().map(|(_, why)| why),
+                        "dead_at_window_end": r.credential_dead_at(c, self.to),
+                    }),
+                )
+            })
+            .collect();
+        credentials.sort_by(|a, b| a.0.as_str().cmp(b.0.as_str()));
+        let reviews: Vec<Value> = r
+            .reviews
+            .values()
+            .map(|v| {
+                json!({
+                    "seq": v.seq,
+                    "opened_at": v.opened_at,
+                    "opened_by": v.opened_by,
+                    "agents": v.items.len(),
+                    "decisions": v.decisions.iter().map(|(a, (d, by, note))| json!({
+                        "agent": a, "decision": d, "by": by, "note": note,
+                    })).collect::<Vec<_>>(),
+                    "completed_at": v.completed_at,
+                })
+            })
+            .collect();
+        let projects: Vec<Value> = r
+            .projects
+            .values()
+            .map(|p| json!({"id": p.id, "name": p.name, "members": p.members, "rules": p.rules}))
+            .collect();
+        json!({
+            "users": users,
+            "projects": projects,
+            "agents": agents,
+            "credentials": credentials.into_iter().map(|(_, v)| v).collect::<Vec<_>>(),
+            "access_reviews": reviews,
+            "active_policy": r.active_policy.as_ref().map(|p| json!({"version": p.version, "sha256": p.sha256, "since_seq": p.seq})),
+        })
+    }
+
+    fn controls(&self, vendors: &VendorRollup) -> ControlsReport {
+        let mut criteria = Vec::new();
+        for def in CRITERIA {
+            let tests: Vec<TestResult> = def
+                .tests
+                .iter()
+                .map(|t| {
+                    let mut r = TestResult {
+                        id: t.id.to_owned(),
+                        title: t.title.to_owned(),
+                        status: Status::NoSource,
+                        reason: t.no_source.map(str::to_owned),
+                        figures: Map::new(),
+                        items: Vec::new(),
+                        items_omitted: 0,
+                    };
+                    if t.no_source.is_none() {
+                        self.run(t.id, &mut r, vendors);
+                    }
+                    r
+                })
+                .collect();
+            let status = tests
+                .iter()
+                .map(|t| t.status)
+                .min()
+                .unwrap_or(Status::NoSource);
+            let evidence_entries = def
+                .sources
+                .iter()
+                .map(|k| self.by_type.get(k.as_str()).copied().unwrap_or(0))
+                .sum();
+            criteria.push(CriterionResult {
+                id: def.id.to_owned(),
+                title: def.title.to_owned(),
+                asks: def.asks.to_owned(),
+                sources: def.sources.iter().map(|k| k.as_str().to_owned()).collect(),
+                evidence_entries,
+                status,
+                tests,
+            });
+        }
+        ControlsReport {
+            format: CONTROLS_FORMAT.to_owned(),
+            window: self.window.clone(),
+            entries_by_type: self
+                .by_type
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), json!(v)))
+                .collect(),
+            withheld_entries: self.withheld,
+            criteria,
+        }
+    }
+
+    /// Fills one test's figures, items and status.
+    fn run(&self, id: &str, r: &mut TestResult, vendors: &VendorRollup) {
+        let zero = |r: &mut TestResult, name: &str, t: &Tally| {
+            r.figures.insert(name.into(), json!(t.count()));
+            r.items = t.items.clone();
+            r.items_omitted = t.omitted;
+            r.status = if t.count() == 0 {
+                Status::Satisfied
+            } else {
+                Status::NotSatisfied
+            };
+        };
+        let listed = |r: &mut TestResult, name: &str, t: &Tally| {
+            r.figures.insert(name.into(), json!(t.count()));
+            r.items = t.items.clone();
+            r.items_omitted = t.omitted;
+            r.status = Status::Observed;
+        };
+        match id {
+            "cc6.1-registered-agent" => {
+                r.figures.insert("receipts".into(), json!(self.receipts));
+                zero(r, "receipts_failing", &self.unregistered);
+            }
+            "cc6.1-authenticated-human" => {
+                let [session, asserted, none] = self.assurance;
+                r.figures.insert("receipts".into(), json!(self.receipts));
+                r.figures
+                    .insert("human_authenticated".into(), json!(session));
+                r.figures.insert("human_asserted".into(), json!(asserted));
+                r.figures.insert("no_human".into(), json!(none));
+                r.figures.insert(
+                    "authenticated_ppm".into(),
+                    json!(ppm(session, self.receipts)),
+                );
+                r.status = Status::Observed;
+            }
+            "cc6.1-inactive-agents" => zero(r, "actions", &self.inactive),
+            "cc6.1-customer-data" => {
+                listed(r, "receipts_with_data_classes", &self.classified);
+                r.figures
+                    .insert("humans".into(), json!(self.classified_humans));
+            }
+            "cc6.2-unapproved-registrations" => {
+                zero(r, "registrations", &self.unapproved_registrations)
+            }
+            "cc6.2-self-approved" => zero(r, "approvals", &self.self_approved_registrations),
+            "cc6.2-credentials-inactive-agents" => {
+                zero(r, "credentials", &self.credentials_to_inactive)
+            }
+            "cc6.2-owner-kyc" => {
+                let mut t = Tally::default();
+                for a in self.registry.agents.values() {
+                    if a.status == AgentStatus::Retired {
+                        continue;
+                    }
+                    let kyc = self
+                        .registry
+                        .users
+                        .get(&a.record.owner)
+                        .map(|u| u.record.kyc.status)
+                        .unwrap_or_default();
+                    if kyc != KycStatus::Verified {
+                        let seq = self
+                            .agent_seq
+                            .get(&a.record.id)
+                            .copied()
+                            .unwrap_or(a.request);
+                        t.push(
+                            seq,
+                            format!("agent {} owner {} is {kyc:?}", a.record.id, a.record.owner)
+                                .to_lowercase(),
+                        );
+                    }
+                }
+                r.figures.insert(
+                    "agents".into(),
+                    json!(
+                        self.registry
+                            .agents
+                            .values()
+                            .filter(|a| a.status != AgentStatus::Retired)
+                            .count()
+                    ),
+                );
+                zero(r, "owner_not_verified", &t);
+            }
+            "cc6.3-retired-live-credential" => {
+                let mut t = Tally::default();
+                for c in self.sorted_credentials() {
+                    let Some(agent) = &c.record.agent else {
+                        continue;
+                    };
+                    let retired = self
+                        .registry
+                        .agents
+                        .get(agent)
+                        .is_some_and(|a| a.status == AgentStatus::Retired);
+                    if retired && self.registry.credential_dead_at(c, self.to).is_none() {
+                        t.push(
+                            self.credential_seq.get(&c.record.id).copied().unwrap_or(0),
+                            format!(
+                                "credential {} of retired agent {agent} is live",
+                                c.record.id
+                            ),
+                        );
+                    }
+                }
+                zero(r, "credentials", &t);
+            }
+            "cc6.3-rotation" => {
+                let mut t = Tally::default();
+                let limit = ROTATION_DAYS * 86_400_000_000;
+                for c in self.sorted_credentials() {
+                    if self.registry.credential_dead_at(c, self.to).is_some() {
+                        continue;
+                    }
+                    let age = self.to.as_micros() - c.issued_at.as_micros();
+                    if age > limit {
+                        t.push(
+                            self.credential_seq.get(&c.record.id).copied().unwrap_or(0),
+                            format!(
+                                "credential {} is {} days old",
+                                c.record.id,
+                                age / 86_400_000_000
+                            ),
+                        );
+                    }
+                }
+                r.figures
+                    .insert("rotation_days".into(), json!(ROTATION_DAYS));
+                zero(r, "credentials_overdue", &t);
+            }
+            "cc6.3-quarterly-review" => self.quarterly_reviews(r),
+            "cc6.6-out-of-scope" => {
+                listed(r, "attempts", &self.out_of_scope);
+                r.figures
+                    .insert("allowed".into(), json!(self.out_of_scope_allowed));
+                r.status = if self.out_of_scope_allowed == 0 {
+                    Status::Satisfied
+                } else {
+                    Status::NotSatisfied
+                };
+            }
+            "cc6.6-exceeding-scope" => {
+                let mut t = Tally::default();
+                for c in self.sorted_credentials() {
+                    let (Some(agent), Some(scope)) = (&c.record.agent, &c.record.scope) else {
+                        continue;
+                    };
+                    if self.registry.credential_dead_at(c, self.to).is_some() {
+                        continue;
+                    }
+                    if let Some(a) = self.registry.agents.get(agent)
+                        && let Some((field, value)) = scope.first_outside(&a.record.scope)
+                    {
+                        t.push(
+                            self.credential_seq.get(&c.record.id).copied().unwrap_or(0),
+                            format!(
+                                "credential {} allows {field} {value} outside agent {agent}'s scope",
+                                c.record.id
+                            ),
+                        );
+                    }
+                }
+                zero(r, "credentials", &t);
+            }
+            "cc7.1-unrecorded-changes" => {
+                r.figures
+                    .insert("changes_applied".into(), json!(self.changes_applied));
+                zero(r, "without_change_record", &self.unrecorded_changes);
+            }
+            "cc7.2-anomalies" => {
+                let rows: Vec<Value> = self
+                    .anomalies
+                    .iter()
+                    .map(|((c, s), n)| json!({"category": c, "severity": s, "count": n}))
+                    .collect();
+                r.figures.insert(
+                    "anomalies".into(),
+                    json!(self.anomalies.values().sum::<u64>()),
+                );
+                r.figures.insert("by_category".into(), json!(rows));
+                r.status = Status::Observed;
+            }
+            "cc7.4-containment" => listed(r, "events", &self.containment),
+            "cc8.1-unapproved-changes" => {
+                r.figures
+                    .insert("changes_applied".into(), json!(self.changes_applied));
+                zero(r, "unapproved", &self.unapproved_changes);
+            }
+            "cc8.1-self-approved" => zero(r, "approvals", &self.self_approved_changes),
+            "cc8.1-test-evidence" => zero(r, "changes", &self.without_tests),
+            "cc8.1-rollback-plan" => zero(r, "requests", &self.without_rollback),
+            "cc9.2-vendor-share" => {
+                let providers: Vec<Value> = vendors
+                    .lines
+                    .iter()
+                    .filter(|l| l.model.is_none())
+                    .map(|l| {
+                        json!({"provider": l.provider, "calls_ppm": l.calls_ppm, "cost_ppm": l.cost_ppm})
+                    })
+                    .collect();
+                r.figures.insert("calls".into(), json!(vendors.calls));
+                r.figures
+                    .insert("cost_micro_usd".into(), json!(vendors.cost_micro_usd));
+                r.figures.insert("providers".into(), json!(providers));
+                r.status = Status::Observed;
+            }
+            "a1.2-provider-errors" => {
+                let rows: Vec<Value> = self
+                    .provider_days
+                    .iter()
+                    .map(|((p, d), (calls, errors, timeouts))| {
+                        json!({
+                            "provider": p, "day": d, "calls": calls, "errors": errors,
+                            "timeouts": timeouts, "error_ppm": ppm(*errors, *calls),
+                        })
+                    })
+                    .collect();
+                r.figures.insert("per_provider_day".into(), json!(rows));
+                r.status = Status::Observed;
+            }
+            _ => {
+                r.status = Status::NoSource;
+                r.reason = Some("no test is implemented under this id".into());
+            }
+        }
+    }
+
+    fn sorted_credentials(&self) -> Vec<&Credential> {
+        let mut all: Vec<_> = self.registry.credentials.values().collect();
+        all.sort_by(|a, b| a.record.id.as_str().cmp(b.record.id.as_str()));
+        all
+    }
+
+    fn quarterly_reviews(&self, r: &mut TestResult) {
+        let from = Timestamp::parse_rfc3339(&self.window.from).unwrap_or(self.to);
+        let mut q = from.to_datetime();
+        let end = self.to.to_datetime();
+        let mut rows = Vec::new();
+        let mut missed = Tally::default();
+        loop {
+            let label = quarter(Timestamp::from_datetime(q));
+            let month = (u8::from(q.month()) - 1) / 3 * 3 + 1;
+            let start = q
+                .replace_day(1)
+                .and_then(|d| {
+                    d.replace_month(time::Month::try_from(month).unwrap_or(time::Month::January))
+                })
+                .unwrap_or(q);
+            let next = if month >= 10 {
+                start
+                    .replace_year(start.year() + 1)
+                    .and_then(|d| d.replace_month(time::Month::January))
+            } else {
+                start
+                    .replace_month(time::Month::try_from(month + 3).unwrap_or(time::Month::January))
+            }
+            .unwrap_or(end);
+            let next = next.replace_time(time::Time::MIDNIGHT);
+            let completed = self.reviews_by_quarter.get(&label).copied().unwrap_or(0);
+            let ended = next <= end;
+            rows.push(json!({"quarter": label, "completed": completed, "quarter_ended": ended}));
+            if completed == 0 && ended {
+                missed.push(0, format!("no access review completed in {label}"));
+            }
+            if next >= end {
+                break;
+            }
+            q = next;
+        }
+        r.figures.insert("quarters".into(), json!(rows));
+        r.figures.insert("missed".into(), json!(missed.count()));
+        r.items = missed.items;
+        r.status = if missed.omitted == 0 && r.items.is_empty() {
+            Status::Satisfied
+        } else {
+            Status::NotSatisfied
+        };
+    }
+}
+
+/// What [`Fold::finish`] derives.
+pub struct Derived {
+    pub controls: ControlsReport,
+    pub vendors: VendorRollup,
+    pub registry: Value,
+}
+
+/// One line of a record file: the entry's `seq`, `ts` and type, and its
+/// body (decisions without the Cedar inputs).
+fn record_line(entry: &Entry, body: &Value) -> Vec<u8> {
+    let mut out = Map::new();
+    out.insert("seq".into(), json!(entry.seq.0));
+    out.insert("ts".into(), json!(entry.ts));
+    out.insert("type".into(), json!(entry.kind.as_str()));
+    if let Value::Object(members) = body {
+        for (k, v) in members {
+            if entry.kind != EntryType::Decision || DECISION_KEYS.contains(&k.as_str()) {
+                out.insert(k.clone(), v.clone());
+            }
+        }
+    }
+    let mut line = serde_json::to_vec(&Value::Object(out)).unwrap_or_default();
+    line.push(b'\n');
+    line
+}
