@@ -5,14 +5,14 @@
 //! verifier's bytes equal the exporter's unless an entry or a derived file
 //! was changed.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use docket_core::identity::event::{ChangeRequest, ReviewEvent};
 use docket_core::identity::registry::{AgentStatus, ChangeStatus, Credential};
-use docket_core::identity::{
-    Actor, AgentId, CredentialId, Event, HumanAssurance, KycStatus, Registry,
-};
+use docket_core::identity::{Actor, AgentId, CredentialId, Event, KycStatus, Registry};
 use docket_core::{Entry, EntryType, Timestamp};
+use serde_json::value::RawValue;
 use serde_json::{Map, Value, json};
 
 use crate::controls::{
@@ -101,12 +101,43 @@ const DECISION_KEYS: &[&str] = &[
     "approval",
 ];
 
-/// Whether an entry of a project-scoped pack belongs to another project
-/// (and so is shown only as its leaf hash).
-pub fn belongs_elsewhere(body: &Value, project: Option<&str>) -> bool {
-    match (project, body.get("project").and_then(Value::as_str)) {
-        (Some(p), Some(q)) => p != q,
-        _ => false,
+/// The members of a body that tie an entry to a project.
+#[derive(Default)]
+pub struct Refs<'a> {
+    pub project: Option<Cow<'a, str>>,
+    pub agent: Option<Cow<'a, str>>,
+    pub credential: Option<Cow<'a, str>>,
+}
+
+#[derive(serde::Deserialize)]
+struct RefsView<'a> {
+    #[serde(borrow, default)]
+    project: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    agent: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    credential: Option<&'a RawValue>,
+}
+
+impl<'a> Refs<'a> {
+    pub fn of_raw(body: &'a RawValue) -> Self {
+        match serde_json::from_str::<RefsView<'a>>(body.get()) {
+            Ok(v) => Self {
+                project: text(v.project),
+                agent: text(v.agent),
+                credential: text(v.credential),
+            },
+            Err(_) => Self::default(),
+        }
+    }
+
+    pub fn of_value(body: &'a Value) -> Self {
+        let s = |k: &str| body.get(k).and_then(Value::as_str).map(Cow::Borrowed);
+        Self {
+            project: s("project"),
+            agent: s("agent"),
+            credential: s("credential"),
+        }
     }
 }
 
@@ -194,16 +225,14 @@ pub struct Fold {
     anomalies: BTreeMap<(String, String), u64>,
     containment: Tally,
     // CC9.2, A1.2
-    vendors: BTreeMap<(String, String), Vendor>,
-    provider_days: BTreeMap<(String, String), (u64, u64, u64)>,
+    /// provider → model → totals.
+    vendors: BTreeMap<String, BTreeMap<String, Vendor>>,
+    /// provider → day (days since the epoch) → (calls, errors, timeouts).
+    provider_days: BTreeMap<String, BTreeMap<i64, (u64, u64, u64)>>,
 }
 
 fn str_of<'a>(body: &'a Value, key: &str) -> Option<&'a str> {
     body.get(key).and_then(Value::as_str)
-}
-
-fn u64_of(body: &Value, key: &str) -> u64 {
-    body.get(key).and_then(Value::as_u64).unwrap_or(0)
 }
 
 fn quarter(ts: Timestamp) -> String {
@@ -258,6 +287,48 @@ impl Fold {
         &self.registry
     }
 
+    /// Whether, in a pack scoped to `project`, an entry belongs to another
+    /// project and so appears only as its leaf hash: it names another
+    /// project, or an agent or credential that is not this project's (as
+    /// far as the entries disclosed so far show), or it is an access
+    /// review (those list every project's agents). Always false for a
+    /// pack of all projects.
+    pub fn elsewhere(&self, kind: EntryType, refs: &Refs<'_>, project: Option<&str>) -> bool {
+        let Some(p) = project else {
+            return false;
+        };
+        if let Some(q) = &refs.project {
+            return q != p;
+        }
+        if kind == EntryType::AccessReview {
+            return true;
+        }
+        let ours = |agent: &str| {
+            agent
+                .parse::<AgentId>()
+                .ok()
+                .and_then(|a| self.registry.agents.get(&a))
+                .is_some_and(|a| a.record.project.as_str() == p)
+        };
+        if let Some(a) = &refs.agent {
+            return !ours(a);
+        }
+        if let Some(c) = &refs.credential {
+            let cred = c
+                .parse::<CredentialId>()
+                .ok()
+                .and_then(|c| self.registry.credentials.get(&c));
+            return match cred {
+                Some(c) => match &c.record.agent {
+                    Some(a) => !ours(a.as_str()),
+                    None => false,
+                },
+                None => true,
+            };
+        }
+        false
+    }
+
     /// An identity entry from before the window: it shapes the registry
     /// the window starts with, and nothing else.
     pub fn context(&mut self, entry: &Entry, body: &Value) {
@@ -292,20 +363,21 @@ impl Fold {
     }
 
     /// One disclosed entry of the window, in `seq` order.
-    pub fn entry(
-        &mut self,
-        entry: &Entry,
-        body: &Value,
-        sink: &mut dyn RecordSink,
-    ) -> std::io::Result<()> {
-        let seq = entry.seq.0;
-        *self.by_type.entry(entry.kind.as_str()).or_default() += 1;
-        if let Some(file) = RecordFile::of(entry.kind) {
-            let line = record_line(entry, body);
+    pub fn entry(&mut self, e: &Line<'_>, sink: &mut dyn RecordSink) -> std::io::Result<()> {
+        *self.by_type.entry(e.kind.as_str()).or_default() += 1;
+        // Receipts are most of a window: read through a borrowed view.
+        if e.kind == EntryType::Receipt {
+            let view: ReceiptView<'_> = serde_json::from_str(e.body.get()).unwrap_or_default();
+            self.receipt(e.seq, e.ts, &view);
+            return Ok(());
+        }
+        let seq = e.seq;
+        let body = &e.value();
+        if let Some(file) = RecordFile::of(e.kind) {
+            let line = record_line(e, body);
             sink.line(file, &line)?;
         }
-        match entry.kind {
-            EntryType::Receipt => self.receipt(seq, entry.ts, body),
+        match e.kind {
             EntryType::Decision => self.decision(seq, body),
             EntryType::Anomaly => {
                 let cat = str_of(body, "category").unwrap_or("uncategorized");
@@ -323,16 +395,16 @@ impl Fold {
                     .or(str_of(body, "project"))
                     .unwrap_or("global");
                 self.containment
-                    .push(seq, format!("{} {what}", entry.kind.as_str()));
+                    .push(seq, format!("{} {what}", e.kind.as_str()));
             }
             _ => {}
         }
-        if Event::is_identity_type(entry.kind)
-            && let Ok((event, actor)) = Event::from_body(entry.kind, body)
+        if Event::is_identity_type(e.kind)
+            && let Ok((event, actor)) = Event::from_body(e.kind, body)
         {
-            self.identity(seq, entry.ts, &actor, &event);
-            self.note_identity(seq, entry.ts, &event);
-            self.registry.apply(seq, entry.ts, &actor, &event);
+            self.identity(seq, e.ts, &actor, &event);
+            self.note_identity(seq, e.ts, &event);
+            self.registry.apply(seq, e.ts, &actor, &event);
         }
         Ok(())
     }
@@ -355,11 +427,11 @@ impl Fold {
         }
     }
 
-    fn receipt(&mut self, seq: u64, ts: Timestamp, body: &Value) {
+    fn receipt(&mut self, seq: u64, ts: Timestamp, r: &ReceiptView<'_>) {
         self.receipts += 1;
-        let agent = str_of(body, "agent");
-        let state = self.agent_state(agent);
-        match (&state, str_of(body, "credential")) {
+        let agent = text(r.agent);
+        let state = self.agent_state(agent.as_deref());
+        match (&state, text(r.credential)) {
             (Err(why), _) => self.unregistered.push(seq, why.clone()),
             (Ok(()), None) => self.unregistered.push(seq, "names no credential"),
             (Ok(()), Some(c)) => {
@@ -375,54 +447,72 @@ impl Fold {
         if let Err(why) = state {
             self.inactive.push(seq, why);
         }
-        let assurance = body
-            .get("actor")
-            .and_then(|a| a.get("human_assurance"))
-            .and_then(|v| serde_json::from_value::<HumanAssurance>(v.clone()).ok());
-        let slot = match assurance {
-            Some(HumanAssurance::Session) => 0,
-            Some(HumanAssurance::Asserted) => 1,
+        let assurance = r
+            .actor
+            .and_then(|a| serde_json::from_str::<ActorView<'_>>(a.get()).ok())
+            .and_then(|a| text(a.human_assurance));
+        let slot = match assurance.as_deref() {
+            Some("session") => 0,
+            Some("asserted") => 1,
             _ => 2,
         };
         self.assurance[slot] += 1;
-        let human = str_of(body, "human");
-        if let Some(classes) = body.get("data_classes").and_then(Value::as_array)
-            && !classes.is_empty()
-        {
-            let names: Vec<&str> = classes.iter().filter_map(Value::as_str).collect();
+        let human = text(r.human);
+        let classes: Vec<String> = r
+            .data_classes
+            .and_then(|c| serde_json::from_str::<Vec<Value>>(c.get()).ok())
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|v| match v {
+                Value::String(s) => Some(s),
+                _ => None,
+            })
+            .collect();
+        if !classes.is_empty() {
             self.classified.push(
                 seq,
                 format!(
                     "{} for {}",
-                    names.join(","),
-                    human.unwrap_or("no named human")
+                    classes.join(","),
+                    human.as_deref().unwrap_or("no named human")
                 ),
             );
-            if let Some(h) = human {
-                self.classified_humans.insert(h.to_owned());
+            if let Some(h) = &human {
+                self.classified_humans.insert(h.to_string());
             }
         }
-        let provider = str_of(body, "provider").unwrap_or("unknown").to_owned();
-        let model = str_of(body, "model")
-            .or(str_of(body, "tool"))
-            .unwrap_or("unknown")
-            .to_owned();
-        let error = str_of(body, "outcome").is_some_and(|o| o != "ok");
-        let timeout = str_of(body, "error").is_some_and(|e| {
+        // Tool calls recorded without a provider are not AI-vendor traffic.
+        let Some(provider) = text(r.provider) else {
+            return;
+        };
+        let provider = provider.as_ref();
+        let model = text(r.model).or_else(|| text(r.tool));
+        let model = model.as_deref().unwrap_or("unknown");
+        let outcome = text(r.outcome);
+        let error_text = text(r.error);
+        let body_cost = number(r.cost_micro_usd);
+        let body_in = number(r.input_tokens);
+        let body_out = number(r.output_tokens);
+        let error = outcome.is_some_and(|o| o != "ok");
+        let timeout = error_text.is_some_and(|e| {
             let e = e.to_ascii_lowercase();
             e.contains("timed out") || e.contains("timeout")
         });
-        self.vendors
-            .entry((provider.clone(), model))
-            .or_default()
-            .add(
-                u64_of(body, "cost_micro_usd"),
-                u64_of(body, "input_tokens"),
-                u64_of(body, "output_tokens"),
-                error,
-            );
-        let day = ts.to_string()[..10].to_owned();
-        let d = self.provider_days.entry((provider, day)).or_default();
+        let models = match self.vendors.get_mut(provider) {
+            Some(m) => m,
+            None => self.vendors.entry(provider.to_owned()).or_default(),
+        };
+        let v = match models.get_mut(model) {
+            Some(v) => v,
+            None => models.entry(model.to_owned()).or_default(),
+        };
+        v.add(body_cost, body_in, body_out, error);
+        let day = ts.as_micros().div_euclid(86_400_000_000);
+        let days = match self.provider_days.get_mut(provider) {
+            Some(d) => d,
+            None => self.provider_days.entry(provider.to_owned()).or_default(),
+        };
+        let d = days.entry(day).or_default();
         d.0 += 1;
         d.1 += u64::from(error);
         d.2 += u64::from(timeout);
@@ -453,10 +543,10 @@ impl Fold {
     /// stood just before the event.
     fn identity(&mut self, seq: u64, _ts: Timestamp, actor: &Actor, event: &Event) {
         match event {
-            Event::ChangeRequested { info, .. } => {
-                if info.rollback_plan.as_deref().is_none_or(str::is_empty) {
-                    self.without_rollback.push(seq, "no rollback plan");
-                }
+            Event::ChangeRequested { info, .. }
+                if info.rollback_plan.as_deref().is_none_or(str::is_empty) =>
+            {
+                self.without_rollback.push(seq, "no rollback plan");
             }
             Event::ChangeApproved { request, .. } => {
                 let requester = self
@@ -572,17 +662,9 @@ impl Fold {
     }
 
     fn vendor_rollup(&self) -> VendorRollup {
-        let calls: u64 = self.vendors.values().map(|v| v.calls).sum();
-        let cost: u64 = self.vendors.values().map(|v| v.cost).sum();
-        let mut providers: BTreeMap<&str, Vendor> = BTreeMap::new();
-        for ((p, _), v) in &self.vendors {
-            let t = providers.entry(p).or_default();
-            t.calls += v.calls;
-            t.errors += v.errors;
-            t.cost += v.cost;
-            t.input += v.input;
-            t.output += v.output;
-        }
+        let all = || self.vendors.values().flat_map(|m| m.values());
+        let calls: u64 = all().map(|v| v.calls).sum();
+        let cost: u64 = all().map(|v| v.cost).sum();
         let line = |provider: &str, model: Option<&str>, v: &Vendor| VendorLine {
             provider: provider.to_owned(),
             model: model.map(str::to_owned),
@@ -594,17 +676,26 @@ impl Fold {
             calls_ppm: ppm(v.calls, calls),
             cost_ppm: ppm(v.cost, cost),
         };
-        let mut order: Vec<(&str, &Vendor)> = providers.iter().map(|(p, v)| (*p, v)).collect();
-        order.sort_by(|a, b| b.1.calls.cmp(&a.1.calls).then(a.0.cmp(b.0)));
+        let mut providers: Vec<(&str, Vendor, &BTreeMap<String, Vendor>)> = self
+            .vendors
+            .iter()
+            .map(|(p, models)| {
+                let mut t = Vendor::default();
+                for v in models.values() {
+                    t.calls += v.calls;
+                    t.errors += v.errors;
+                    t.cost = t.cost.saturating_add(v.cost);
+                    t.input = t.input.saturating_add(v.input);
+                    t.output = t.output.saturating_add(v.output);
+                }
+                (p.as_str(), t, models)
+            })
+            .collect();
+        providers.sort_by(|a, b| b.1.calls.cmp(&a.1.calls).then(a.0.cmp(b.0)));
         let mut lines = Vec::new();
-        for (p, total) in order {
-            lines.push(line(p, None, total));
-            let mut models: Vec<(&str, &Vendor)> = self
-                .vendors
-                .iter()
-                .filter(|((q, _), _)| q == p)
-                .map(|((_, m), v)| (m.as_str(), v))
-                .collect();
+        for (p, total, models) in providers {
+            lines.push(line(p, None, &total));
+            let mut models: Vec<(&String, &Vendor)> = models.iter().collect();
             models.sort_by(|a, b| b.1.calls.cmp(&a.1.calls).then(a.0.cmp(b.0)));
             for (m, v) in models {
                 lines.push(line(p, Some(m), v));
@@ -985,9 +1076,11 @@ impl Fold {
                 let rows: Vec<Value> = self
                     .provider_days
                     .iter()
-                    .map(|((p, d), (calls, errors, timeouts))| {
+                    .flat_map(|(p, days)| days.iter().map(move |(d, n)| (p, d, n)))
+                    .map(|(p, d, (calls, errors, timeouts))| {
+                        let day = Timestamp::from_micros(d * 86_400_000_000).to_string();
                         json!({
-                            "provider": p, "day": d, "calls": calls, "errors": errors,
+                            "provider": p, "day": &day[..10], "calls": calls, "errors": errors,
                             "timeouts": timeouts, "error_ppm": ppm(*errors, *calls),
                         })
                     })
@@ -1064,14 +1157,14 @@ pub struct Derived {
 
 /// One line of a record file: the entry's `seq`, `ts` and type, and its
 /// body (decisions without the Cedar inputs).
-fn record_line(entry: &Entry, body: &Value) -> Vec<u8> {
+fn record_line(e: &Line<'_>, body: &Value) -> Vec<u8> {
     let mut out = Map::new();
-    out.insert("seq".into(), json!(entry.seq.0));
-    out.insert("ts".into(), json!(entry.ts));
-    out.insert("type".into(), json!(entry.kind.as_str()));
+    out.insert("seq".into(), json!(e.seq));
+    out.insert("ts".into(), json!(e.ts));
+    out.insert("type".into(), json!(e.kind.as_str()));
     if let Value::Object(members) = body {
         for (k, v) in members {
-            if entry.kind != EntryType::Decision || DECISION_KEYS.contains(&k.as_str()) {
+            if e.kind != EntryType::Decision || DECISION_KEYS.contains(&k.as_str()) {
                 out.insert(k.clone(), v.clone());
             }
         }
@@ -1079,4 +1172,107 @@ fn record_line(entry: &Entry, body: &Value) -> Vec<u8> {
     let mut line = serde_json::to_vec(&Value::Object(out)).unwrap_or_default();
     line.push(b'\n');
     line
+}
+
+/// The receipt members the tests read, borrowed from the line; any member
+/// of an unexpected type reads as absent, as in the `Value` path.
+#[derive(Default, serde::Deserialize)]
+struct ReceiptView<'a> {
+    #[serde(borrow, default)]
+    agent: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    credential: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    human: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    provider: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    model: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    tool: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    outcome: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    error: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    cost_micro_usd: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    input_tokens: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    output_tokens: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    data_classes: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    actor: Option<&'a RawValue>,
+}
+
+#[derive(Default, serde::Deserialize)]
+struct ActorView<'a> {
+    #[serde(borrow, default)]
+    human_assurance: Option<&'a RawValue>,
+}
+
+/// A JSON string member as text (borrowed unless it has escapes).
+fn text(raw: Option<&RawValue>) -> Option<Cow<'_, str>> {
+    let raw = raw?.get();
+    if !raw.starts_with('"') {
+        return None;
+    }
+    match serde_json::from_str::<&str>(raw) {
+        Ok(s) => Some(Cow::Borrowed(s)),
+        Err(_) => serde_json::from_str::<String>(raw).ok().map(Cow::Owned),
+    }
+}
+
+/// A JSON member as an unsigned integer, 0 when it is not one.
+fn number(raw: Option<&RawValue>) -> u64 {
+    raw.and_then(|r| r.get().parse::<u64>().ok()).unwrap_or(0)
+}
+
+/// An entry line parsed once: the envelope, and the body borrowed raw.
+/// The leaf hash covers the line's bytes, so what matters for integrity
+/// is that they hash into the signed tree; this only reads them.
+pub struct Line<'a> {
+    pub seq: u64,
+    pub ts: Timestamp,
+    pub kind: EntryType,
+    pub prev: docket_core::Hash,
+    pub body: &'a RawValue,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WireLine<'a> {
+    #[serde(borrow)]
+    body: &'a RawValue,
+    prev: &'a str,
+    seq: u64,
+    ts: &'a str,
+    #[serde(rename = "type")]
+    kind: &'a str,
+}
+
+impl<'a> Line<'a> {
+    pub fn parse(bytes: &'a [u8]) -> Result<Self, String> {
+        let w: WireLine<'a> = serde_json::from_slice(bytes).map_err(|e| e.to_string())?;
+        if !w.body.get().starts_with('{') {
+            return Err("body is not a JSON object".into());
+        }
+        Ok(Self {
+            seq: w.seq,
+            ts: Timestamp::parse_rfc3339(w.ts).map_err(|e| e.to_string())?,
+            kind: w
+                .kind
+                .parse()
+                .map_err(|e: docket_core::EntryError| e.to_string())?,
+            prev: docket_core::entry::parse_hex_hash(w.prev)
+                .ok_or_else(|| "prev is not 64 hex digits".to_owned())?,
+            body: w.body,
+        })
+    }
+
+    /// The body as JSON.
+    pub fn value(&self) -> Value {
+        serde_json::from_str(self.body.get()).unwrap_or(Value::Null)
+    }
 }

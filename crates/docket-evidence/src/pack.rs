@@ -22,7 +22,7 @@ use zip::ZipWriter;
 use zip::write::SimpleFileOptions;
 
 use crate::controls::WindowInfo;
-use crate::fold::{Derived, Fold, RecordFile, RecordSink, belongs_elsewhere};
+use crate::fold::{Derived, Fold, Line, RecordFile, RecordSink, Refs};
 
 pub const PACK_FORMAT: &str = "docket-evidence/v1";
 pub const MANIFEST: &str = "manifest.json";
@@ -125,6 +125,12 @@ pub fn manifest_sha256(m: &Manifest) -> String {
     hex::encode(Sha256::digest(json_bytes(m)))
 }
 
+/// Whether a window's edge entry is shown in a pack scoped to `project`:
+/// only when it is that project's (always, for a pack of all projects).
+pub fn edge_disclosed(refs: &Refs<'_>, project: Option<&str>) -> bool {
+    project.is_none_or(|p| refs.project.as_deref() == Some(p))
+}
+
 /// Writes the serialized form the verifier re-derives: pretty JSON and a newline.
 pub fn json_bytes<T: Serialize>(value: &T) -> Vec<u8> {
     let mut out = serde_json::to_vec_pretty(value).unwrap_or_default();
@@ -202,7 +208,7 @@ fn options() -> SimpleFileOptions {
 }
 
 impl<'a, W: Write + Seek> PackWriter<'a, W> {
-    pub fn new(out: W, header: PackHeader<'a>) -> Result<Self, PackError> {
+    pub fn new(out: W, mut header: PackHeader<'a>) -> Result<Self, PackError> {
         let to = docket_core::Timestamp::parse_rfc3339(&header.window.to).map_err(|e| {
             PackError::Entry {
                 seq: header.window.end_seq,
@@ -211,19 +217,31 @@ impl<'a, W: Write + Seek> PackWriter<'a, W> {
         })?;
         let mut fold = Fold::new(header.window.clone(), to);
         let project = header.window.project.clone();
-        for r in &header.context {
+        let (a, b) = (header.window.first_seq, header.window.end_seq);
+        // Keep what the scope discloses: identity entries before the
+        // window that are not another project's, and the edges when they
+        // are this project's (or the pack is for all projects).
+        let mut kept = Vec::new();
+        for r in std::mem::take(&mut header.context) {
             let entry = Entry::from_json_value(&r.entry).map_err(|e| PackError::Entry {
                 seq: 0,
                 why: e.to_string(),
             })?;
             let body = entry.body_value();
-            if entry.seq.0 < header.window.first_seq
+            let refs = Refs::of_value(&body);
+            let seq = entry.seq.0;
+            let context = seq < a
                 && docket_core::identity::Event::is_identity_type(entry.kind)
-                && !belongs_elsewhere(&body, project.as_deref())
-            {
+                && !fold.elsewhere(entry.kind, &refs, project.as_deref());
+            let edge = (seq + 1 == a || seq == b) && edge_disclosed(&refs, project.as_deref());
+            if context {
                 fold.context(&entry, &body);
             }
+            if context || edge {
+                kept.push(r);
+            }
         }
+        header.context = kept;
         let mut zip = ZipWriter::new(out);
         zip.start_file(ENTRIES, options())?;
         let spool = Spool {
@@ -262,24 +280,25 @@ impl<'a, W: Write + Seek> PackWriter<'a, W> {
             });
         }
         self.next += 1;
-        let entry = Entry::decode(bytes).map_err(|e| PackError::Entry {
-            seq,
-            why: e.to_string(),
-        })?;
-        let body = entry.body_value();
-        let line: Vec<u8>;
-        let out: &[u8] = if belongs_elsewhere(&body, self.header.window.project.as_deref()) {
+        let line = Line::parse(bytes).map_err(|why| PackError::Entry { seq, why })?;
+        let leaf_line: Vec<u8>;
+        let elsewhere = self.fold.elsewhere(
+            line.kind,
+            &Refs::of_raw(line.body),
+            self.header.window.project.as_deref(),
+        );
+        let out: &[u8] = if elsewhere {
             self.withheld += 1;
             self.fold.withheld();
-            line = serde_json::to_vec(&LeafLine {
+            leaf_line = serde_json::to_vec(&LeafLine {
                 leaf: hex::encode(leaf_hash(bytes).0),
                 seq,
             })
             .unwrap_or_default();
-            &line
+            &leaf_line
         } else {
             self.fold
-                .entry(&entry, &body, &mut self.spool)
+                .entry(&line, &mut self.spool)
                 .map_err(PackError::Io)?;
             bytes
         };

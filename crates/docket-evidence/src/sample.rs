@@ -6,7 +6,9 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufRead, BufReader, Read, Seek};
 
-use docket_core::{Entry, EntryType};
+use docket_core::EntryType;
+
+use crate::fold::Line;
 use rand::SeedableRng;
 use rand_chacha::ChaCha20Rng;
 use serde::Serialize;
@@ -45,7 +47,7 @@ pub struct Sample {
 
 fn each_entry<R: Read + Seek>(
     zip: &mut ZipArchive<R>,
-    mut f: impl FnMut(Entry, Value),
+    mut f: impl FnMut(Line<'_>, Value),
 ) -> Result<(), String> {
     let file = zip
         .by_name(ENTRIES)
@@ -65,14 +67,31 @@ fn each_entry<R: Read + Seek>(
         if text.starts_with(b"{\"leaf\":") {
             continue;
         }
-        let entry = Entry::decode(text).map_err(|e| e.to_string())?;
-        let body = entry.body_value();
-        f(entry, body);
+        let line = Line::parse(text)?;
+        let body = line.value();
+        f(line, body);
     }
 }
 
-fn summary(e: &Entry, body: &Value) -> Value {
-    json!({"seq": e.seq.0, "ts": e.ts, "type": e.kind.as_str(), "body": body})
+/// An entry of the sample, owned.
+struct Sampled {
+    seq: u64,
+    ts: docket_core::Timestamp,
+    kind: EntryType,
+    body: Value,
+}
+
+fn summary(e: &Sampled) -> Value {
+    json!({"seq": e.seq, "ts": e.ts, "type": e.kind.as_str(), "body": e.body})
+}
+
+fn owned(e: &Line<'_>, body: Value) -> Sampled {
+    Sampled {
+        seq: e.seq,
+        ts: e.ts,
+        kind: e.kind,
+        body,
+    }
 }
 
 /// Draws `n` entries evidencing `criterion` from a pack (which the caller
@@ -101,7 +120,7 @@ pub fn sample<R: Read + Seek>(
     let mut population = Vec::new();
     each_entry(&mut zip, |e, _| {
         if def.sources.contains(&e.kind) {
-            population.push(e.seq.0);
+            population.push(e.seq);
         }
     })?;
     let mut rng = ChaCha20Rng::from_seed(Sha256::digest(seed.as_bytes()).into());
@@ -113,29 +132,30 @@ pub fn sample<R: Read + Seek>(
     picked.sort_unstable();
     let wanted: BTreeSet<u64> = picked.iter().copied().collect();
     // Pass 2: the sampled entries, and receipts naming sampled decisions.
-    let mut sampled: BTreeMap<u64, (Entry, Value)> = BTreeMap::new();
+    let mut sampled: BTreeMap<u64, Sampled> = BTreeMap::new();
     let mut receipt_of: BTreeMap<u64, Value> = BTreeMap::new();
     each_entry(&mut zip, |e, body| {
+        let e = owned(&e, body);
         if e.kind == EntryType::Receipt
-            && let Some(d) = body.get("decision").and_then(Value::as_u64)
+            && let Some(d) = e.body.get("decision").and_then(Value::as_u64)
             && wanted.contains(&d)
         {
-            receipt_of.insert(d, summary(&e, &body));
+            receipt_of.insert(d, summary(&e));
         }
-        if wanted.contains(&e.seq.0) {
-            sampled.insert(e.seq.0, (e, body));
+        if wanted.contains(&e.seq) {
+            sampled.insert(e.seq, e);
         }
     })?;
     // Pass 3: the decisions, approvals and policy activations they name.
     let mut decision_seqs = BTreeSet::new();
     let mut approval_ids = BTreeSet::new();
-    for (e, body) in sampled.values() {
+    for e in sampled.values() {
         if e.kind == EntryType::Receipt
-            && let Some(d) = body.get("decision").and_then(Value::as_u64)
+            && let Some(d) = e.body.get("decision").and_then(Value::as_u64)
         {
             decision_seqs.insert(d);
         }
-        if let Some(a) = body.get("approval").and_then(Value::as_u64) {
+        if let Some(a) = e.body.get("approval").and_then(Value::as_u64) {
             approval_ids.insert(a);
         }
     }
@@ -143,23 +163,28 @@ pub fn sample<R: Read + Seek>(
     let mut approvals: BTreeMap<u64, Vec<Value>> = BTreeMap::new();
     let mut policies: BTreeMap<u64, Value> = BTreeMap::new();
     each_entry(&mut zip, |e, body| {
-        if decision_seqs.contains(&e.seq.0) {
+        let e = owned(&e, body);
+        let body = &e.body;
+        if decision_seqs.contains(&e.seq) {
             if let Some(a) = body.get("approval").and_then(Value::as_u64) {
                 approval_ids.insert(a);
             }
-            decisions.insert(e.seq.0, (summary(&e, &body), body.clone()));
+            decisions.insert(e.seq, (summary(&e), body.clone()));
         }
-        if matches!(
-            e.kind,
-            EntryType::ApprovalRequested | EntryType::ApprovalDecided | EntryType::ApprovalUsed
-        ) && let Some(a) = body.get("approval").and_then(Value::as_u64)
+        // An approval's id is the `seq` of its `approval.requested` entry;
+        // the decision and the use name it.
+        if e.kind == EntryType::ApprovalRequested && approval_ids.contains(&e.seq) {
+            approvals.entry(e.seq).or_default().push(summary(&e));
+        }
+        if matches!(e.kind, EntryType::ApprovalDecided | EntryType::ApprovalUsed)
+            && let Some(a) = body.get("approval").and_then(Value::as_u64)
         {
-            approvals.entry(a).or_default().push(summary(&e, &body));
+            approvals.entry(a).or_default().push(summary(&e));
         }
         if e.kind == EntryType::PolicyActivated
             && let Some(v) = body.get("version").and_then(Value::as_u64)
         {
-            policies.insert(v, summary(&e, &body));
+            policies.insert(v, summary(&e));
         }
     })?;
     let registry: Value = {
@@ -180,9 +205,10 @@ pub fn sample<R: Read + Seek>(
     };
     let mut items = Vec::new();
     for seq in picked {
-        let Some((e, body)) = sampled.get(&seq) else {
+        let Some(e) = sampled.get(&seq) else {
             continue;
         };
+        let body = &e.body;
         let (receipt, decision_body, decision) = match e.kind {
             EntryType::Receipt => {
                 let d = body
@@ -190,7 +216,7 @@ pub fn sample<R: Read + Seek>(
                     .and_then(Value::as_u64)
                     .and_then(|d| decisions.get(&d));
                 (
-                    Some(summary(e, body)),
+                    Some(summary(e)),
                     d.map(|(_, b)| b.clone()),
                     d.map(|(s, _)| s.clone()),
                 )
@@ -198,7 +224,7 @@ pub fn sample<R: Read + Seek>(
             EntryType::Decision => (
                 receipt_of.get(&seq).cloned(),
                 Some(body.clone()),
-                Some(summary(e, body)),
+                Some(summary(e)),
             ),
             _ => (None, None, None),
         };

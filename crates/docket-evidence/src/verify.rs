@@ -11,7 +11,7 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 use zip::ZipArchive;
 
-use crate::fold::{Fold, RecordFile, RecordSink, belongs_elsewhere};
+use crate::fold::{Fold, Line, RecordFile, RecordSink, Refs};
 use crate::pack::{
     CHECKPOINT, CONTEXT, ENTRIES, LeafLine, MANIFEST, MANIFEST_SIG, Manifest, PACK_FORMAT,
     RANGE_PROOF, RangeProof, derived_files, manifest_note_text,
@@ -113,6 +113,99 @@ impl RecordSink for Hashers {
         self.0.entry(file).or_default().update(line);
         Ok(())
     }
+}
+
+const BATCH: usize = 2048;
+
+/// One line of `entries.jsonl`, hashed, on its way to [`check_entries`].
+enum Item {
+    Entry {
+        seq: u64,
+        leaf: Hash,
+        line: Vec<u8>,
+    },
+    Withheld(Hash),
+    /// A line that could not be read; the chain restarts after it.
+    Broken,
+}
+
+struct Window {
+    from: Timestamp,
+    to: Timestamp,
+    project: Option<String>,
+    /// Leaf hash of the entry before the window, when the pack proves it.
+    prev_leaf: Option<Hash>,
+}
+
+/// Parses each entry, checks its `seq`, chain link, time and project, and
+/// folds it.
+fn check_entries(
+    rx: std::sync::mpsc::Receiver<Vec<Item>>,
+    w: Window,
+    mut fold: Fold,
+) -> (Fold, Hashers, Vec<Problem>) {
+    let mut c = Checker {
+        problems: Vec::new(),
+    };
+    let mut hashers = Hashers(BTreeMap::new());
+    let mut prev_leaf = w.prev_leaf;
+    let mut prev_ts: Option<Timestamp> = None;
+    for batch in rx {
+        for item in batch {
+            let (seq, leaf, line) = match item {
+                Item::Withheld(h) => {
+                    fold.withheld();
+                    prev_leaf = Some(h);
+                    continue;
+                }
+                Item::Broken => {
+                    prev_leaf = None;
+                    continue;
+                }
+                Item::Entry { seq, leaf, line } => (seq, leaf, line),
+            };
+            let at = format!("seq {seq}");
+            let e = match Line::parse(&line) {
+                Ok(e) => e,
+                Err(why) => {
+                    c.fail("entry", at, why);
+                    prev_leaf = Some(leaf);
+                    continue;
+                }
+            };
+            if e.seq != seq {
+                c.fail(
+                    "entry",
+                    at.clone(),
+                    format!("entry says seq {}, expected {seq}", e.seq),
+                );
+            }
+            if prev_leaf.is_some_and(|p| e.prev != p) {
+                c.fail(
+                    "chain",
+                    at.clone(),
+                    "prev is not the hash of the entry before it",
+                );
+            }
+            prev_leaf = Some(leaf);
+            if e.ts < w.from || e.ts >= w.to {
+                c.fail(
+                    "window",
+                    at.clone(),
+                    format!("entry time {} is outside the window", e.ts),
+                );
+            }
+            if prev_ts.is_some_and(|t| e.ts < t) {
+                c.fail("entry", at.clone(), "entry time goes backwards");
+            }
+            prev_ts = Some(e.ts);
+            if fold.elsewhere(e.kind, &Refs::of_raw(e.body), w.project.as_deref()) {
+                c.fail("scope", at, "another project's entry is disclosed");
+            }
+            let _ = fold.entry(&e, &mut hashers);
+        }
+    }
+    (fold, hashers, c.problems)
 }
 
 /// Verifies the pack read from `input` against the log key `key`.
@@ -242,11 +335,21 @@ pub fn verify_pack<R: Read + Seek>(
                 }
                 last = Some(seq);
                 let body = v.entry.body_value();
-                if belongs_elsewhere(&body, project.as_deref()) {
+                let refs = Refs::of_value(&body);
+                let is_context = seq < a
+                    && docket_core::identity::Event::is_identity_type(v.entry.kind)
+                    && !fold.elsewhere(v.entry.kind, &refs, project.as_deref());
+                let is_edge = (seq + 1 == a || seq == b)
+                    && crate::pack::edge_disclosed(&refs, project.as_deref());
+                if seq >= a && seq != b {
+                    c.fail("context", loc, format!("entry {seq} is inside the window"));
+                    continue;
+                }
+                if !is_context && !is_edge {
                     c.fail(
                         "scope",
-                        loc.clone(),
-                        format!("entry {seq} belongs to another project"),
+                        loc,
+                        format!("entry {seq} is neither this scope's context nor a window edge"),
                     );
                     continue;
                 }
@@ -255,11 +358,8 @@ pub fn verify_pack<R: Read + Seek>(
                 }
                 if seq == b {
                     after = Some(v.entry.clone());
-                } else if seq >= a {
-                    c.fail("context", loc, format!("entry {seq} is inside the window"));
-                    continue;
                 }
-                if seq < a && docket_core::identity::Event::is_identity_type(v.entry.kind) {
+                if is_context {
                     fold.context(&v.entry, &body);
                 }
             }
@@ -306,151 +406,131 @@ pub fn verify_pack<R: Read + Seek>(
         );
     }
 
-    // The entries: hashes, chain, times, scope, range proof, and the fold.
-    let mut hashers = Hashers(BTreeMap::new());
+    // The entries, on two threads: this one inflates, splits, hashes and
+    // feeds the range proof; the other parses, checks chain, times and
+    // scope, and folds.
+    let total = b - a;
     let mut rv = RangeVerifier::new(a);
-    let mut prev_leaf = before.as_ref().map(|(_, h)| *h);
-    let mut prev_ts: Option<Timestamp> = None;
     let mut entries_hash = Sha256::new();
     let mut entries_bytes = 0u64;
     let mut withheld = 0u64;
-    let total = b - a;
-    match zip.by_name(ENTRIES) {
-        Err(e) => c.fail("file", ENTRIES, e.to_string()),
-        Ok(f) => {
-            let mut reader = BufReader::with_capacity(1 << 20, f);
-            let mut line = Vec::with_capacity(4096);
-            let mut n = 0u64;
-            loop {
-                line.clear();
-                let k = match (&mut reader)
-                    .take(MAX_LINE as u64 + 1)
-                    .read_until(b'\n', &mut line)
-                {
-                    Ok(k) => k,
-                    Err(e) => {
-                        c.fail("file", ENTRIES, e.to_string());
+    let window = Window {
+        from,
+        to,
+        project: project.clone(),
+        prev_leaf: before.as_ref().map(|(_, h)| *h),
+    };
+    let (fold, mut hashers, mut late) = std::thread::scope(|scope| {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<Item>>(16);
+        let worker = scope.spawn(move || check_entries(rx, window, fold));
+        let mut batch = Vec::with_capacity(BATCH);
+        match zip.by_name(ENTRIES) {
+            Err(e) => c.fail("file", ENTRIES, e.to_string()),
+            Ok(f) => {
+                let mut reader = BufReader::with_capacity(1 << 20, f);
+                let mut n = 0u64;
+                loop {
+                    let mut line = Vec::with_capacity(1024);
+                    let k = match (&mut reader)
+                        .take(MAX_LINE as u64 + 1)
+                        .read_until(b'\n', &mut line)
+                    {
+                        Ok(k) => k,
+                        Err(e) => {
+                            c.fail("file", ENTRIES, e.to_string());
+                            break;
+                        }
+                    };
+                    if k == 0 {
                         break;
                     }
-                };
-                if k == 0 {
-                    break;
-                }
-                entries_hash.update(&line);
-                entries_bytes += k as u64;
-                let seq = a + n;
-                let loc = format!("{ENTRIES}:{}", n + 1);
-                n += 1;
-                if line.last() != Some(&b'\n') {
-                    c.fail(
-                        "entry",
-                        loc,
-                        "line does not end in a newline (or is too long)",
-                    );
-                    break;
-                }
-                let text = &line[..line.len() - 1];
-                if seq >= b {
-                    c.fail(
-                        "entry",
-                        loc,
-                        format!("more entries than the window [{a}, {b}) holds"),
-                    );
-                    break;
-                }
-                if n % 65_536 == 0 {
-                    progress(n, total);
-                }
-                if text.starts_with(b"{\"leaf\":") {
-                    match serde_json::from_slice::<LeafLine>(text).ok().and_then(|l| {
-                        docket_core::entry::parse_hex_hash(&l.leaf).map(|h| (l.seq, h))
-                    }) {
-                        Some((s, h)) if s == seq => {
-                            if project.is_none() {
-                                c.fail(
-                                    "scope",
-                                    loc,
-                                    format!("entry {seq} is withheld in a pack for all projects"),
-                                );
+                    entries_hash.update(&line);
+                    entries_bytes += k as u64;
+                    let seq = a + n;
+                    let loc = format!("{ENTRIES}:{}", n + 1);
+                    n += 1;
+                    if line.last() != Some(&b'\n') {
+                        c.fail(
+                            "entry",
+                            loc,
+                            "line does not end in a newline (or is too long)",
+                        );
+                        break;
+                    }
+                    line.pop();
+                    if seq >= b {
+                        c.fail(
+                            "entry",
+                            loc,
+                            format!("more entries than the window [{a}, {b}) holds"),
+                        );
+                        break;
+                    }
+                    if line.starts_with(b"{\"leaf\":") {
+                        let parsed = serde_json::from_slice::<LeafLine>(&line)
+                            .ok()
+                            .and_then(|l| {
+                                docket_core::entry::parse_hex_hash(&l.leaf).map(|h| (l.seq, h))
+                            });
+                        match parsed {
+                            Some((s, h)) if s == seq => {
+                                if project.is_none() {
+                                    c.fail(
+                                        "scope",
+                                        loc,
+                                        format!(
+                                            "entry {seq} is withheld in a pack for all projects"
+                                        ),
+                                    );
+                                }
+                                withheld += 1;
+                                rv.push(h);
+                                batch.push(Item::Withheld(h));
                             }
-                            withheld += 1;
-                            rv.push(h);
-                            prev_leaf = Some(h);
+                            Some((s, _)) => {
+                                c.fail(
+                                    "entry",
+                                    loc,
+                                    format!("withheld entry says seq {s}, expected {seq}"),
+                                );
+                                batch.push(Item::Broken);
+                            }
+                            None => {
+                                c.fail("entry", loc, "not a withheld-entry line");
+                                batch.push(Item::Broken);
+                            }
                         }
-                        Some((s, _)) => {
-                            c.fail(
-                                "entry",
-                                loc,
-                                format!("withheld entry says seq {s}, expected {seq}"),
-                            );
-                            prev_leaf = None;
-                        }
-                        None => {
-                            c.fail("entry", loc, "not a withheld-entry line");
-                            prev_leaf = None;
+                    } else {
+                        let leaf = leaf_hash(&line);
+                        rv.push(leaf);
+                        batch.push(Item::Entry { seq, leaf, line });
+                    }
+                    if batch.len() == BATCH {
+                        progress(n, total);
+                        if tx
+                            .send(std::mem::replace(&mut batch, Vec::with_capacity(BATCH)))
+                            .is_err()
+                        {
+                            break;
                         }
                     }
-                    continue;
                 }
-                let leaf = leaf_hash(text);
-                rv.push(leaf);
-                let entry = match Entry::decode(text) {
-                    Ok(e) => e,
-                    Err(e) => {
-                        c.fail("entry", loc, e.to_string());
-                        prev_leaf = Some(leaf);
-                        continue;
-                    }
-                };
-                if entry.seq.0 != seq {
+                progress(n, total);
+                if n != total {
                     c.fail(
                         "entry",
-                        loc.clone(),
-                        format!("entry says seq {}, expected {seq}", entry.seq.0),
+                        ENTRIES,
+                        format!("{n} entries, but the window [{a}, {b}) holds {total}"),
                     );
                 }
-                if let Some(p) = prev_leaf
-                    && entry.prev != p
-                {
-                    c.fail(
-                        "chain",
-                        format!("seq {seq}"),
-                        "prev is not the hash of the entry before it",
-                    );
-                }
-                prev_leaf = Some(leaf);
-                if entry.ts < from || entry.ts >= to {
-                    c.fail(
-                        "window",
-                        format!("seq {seq}"),
-                        format!("entry time {} is outside the window", entry.ts),
-                    );
-                }
-                if prev_ts.is_some_and(|t| entry.ts < t) {
-                    c.fail("entry", format!("seq {seq}"), "entry time goes backwards");
-                }
-                prev_ts = Some(entry.ts);
-                let body = entry.body_value();
-                if belongs_elsewhere(&body, project.as_deref()) {
-                    c.fail(
-                        "scope",
-                        format!("seq {seq}"),
-                        "another project's entry is disclosed",
-                    );
-                }
-                let _ = fold.entry(&entry, &body, &mut hashers);
+                out.entries = n;
             }
-            progress(n, total);
-            if n != total {
-                c.fail(
-                    "entry",
-                    ENTRIES,
-                    format!("{n} entries, but the window [{a}, {b}) holds {total}"),
-                );
-            }
-            out.entries = n;
         }
-    }
+        let _ = tx.send(batch);
+        drop(tx);
+        worker.join().expect("the entry checker does not panic")
+    });
+    c.problems.append(&mut late);
     let digest = hex::encode(entries_hash.finalize());
     if let Some(f) = manifest.files.iter().find(|f| f.path == ENTRIES)
         && (f.sha256 != digest || f.bytes != entries_bytes)

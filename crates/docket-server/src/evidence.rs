@@ -12,7 +12,6 @@ use std::time::Duration;
 use docket_core::identity::event::IDENTITY_TYPES;
 use docket_core::{Entry, EntryType, LogSigner, Receipt, Timestamp};
 use docket_evidence::controls::WindowInfo;
-use docket_evidence::fold::belongs_elsewhere;
 use docket_evidence::pack::{Manifest, PackHeader, PackWriter};
 use docket_store::query::{Order, Query};
 use docket_store::{Ledger, NewEntry, StoreError};
@@ -88,12 +87,12 @@ pub fn export<W: Write + Seek>(
     } else {
         Vec::new()
     };
-    let project = req.project.as_deref();
     let receipt = |entry: &Entry| -> Result<Receipt, ApiError> {
         let proof = ledger.inclusion_proof(entry.seq.0, n).map_err(store)?;
         Ok(Receipt::new(entry, &proof, n, &cp.note))
     };
-    // The identity entries before the window, then its edges.
+    // The identity entries before the window, then its edges; the pack
+    // writer keeps what the project scope discloses.
     let mut context: Vec<Receipt> = Vec::new();
     let mut query = Query {
         types: IDENTITY_TYPES.to_vec(),
@@ -109,9 +108,7 @@ pub fn export<W: Write + Seek>(
                 continue;
             }
             let entry = Entry::decode(bytes).map_err(ApiError::internal)?;
-            if !belongs_elsewhere(&entry.body_value(), project) {
-                context.push(receipt(&entry)?);
-            }
+            context.push(receipt(&entry)?);
         }
         match next {
             Some(c) => query
@@ -125,11 +122,10 @@ pub fn export<W: Write + Seek>(
         .flatten()
     {
         let entry = ledger.entry(edge).map_err(store)?;
-        let elsewhere = belongs_elsewhere(&entry.body_value(), project);
         let already = context
             .last()
             .is_some_and(|r| r.entry.get("seq").and_then(serde_json::Value::as_u64) == Some(edge));
-        if !elsewhere && !already {
+        if !already {
             context.push(receipt(&entry)?);
         }
     }

@@ -55,6 +55,15 @@ pub enum Command {
         #[arg(long, default_value_t = 700)]
         body_bytes: usize,
     },
+    /// Evidence export and offline verification over a built data
+    /// directory: the whole log as one window, each run timed.
+    Evidence {
+        #[arg(long)]
+        data_dir: PathBuf,
+        /// Runs of each (the median is reported).
+        #[arg(long, default_value_t = 3)]
+        runs: usize,
+    },
     /// Proofs and queries through the HTTP API over a built data directory.
     Read {
         #[arg(long)]
@@ -151,6 +160,7 @@ pub fn run(cmd: Command) -> anyhow::Result<ExitCode> {
             body_bytes,
         } => build(&data_dir, entries, body_bytes)?,
         Command::Read { data_dir, samples } => rt.block_on(read(&data_dir, samples))?,
+        Command::Evidence { data_dir, runs } => evidence(&data_dir, runs)?,
         Command::Http {
             server,
             writers,
@@ -634,6 +644,109 @@ fn build(data_dir: &std::path::Path, entries: u64, body_bytes: usize) -> anyhow:
         ledger.size(),
         (ledger.size() - have) as f64 / secs,
         data_dir.display()
+    );
+    ledger.close();
+    Ok(())
+}
+
+/// Peak resident memory since the last [`reset_peak`], in MiB (Linux).
+fn peak_mib() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
+        })
+        .map_or(0.0, |kb| kb / 1024.0)
+}
+
+/// Resets the kernel's peak-RSS mark to the current RSS (Linux >= 4.0).
+fn reset_peak() {
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
+}
+
+/// Exports the whole built log as one pack and verifies it, `runs` times.
+fn evidence(data_dir: &std::path::Path, runs: usize) -> anyhow::Result<()> {
+    let config = Config {
+        data_dir: data_dir.to_owned(),
+        ..Config::default()
+    };
+    let opened = docket_server::init::open(&config)?;
+    let ledger = Ledger::open(opened.backend.clone(), LedgerConfig::default())?;
+    let size = ledger.size();
+    anyhow::ensure!(size > 0, "the log is empty: run `docket bench build` first");
+    let first = ledger.entry(0)?.ts;
+    let last = ledger.entry(size - 1)?.ts;
+    let req = docket_server::evidence::ExportRequest {
+        from: first,
+        to: Timestamp::from_micros(last.as_micros() + 1),
+        project: None,
+    };
+    let key = opened.signer.verifier();
+    println!(
+        "evidence: {size} entries in {}, one window, {runs} runs",
+        data_dir.display()
+    );
+    let dir = tempfile::tempdir_in(data_dir)?;
+    let (mut export, mut verify) = (Vec::new(), Vec::new());
+    let (mut export_mem, mut verify_mem, mut bytes) = (0f64, 0f64, 0u64);
+    for run in 0..runs {
+        let path = dir.path().join(format!("pack-{run}.zip"));
+        let file = std::fs::File::create(&path)?;
+        reset_peak();
+        let t = Instant::now();
+        let (file, manifest) = docket_server::evidence::export(
+            &ledger,
+            &opened.signer,
+            &req,
+            std::io::BufWriter::with_capacity(1 << 20, file),
+        )
+        .map_err(|e| anyhow::anyhow!("{}", e.message))?;
+        drop(file);
+        export.push(t.elapsed());
+        export_mem = export_mem.max(peak_mib());
+        anyhow::ensure!(
+            manifest.entries == size,
+            "exported {} of {size}",
+            manifest.entries
+        );
+        bytes = std::fs::metadata(&path)?.len();
+        reset_peak();
+        let t = Instant::now();
+        let outcome = docket_evidence::verify::verify_pack(
+            std::io::BufReader::with_capacity(1 << 20, std::fs::File::open(&path)?),
+            &key,
+            &mut |_, _| {},
+        )
+        .map_err(anyhow::Error::msg)?;
+        verify.push(t.elapsed());
+        verify_mem = verify_mem.max(peak_mib());
+        anyhow::ensure!(
+            outcome.ok,
+            "the pack did not verify: {:?}",
+            outcome.problems
+        );
+        std::fs::remove_file(&path)?;
+    }
+    let med = |mut xs: Vec<Duration>| {
+        xs.sort_unstable();
+        xs[xs.len() / 2]
+    };
+    let (e, v) = (med(export), med(verify));
+    println!(
+        "  export: median {:.2} s ({:.0} entries/s), peak RSS {export_mem:.0} MiB",
+        e.as_secs_f64(),
+        size as f64 / e.as_secs_f64()
+    );
+    println!(
+        "  verify: median {:.2} s ({:.0} entries/s), peak RSS {verify_mem:.0} MiB",
+        v.as_secs_f64(),
+        size as f64 / v.as_secs_f64()
+    );
+    println!(
+        "  pack: {bytes} bytes, {:.1} bytes per entry",
+        bytes as f64 / size as f64
     );
     ledger.close();
     Ok(())

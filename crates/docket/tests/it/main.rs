@@ -3,6 +3,7 @@
 
 mod cli;
 mod crash;
+mod evidence;
 mod gateway;
 mod identity;
 mod support;
