@@ -282,11 +282,11 @@ impl<'a, W: Write + Seek> PackWriter<'a, W> {
         self.next += 1;
         let line = Line::parse(bytes).map_err(|why| PackError::Entry { seq, why })?;
         let leaf_line: Vec<u8>;
-        let elsewhere = self.fold.elsewhere(
-            line.kind,
-            &Refs::of_raw(line.body),
-            self.header.window.project.as_deref(),
-        );
+        let project = self.header.window.project.as_deref();
+        let elsewhere = project.is_some()
+            && self
+                .fold
+                .elsewhere(line.kind, &Refs::of_raw(line.body), project);
         let out: &[u8] = if elsewhere {
             self.withheld += 1;
             self.fold.withheld();

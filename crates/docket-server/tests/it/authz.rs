@@ -87,6 +87,11 @@ const EXPECTED: &[(&str, &str, &[Who])] = &[
     ("GET", "/api/v1/entries", READERS),
     ("GET", "/api/v1/entries/{seq}", READERS),
     ("GET", "/api/v1/receipts/{seq}", READERS),
+    (
+        "GET",
+        "/api/v1/evidence/export",
+        &[Admin, Auditor, Reviewer],
+    ),
     ("GET", "/api/v1/log", READERS),
     ("GET", "/api/v1/checkpoint", READERS),
     ("GET", "/api/v1/checkpoints", READERS),
