@@ -4,6 +4,7 @@
 mod api;
 mod authz;
 mod errors;
+mod evidence;
 mod identity;
 mod postgres;
 mod support;
