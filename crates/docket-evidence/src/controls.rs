@@ -93,6 +93,10 @@ pub const CRITERIA: &[CriterionDef] = &[
                 "Actions by unknown, suspended or retired agents = 0",
             ),
             test(
+                "cc6.1-agent-signatures",
+                "Agents' signed requests verify with their registered DIDs",
+            ),
+            test(
                 "cc6.1-customer-data",
                 "Receipts that touched classified data, with the humans involved",
             ),

@@ -205,6 +205,10 @@ pub struct Fold {
     inactive: Tally,
     classified: Tally,
     classified_humans: BTreeSet<String>,
+    /// Agent request signatures (RFC 9421) recorded in actors.
+    signatures_verified: u64,
+    signatures_without_base: u64,
+    signatures_failed: Tally,
     // CC6.2
     unapproved_registrations: Tally,
     self_approved_registrations: Tally,
@@ -264,6 +268,9 @@ impl Fold {
             inactive: Tally::default(),
             classified: Tally::default(),
             classified_humans: BTreeSet::new(),
+            signatures_verified: 0,
+            signatures_without_base: 0,
+            signatures_failed: Tally::default(),
             unapproved_registrations: Tally::default(),
             self_approved_registrations: Tally::default(),
             credentials_to_inactive: Tally::default(),
@@ -373,6 +380,13 @@ impl Fold {
         }
         let seq = e.seq;
         let body = &e.value();
+        if let Some(actor) = body.get("actor")
+            && let Some(sig) = actor.get("signature")
+        {
+            let raw = sig.to_string();
+            let s = |k: &str| actor.get(k).and_then(Value::as_str);
+            self.signature(seq, s("did"), s("agent"), &raw);
+        }
         if let Some(file) = RecordFile::of(e.kind) {
             let line = record_line(e, body);
             sink.line(file, &line)?;
@@ -407,6 +421,57 @@ impl Fold {
             self.registry.apply(seq, e.ts, &actor, &event);
         }
         Ok(())
+    }
+
+    /// Verifies an agent's recorded request signature with its DID's key,
+    /// and that the DID is the one the agent was registered with.
+    fn signature(&mut self, seq: u64, did: Option<&str>, agent: Option<&str>, recorded: &str) {
+        let Ok(rec) = serde_json::from_str::<RecordedSignature>(recorded) else {
+            self.signatures_failed
+                .push(seq, "the recorded signature is not readable");
+            return;
+        };
+        let Some(base) = rec.base else {
+            self.signatures_without_base += 1;
+            return;
+        };
+        let key = did.and_then(|d| docket_core::identity::Did::try_from(d.to_owned()).ok());
+        let Some(key) = key else {
+            self.signatures_failed
+                .push(seq, "signed, but the actor names no valid did:key");
+            return;
+        };
+        if let Some(a) = agent.and_then(|a| a.parse::<AgentId>().ok())
+            && let Some(known) = self.registry.agents.get(&a)
+            && known.record.did != key
+        {
+            self.signatures_failed.push(
+                seq,
+                format!("agent {a} signed with {key}, not its registered DID"),
+            );
+            return;
+        }
+        let sig =
+            base64::Engine::decode(&base64::engine::general_purpose::STANDARD, &rec.signature)
+                .ok()
+                .and_then(|b| ed25519_dalek::Signature::from_slice(&b).ok());
+        let ok = sig.is_some_and(|s| key.public_key().verify_strict(base.as_bytes(), &s).is_ok());
+        if ok {
+            self.signatures_verified += 1;
+        } else {
+            self.signatures_failed.push(
+                seq,
+                format!("the request signature does not verify with {key}"),
+            );
+        }
+    }
+
+    /// Entries whose recorded agent signature failed to verify.
+    pub fn signature_failures(&self) -> (&[Item], u64) {
+        (
+            &self.signatures_failed.items,
+            self.signatures_failed.omitted,
+        )
     }
 
     /// Is `agent` registered and active now (in the fold's order)?
@@ -447,10 +512,20 @@ impl Fold {
         if let Err(why) = state {
             self.inactive.push(seq, why);
         }
-        let assurance = r
+        let actor = r
             .actor
-            .and_then(|a| serde_json::from_str::<ActorView<'_>>(a.get()).ok())
-            .and_then(|a| text(a.human_assurance));
+            .and_then(|a| serde_json::from_str::<ActorView<'_>>(a.get()).ok());
+        if let Some(a) = &actor
+            && let Some(sig) = a.signature
+        {
+            self.signature(
+                seq,
+                text(a.did).as_deref(),
+                text(a.agent).as_deref(),
+                sig.get(),
+            );
+        }
+        let assurance = actor.and_then(|a| text(a.human_assurance));
         let slot = match assurance.as_deref() {
             Some("session") => 0,
             Some("asserted") => 1,
@@ -901,6 +976,13 @@ impl Fold {
                 r.status = Status::Observed;
             }
             "cc6.1-inactive-agents" => zero(r, "actions", &self.inactive),
+            "cc6.1-agent-signatures" => {
+                r.figures
+                    .insert("verified".into(), json!(self.signatures_verified));
+                r.figures
+                    .insert("without_base".into(), json!(self.signatures_without_base));
+                zero(r, "failed", &self.signatures_failed);
+            }
             "cc6.1-customer-data" => {
                 listed(r, "receipts_with_data_classes", &self.classified);
                 r.figures
@@ -1210,6 +1292,20 @@ struct ReceiptView<'a> {
 struct ActorView<'a> {
     #[serde(borrow, default)]
     human_assurance: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    agent: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    did: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    signature: Option<&'a RawValue>,
+}
+
+/// The recorded RFC 9421 signature of an agent's request.
+#[derive(serde::Deserialize)]
+struct RecordedSignature {
+    signature: String,
+    #[serde(default)]
+    base: Option<String>,
 }
 
 /// A JSON string member as text (borrowed unless it has escapes).

@@ -569,6 +569,22 @@ pub fn verify_pack<R: Read + Seek>(
         }
     }
 
+    // Signatures that agents did not make fail the pack, not just a test.
+    let (bad, more) = fold.signature_failures();
+    for item in bad {
+        c.fail(
+            "agent-signature",
+            format!("seq {}", item.seq),
+            item.note.clone(),
+        );
+    }
+    if more > 0 {
+        c.fail(
+            "agent-signature",
+            ENTRIES,
+            format!("and {more} more entries"),
+        );
+    }
     // The derived files, re-derived.
     let derived = fold.finish();
     let mut expect: Vec<(String, String)> = derived_files(&derived)

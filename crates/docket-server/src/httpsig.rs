@@ -53,6 +53,9 @@ pub struct VerifiedSignature {
     pub components: Vec<String>,
     /// Base64 of the signature bytes.
     pub signature: String,
+    /// The signature base it was verified over (RFC 9421 §2.5), so anyone
+    /// holding the agent's DID can verify it again offline.
+    pub base: String,
 }
 
 /// Why a request's signature was not accepted. Each message says exactly
@@ -106,6 +109,11 @@ pub enum SignatureError {
         expires: i64,
         now: i64,
     },
+    #[error(
+        "the signature `{label}` covers the `{header}` header, which carries a credential; \
+         Docket records what a signature covers in the ledger, so sign without it"
+    )]
+    CoversSecret { label: String, header: String },
     #[error("the signature `{label}` does not cover {missing}, which Docket requires")]
     NotCovered {
         label: String,
@@ -273,6 +281,7 @@ pub fn verify_request(
         created,
         components: parsed.components.iter().map(|c| c.name.clone()).collect(),
         signature: STANDARD.encode(parsed.signature),
+        base,
     })
 }
 
@@ -654,7 +663,27 @@ fn check_component_name(label: &str, name: &str) -> Result<(), SignatureError> {
     }
 }
 
+/// Headers a signature may not cover: their values are secrets, and the
+/// signature base goes into the ledger.
+const SECRET_HEADERS: [&str; 5] = [
+    "authorization",
+    "proxy-authorization",
+    "x-api-key",
+    "cookie",
+    "set-cookie",
+];
+
 fn check_coverage(parsed: &Parsed, target: &Target<'_>, body: &[u8]) -> Result<(), SignatureError> {
+    if let Some(c) = parsed
+        .components
+        .iter()
+        .find(|c| SECRET_HEADERS.contains(&c.name.to_ascii_lowercase().as_str()))
+    {
+        return Err(SignatureError::CoversSecret {
+            label: parsed.label.clone(),
+            header: c.name.clone(),
+        });
+    }
     let missing = |missing| SignatureError::NotCovered {
         label: parsed.label.clone(),
         missing,
@@ -1037,6 +1066,38 @@ mod tests {
             r#"("@method" "@authority" "@path" "@query" "content-digest");created=1700000000"#,
         );
         verify(&Method::POST, PATH, &headers, BODY, &key).unwrap();
+    }
+
+    #[test]
+    fn a_signature_over_the_credential_is_refused_and_the_base_is_recorded() {
+        let key = agent_key();
+        let mut headers = digest_header(BODY);
+        headers.insert(
+            axum::http::header::AUTHORIZATION,
+            HeaderValue::from_static("Bearer dka_secret"),
+        );
+        let headers = sign_custom(
+            &Method::POST,
+            PATH,
+            headers,
+            &key,
+            r#"("@method" "@target-uri" "content-digest" "authorization");created=1700000000"#,
+        );
+        let err = verify(&Method::POST, PATH, &headers, BODY, &key).unwrap_err();
+        assert!(
+            matches!(&err, SignatureError::CoversSecret { header, .. } if header == "authorization"),
+            "{err}"
+        );
+        assert!(!err.to_string().contains("dka_secret"));
+
+        // What is recorded lets anyone re-verify with the agent's public key.
+        let headers = signed(&Method::POST, PATH, BODY, &key);
+        let v = verify(&Method::POST, PATH, &headers, BODY, &key).unwrap();
+        let sig = Signature::from_slice(&STANDARD.decode(&v.signature).unwrap()).unwrap();
+        key.verifying_key()
+            .verify_strict(v.base.as_bytes(), &sig)
+            .unwrap();
+        assert!(v.base.contains("\"@method\": POST"), "{}", v.base);
     }
 
     #[test]

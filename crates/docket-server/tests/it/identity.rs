@@ -764,6 +764,21 @@ async fn signed_requests_are_verified_and_recorded() {
             .any(|c| c == "content-digest"),
         "{e}"
     );
+    // The recorded base lets an auditor re-verify it with the agent's DID.
+    let did = docket_core::identity::Did::try_from(
+        e["body"]["actor"]["did"].as_str().unwrap().to_owned(),
+    )
+    .unwrap();
+    assert_eq!(did.public_key(), key.verifying_key());
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(sig["signature"].as_str().unwrap())
+        .unwrap();
+    did.public_key()
+        .verify_strict(
+            sig["base"].as_str().unwrap().as_bytes(),
+            &ed25519_dalek::Signature::from_slice(&bytes).unwrap(),
+        )
+        .expect("the recorded signature verifies over the recorded base");
 
     // The body changed after signing: refused, and the refusal recorded.
     let tampered =

@@ -1,0 +1,133 @@
+//! Packs built from an in-memory log: an agent's recorded request
+//! signature is verified offline with its DID, and one it did not make
+//! fails the pack even though every hash and proof holds.
+
+use std::io::Cursor;
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use docket_core::identity::Did;
+use docket_core::merkle::{MemoryTree, prove_range};
+use docket_core::{CanonicalBody, Entry, EntryType, Hash, LogSigner, Seq, Timestamp};
+use docket_evidence::controls::WindowInfo;
+use docket_evidence::pack::{PackHeader, PackWriter};
+use docket_evidence::verify::{Outcome, verify_pack};
+use ed25519_dalek::{Signer, SigningKey};
+use serde_json::{Value, json};
+
+const T0: i64 = 1_780_000_000_000_000;
+
+/// A receipt by agent `bot`, its request signed over `base` by `signer`
+/// and attributed to `did`.
+fn signed_receipt(did: &Did, signer: &SigningKey, base: &str, with_base: bool) -> Value {
+    let mut signature = json!({
+        "label": "sig1",
+        "created": 1_780_000_000,
+        "components": ["@method", "@target-uri"],
+        "signature": STANDARD.encode(signer.sign(base.as_bytes()).to_bytes()),
+    });
+    if with_base {
+        signature["base"] = json!(base);
+    }
+    json!({
+        "agent": "bot",
+        "project": "support",
+        "credential": "abcdefghijklmnop",
+        "provider": "openai",
+        "model": "gpt-4o-mini",
+        "outcome": "ok",
+        "actor": {
+            "kind": "agent", "agent": "bot", "did": did.as_str(),
+            "credential": "abcdefghijklmnop", "human_assurance": "none",
+            "signature": signature,
+        },
+    })
+}
+
+/// Logs `bodies` as receipts, exports them as one pack, verifies it.
+fn pack_and_verify(bodies: &[Value]) -> Outcome {
+    let log = LogSigner::generate("docket.test/log").unwrap();
+    let mut tree = MemoryTree::new();
+    let mut prev = Hash([0; 32]);
+    let mut lines = Vec::new();
+    for (i, body) in bodies.iter().enumerate() {
+        let e = Entry {
+            seq: Seq(i as u64),
+            ts: Timestamp::from_micros(T0 + i as i64),
+            kind: EntryType::Receipt,
+            prev,
+            body: CanonicalBody::from_value(body).unwrap(),
+        };
+        prev = e.leaf_hash();
+        tree.push(prev);
+        lines.push(e.encode());
+    }
+    let n = tree.len();
+    let root = tree.root(n).unwrap();
+    let cp = log.sign(n, root).unwrap();
+    let header = PackHeader {
+        signer: &log,
+        window: WindowInfo {
+            origin: log.origin().to_owned(),
+            from: Timestamp::from_micros(T0).to_string(),
+            to: Timestamp::from_micros(T0 + n as i64).to_string(),
+            first_seq: 0,
+            end_seq: n,
+            project: None,
+            created: Timestamp::now().to_string(),
+        },
+        checkpoint_note: cp.note,
+        tree_size: n,
+        root,
+        range_proof: prove_range(0, n, n, &tree).unwrap(),
+        context: Vec::new(),
+    };
+    let mut w = PackWriter::new(Cursor::new(Vec::new()), header).unwrap();
+    for (i, line) in lines.iter().enumerate() {
+        w.push(i as u64, line).unwrap();
+    }
+    let (out, _) = w.finish().unwrap();
+    verify_pack(
+        Cursor::new(out.into_inner()),
+        &log.verifier(),
+        &mut |_, _| {},
+    )
+    .unwrap()
+}
+
+#[test]
+fn an_agents_own_signature_verifies_offline() {
+    let key = SigningKey::from_bytes(&[7; 32]);
+    let did = Did::from_key(&key.verifying_key());
+    let outcome = pack_and_verify(&[
+        signed_receipt(&did, &key, "\"@method\": POST\n", true),
+        // Recorded before bases were: counted, not verifiable.
+        signed_receipt(&did, &key, "\"@method\": GET\n", false),
+    ]);
+    assert!(outcome.ok, "{:?}", outcome.problems);
+}
+
+#[test]
+fn a_signature_the_agent_did_not_make_fails_the_pack() {
+    let key = SigningKey::from_bytes(&[7; 32]);
+    let forger = SigningKey::from_bytes(&[9; 32]);
+    let did = Did::from_key(&key.verifying_key());
+    let outcome = pack_and_verify(&[
+        signed_receipt(&did, &key, "\"@method\": POST\n", true),
+        signed_receipt(&did, &forger, "\"@method\": POST\n", true),
+    ]);
+    assert!(!outcome.ok);
+    let bad: Vec<(&str, &str)> = outcome
+        .problems
+        .iter()
+        .map(|p| (p.check, p.location.as_str()))
+        .collect();
+    assert_eq!(
+        bad,
+        [("agent-signature", "seq 1")],
+        "{:?}",
+        outcome.problems
+    );
+    // Every other check held: the log itself is intact.
+    assert_eq!(outcome.entries, 2);
+}
