@@ -107,6 +107,9 @@ pub struct Refs<'a> {
     pub project: Option<Cow<'a, str>>,
     pub agent: Option<Cow<'a, str>>,
     pub credential: Option<Cow<'a, str>>,
+    /// The body could not be read, or its `project` or `agent` is not a
+    /// string: a scoped pack withholds such an entry (fail closed).
+    pub unreadable: bool,
 }
 
 #[derive(serde::Deserialize)]
@@ -122,21 +125,44 @@ struct RefsView<'a> {
 impl<'a> Refs<'a> {
     pub fn of_raw(body: &'a RawValue) -> Self {
         match serde_json::from_str::<RefsView<'a>>(body.get()) {
-            Ok(v) => Self {
-                project: text(v.project),
-                agent: text(v.agent),
-                credential: text(v.credential),
+            Ok(v) => {
+                let (project, agent, credential) =
+                    (text(v.project), text(v.agent), text(v.credential));
+                // `project` and `agent` are indexed attributes, strings in
+                // every entry the log accepted; `credential` is an object
+                // in `credential.issued`, so only a string counts.
+                let unreadable = (v.project.is_some() && project.is_none())
+                    || (v.agent.is_some() && agent.is_none());
+                Self {
+                    project,
+                    agent,
+                    credential,
+                    unreadable,
+                }
+            }
+            Err(_) => Self {
+                unreadable: true,
+                ..Self::default()
             },
-            Err(_) => Self::default(),
         }
     }
 
     pub fn of_value(body: &'a Value) -> Self {
-        let s = |k: &str| body.get(k).and_then(Value::as_str).map(Cow::Borrowed);
+        let mut unreadable = !body.is_object();
+        let mut s = |k: &str| match body.get(k) {
+            None => None,
+            Some(Value::String(v)) => Some(Cow::Borrowed(v.as_str())),
+            Some(_) => {
+                unreadable |= k != "credential";
+                None
+            }
+        };
+        let (project, agent, credential) = (s("project"), s("agent"), s("credential"));
         Self {
-            project: s("project"),
-            agent: s("agent"),
-            credential: s("credential"),
+            project,
+            agent,
+            credential,
+            unreadable,
         }
     }
 }
@@ -183,6 +209,10 @@ impl Vendor {
         self.output = self.output.saturating_add(output);
     }
 }
+
+/// Farthest a recorded request signature's `created` may be from its
+/// entry's time (the server accepts signatures up to 300 s old).
+pub const MAX_SIGNATURE_SKEW_SECS: u64 = 900;
 
 /// Rotation period for long-lived credentials (CONTROLS.md CC6.3).
 pub const ROTATION_DAYS: i64 = 90;
@@ -290,10 +320,6 @@ impl Fold {
         }
     }
 
-    pub fn registry(&self) -> &Registry {
-        &self.registry
-    }
-
     /// Whether, in a pack scoped to `project`, an entry belongs to another
     /// project and so appears only as its leaf hash: it names another
     /// project, or an agent or credential that is not this project's (as
@@ -304,6 +330,9 @@ impl Fold {
         let Some(p) = project else {
             return false;
         };
+        if refs.unreadable {
+            return true;
+        }
         if let Some(q) = &refs.project {
             return q != p;
         }
@@ -385,7 +414,7 @@ impl Fold {
         {
             let raw = sig.to_string();
             let s = |k: &str| actor.get(k).and_then(Value::as_str);
-            self.signature(seq, s("did"), s("agent"), &raw);
+            self.signature(seq, e.ts, s("did"), s("agent"), &raw);
         }
         if let Some(file) = RecordFile::of(e.kind) {
             let line = record_line(e, body);
@@ -425,12 +454,35 @@ impl Fold {
 
     /// Verifies an agent's recorded request signature with its DID's key,
     /// and that the DID is the one the agent was registered with.
-    fn signature(&mut self, seq: u64, did: Option<&str>, agent: Option<&str>, recorded: &str) {
+    fn signature(
+        &mut self,
+        seq: u64,
+        ts: Timestamp,
+        did: Option<&str>,
+        agent: Option<&str>,
+        recorded: &str,
+    ) {
         let Ok(rec) = serde_json::from_str::<RecordedSignature>(recorded) else {
             self.signatures_failed
                 .push(seq, "the recorded signature is not readable");
             return;
         };
+        // The gateway accepts signatures at most minutes old; one made far
+        // from the entry's time was not made for this request.
+        let at = ts.as_micros().div_euclid(1_000_000);
+        if rec
+            .created
+            .is_none_or(|c| c.abs_diff(at) > MAX_SIGNATURE_SKEW_SECS)
+        {
+            self.signatures_failed.push(
+                seq,
+                format!(
+                    "signature created at {:?} (unix s), not within {MAX_SIGNATURE_SKEW_SECS} s of the entry",
+                    rec.created
+                ),
+            );
+            return;
+        }
         let Some(base) = rec.base else {
             self.signatures_without_base += 1;
             return;
@@ -520,6 +572,7 @@ impl Fold {
         {
             self.signature(
                 seq,
+                ts,
                 text(a.did).as_deref(),
                 text(a.agent).as_deref(),
                 sig.get(),
@@ -618,10 +671,19 @@ impl Fold {
     /// stood just before the event.
     fn identity(&mut self, seq: u64, _ts: Timestamp, actor: &Actor, event: &Event) {
         match event {
-            Event::ChangeRequested { info, .. }
-                if info.rollback_plan.as_deref().is_none_or(str::is_empty) =>
+            // Registrations and retirements are provisioning (CC6.2), not
+            // configuration changes: they carry no rollback plan.
+            Event::ChangeRequested { info, request, .. }
+                if info.rollback_plan.as_deref().is_none_or(str::is_empty)
+                    && !matches!(
+                        request,
+                        ChangeRequest::AgentRegister { .. } | ChangeRequest::AgentRetire { .. }
+                    ) =>
             {
-                self.without_rollback.push(seq, "no rollback plan");
+                self.without_rollback.push(
+                    seq,
+                    format!("{} requested without a rollback plan", request.name()),
+                );
             }
             Event::ChangeApproved { request, .. } => {
                 let requester = self
@@ -739,7 +801,7 @@ impl Fold {
     fn vendor_rollup(&self) -> VendorRollup {
         let all = || self.vendors.values().flat_map(|m| m.values());
         let calls: u64 = all().map(|v| v.calls).sum();
-        let cost: u64 = all().map(|v| v.cost).sum();
+        let cost: u64 = all().fold(0u64, |t, v| t.saturating_add(v.cost));
         let line = |provider: &str, model: Option<&str>, v: &Vendor| VendorLine {
             provider: provider.to_owned(),
             model: model.map(str::to_owned),
@@ -1078,6 +1140,12 @@ impl Fold {
                     .insert("rotation_days".into(), json!(ROTATION_DAYS));
                 zero(r, "credentials_overdue", &t);
             }
+            "cc6.3-quarterly-review" if self.window.project.is_some() => {
+                r.status = Status::NoSource;
+                r.reason = Some(
+                    "access reviews list every project's agents, so a project's pack withholds them; see the pack for all projects".into(),
+                );
+            }
             "cc6.3-quarterly-review" => self.quarterly_reviews(r),
             "cc6.6-out-of-scope" => {
                 listed(r, "attempts", &self.out_of_scope);
@@ -1303,6 +1371,9 @@ struct ActorView<'a> {
 /// The recorded RFC 9421 signature of an agent's request.
 #[derive(serde::Deserialize)]
 struct RecordedSignature {
+    /// Unix seconds the agent put in the signature.
+    #[serde(default)]
+    created: Option<i64>,
     signature: String,
     #[serde(default)]
     base: Option<String>,

@@ -125,12 +125,6 @@ pub fn manifest_sha256(m: &Manifest) -> String {
     hex::encode(Sha256::digest(json_bytes(m)))
 }
 
-/// Whether a window's edge entry is shown in a pack scoped to `project`:
-/// only when it is that project's (always, for a pack of all projects).
-pub fn edge_disclosed(refs: &Refs<'_>, project: Option<&str>) -> bool {
-    project.is_none_or(|p| refs.project.as_deref() == Some(p))
-}
-
 /// Writes the serialized form the verifier re-derives: pretty JSON and a newline.
 pub fn json_bytes<T: Serialize>(value: &T) -> Vec<u8> {
     let mut out = serde_json::to_vec_pretty(value).unwrap_or_default();
@@ -233,7 +227,8 @@ impl<'a, W: Write + Seek> PackWriter<'a, W> {
             let context = seq < a
                 && docket_core::identity::Event::is_identity_type(entry.kind)
                 && !fold.elsewhere(entry.kind, &refs, project.as_deref());
-            let edge = (seq + 1 == a || seq == b) && edge_disclosed(&refs, project.as_deref());
+            let edge = (seq + 1 == a || seq == b)
+                && !fold.elsewhere(entry.kind, &refs, project.as_deref());
             if context {
                 fold.context(&entry, &body);
             }

@@ -6,7 +6,7 @@ use std::io::{self, BufRead, BufReader, Read, Seek};
 
 use docket_core::merkle::leaf_hash;
 use docket_core::receipt::decode_hashes;
-use docket_core::{Entry, EntryType, Hash, LogVerifier, RangeVerifier, Receipt, Timestamp};
+use docket_core::{Entry, Hash, LogVerifier, RangeVerifier, Receipt, Timestamp};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 use zip::ZipArchive;
@@ -116,6 +116,9 @@ impl RecordSink for Hashers {
 }
 
 const BATCH: usize = 2048;
+/// Bytes of lines in one batch at most: with the channel's 16 batches in
+/// flight this bounds the verifier's memory whatever the lines hold.
+const BATCH_BYTES: usize = 4 * 1024 * 1024;
 
 /// One line of `entries.jsonl`, hashed, on its way to [`check_entries`].
 enum Item {
@@ -214,10 +217,33 @@ pub fn verify_pack<R: Read + Seek>(
     key: &LogVerifier,
     progress: Progress<'_>,
 ) -> Result<Outcome, String> {
+    let mut input = input;
+    let listed = directory_entries(&mut input).map_err(|e| format!("reading the pack: {e}"))?;
     let mut zip = ZipArchive::new(input).map_err(|e| format!("not a zip archive: {e}"))?;
     let mut c = Checker {
         problems: Vec::new(),
     };
+    // What one zip tool shows must be what another shows: no bytes in
+    // front, and no name twice (the zip reader keeps only the last).
+    if zip.offset() != 0 {
+        c.fail(
+            "file",
+            "pack",
+            format!("{} bytes precede the zip archive", zip.offset()),
+        );
+    }
+    if let Some(n) = listed
+        && n != zip.len() as u64
+    {
+        c.fail(
+            "file",
+            "pack",
+            format!(
+                "the zip directory lists {n} files but only {} distinct names: a name appears twice",
+                zip.len()
+            ),
+        );
+    }
     let mut out = Outcome {
         ok: false,
         origin: key.origin().to_owned(),
@@ -297,15 +323,37 @@ pub fn verify_pack<R: Read + Seek>(
     // Context: the edges and the identity entries before the window.
     let mut before: Option<(Entry, Hash)> = None;
     let mut after: Option<Entry> = None;
-    match read_small(&mut zip, CONTEXT) {
-        Err(e) => c.fail("context", CONTEXT, e),
-        Ok(bytes) => {
+    match zip.by_name(CONTEXT) {
+        Err(e) => c.fail("context", CONTEXT, e.to_string()),
+        Ok(f) => {
+            // Streamed: a long-lived log has many identity entries.
+            let mut reader = BufReader::new(f);
             let mut last = None;
-            for (i, line) in bytes.split(|b| *b == b'\n').enumerate() {
+            let mut raw = Vec::new();
+            for i in 0.. {
+                raw.clear();
+                let cap = docket_core::receipt::MAX_RECEIPT_BYTES as u64 + 1;
+                match (&mut reader).take(cap).read_until(b'\n', &mut raw) {
+                    Ok(0) => break,
+                    Ok(_) => {}
+                    Err(e) => {
+                        c.fail("context", CONTEXT, e.to_string());
+                        break;
+                    }
+                }
+                let loc = format!("{CONTEXT}:{}", i + 1);
+                if raw.last() != Some(&b'\n') {
+                    c.fail(
+                        "context",
+                        loc,
+                        "line does not end in a newline (or is too long)",
+                    );
+                    break;
+                }
+                let line = &raw[..raw.len() - 1];
                 if line.is_empty() {
                     continue;
                 }
-                let loc = format!("{CONTEXT}:{}", i + 1);
                 let verified = Receipt::from_json(line)
                     .map_err(|e| e.to_string())
                     .and_then(|r| {
@@ -338,7 +386,7 @@ pub fn verify_pack<R: Read + Seek>(
                     && docket_core::identity::Event::is_identity_type(v.entry.kind)
                     && !fold.elsewhere(v.entry.kind, &refs, project.as_deref());
                 let is_edge = (seq + 1 == a || seq == b)
-                    && crate::pack::edge_disclosed(&refs, project.as_deref());
+                    && !fold.elsewhere(v.entry.kind, &refs, project.as_deref());
                 if seq >= a && seq != b {
                     c.fail("context", loc, format!("entry {seq} is inside the window"));
                     continue;
@@ -402,6 +450,11 @@ pub fn verify_pack<R: Read + Seek>(
                 w.created, w.to
             ),
         );
+    } else {
+        out.warnings.push(format!(
+            "the window ends at the checkpoint's tree size ({b}): that no entry of the window came after rests on the manifest's creation time {}, not on a proof",
+            w.created
+        ));
     }
 
     // The entries, on two threads: this one inflates, splits, hashes and
@@ -422,6 +475,7 @@ pub fn verify_pack<R: Read + Seek>(
         let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<Item>>(16);
         let worker = scope.spawn(move || check_entries(rx, window, fold));
         let mut batch = Vec::with_capacity(BATCH);
+        let mut batch_bytes = 0usize;
         match zip.by_name(ENTRIES) {
             Err(e) => c.fail("file", ENTRIES, e.to_string()),
             Ok(f) => {
@@ -504,7 +558,9 @@ pub fn verify_pack<R: Read + Seek>(
                         rv.push(leaf);
                         batch.push(Item::Entry { seq, leaf, line });
                     }
-                    if batch.len() == BATCH {
+                    batch_bytes += k;
+                    if batch.len() == BATCH || batch_bytes >= BATCH_BYTES {
+                        batch_bytes = 0;
                         progress(n, total);
                         if tx
                             .send(std::mem::replace(&mut batch, Vec::with_capacity(BATCH)))
@@ -535,6 +591,16 @@ pub fn verify_pack<R: Read + Seek>(
         && (f.sha256 != digest || f.bytes != entries_bytes)
     {
         c.fail("file", ENTRIES, "SHA-256 does not match the manifest");
+    }
+    if manifest.entries != total {
+        c.fail(
+            "manifest",
+            MANIFEST,
+            format!(
+                "says {} entries, but its window [{a}, {b}) holds {total}",
+                manifest.entries
+            ),
+        );
     }
     if withheld != manifest.withheld {
         c.fail(
@@ -609,6 +675,24 @@ pub fn verify_pack<R: Read + Seek>(
     out.problems = c.problems;
     out.ok = out.problems.is_empty();
     Ok(out)
+}
+
+/// The entry count of the zip's end-of-central-directory record (`None`
+/// when it says 0xFFFF, i.e. zip64, or cannot be found). Leaves `r` at 0.
+fn directory_entries<R: Read + Seek>(r: &mut R) -> io::Result<Option<u64>> {
+    let len = r.seek(io::SeekFrom::End(0))?;
+    let tail = len.min(22 + 65_535);
+    r.seek(io::SeekFrom::Start(len - tail))?;
+    let mut buf = vec![0u8; tail as usize];
+    r.read_exact(&mut buf)?;
+    r.seek(io::SeekFrom::Start(0))?;
+    let found = (0..buf.len().saturating_sub(21))
+        .rev()
+        .find(|&i| buf[i..i + 4] == [0x50, 0x4b, 0x05, 0x06]);
+    Ok(found.and_then(|i| {
+        let n = u16::from_le_bytes([buf[i + 10], buf[i + 11]]);
+        (n != 0xFFFF).then_some(u64::from(n))
+    }))
 }
 
 fn check_manifest<R: Read + Seek>(
@@ -712,9 +796,4 @@ fn check_files<R: Read + Seek>(zip: &mut ZipArchive<R>, m: &Manifest, c: &mut Ch
             Err(e) => c.fail("file", f.path.clone(), e),
         }
     }
-}
-
-/// Entry types that evidence `criterion`, for sampling.
-pub fn sources_of(criterion: &str) -> Option<&'static [EntryType]> {
-    crate::controls::criterion(criterion).map(|c| c.sources)
 }

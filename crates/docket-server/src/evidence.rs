@@ -52,6 +52,9 @@ pub fn check_window(req: &ExportRequest, now: Timestamp) -> Result<(), ApiError>
     Ok(())
 }
 
+/// How long after a window's end an export waits before it reads the log.
+const SETTLE_MICROS: i64 = 2_000_000;
+
 fn store(e: StoreError) -> ApiError {
     ApiError::from(e)
 }
@@ -63,8 +66,15 @@ pub fn export<W: Write + Seek>(
     req: &ExportRequest,
     out: W,
 ) -> Result<(W, Manifest), ApiError> {
+    check_window(req, Timestamp::now())?;
+    // An entry stamped just before `to` may still be committing: give it
+    // time, or the entry after the window could be one of the window's.
+    let settled = req.to.as_micros() + SETTLE_MICROS;
+    let wait = settled - Timestamp::now().as_micros();
+    if wait > 0 {
+        std::thread::sleep(Duration::from_micros(wait as u64));
+    }
     let now = Timestamp::now();
-    check_window(req, now)?;
     let a = ledger.seq_at_time(req.from).map_err(store)?;
     let b = ledger.seq_at_time(req.to).map_err(store)?.max(a);
     // A checkpoint that covers the entry after the window if there is one.

@@ -23,6 +23,7 @@ use crate::{ServerArgs, read_key_arg};
 pub struct Args {
     /// An evidence pack (.zip) to verify offline, instead of a whole log;
     /// needs --key.
+    #[arg(conflicts_with_all = ["data_dir", "config", "server", "bodies"])]
     pack: Option<PathBuf>,
     /// Data directory to verify (the default, unless --server is given).
     #[arg(long, conflicts_with = "server")]

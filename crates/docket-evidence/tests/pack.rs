@@ -1,6 +1,7 @@
 //! Packs built from an in-memory log: an agent's recorded request
 //! signature is verified offline with its DID, and one it did not make
-//! fails the pack even though every hash and proof holds.
+//! fails the pack even though every hash and proof holds; a zip that shows
+//! different files to different tools fails too.
 
 use std::io::Cursor;
 
@@ -46,6 +47,16 @@ fn signed_receipt(did: &Did, signer: &SigningKey, base: &str, with_base: bool) -
 
 /// Logs `bodies` as receipts, exports them as one pack, verifies it.
 fn pack_and_verify(bodies: &[Value]) -> Outcome {
+    let (log, pack) = build_pack(bodies);
+    verify_bytes(&log, pack)
+}
+
+fn verify_bytes(log: &LogSigner, pack: Vec<u8>) -> Outcome {
+    verify_pack(Cursor::new(pack), &log.verifier(), &mut |_, _| {}).unwrap()
+}
+
+/// Logs `bodies` as receipts and exports them as one pack.
+fn build_pack(bodies: &[Value]) -> (LogSigner, Vec<u8>) {
     let log = LogSigner::generate("docket.test/log").unwrap();
     let mut tree = MemoryTree::new();
     let mut prev = Hash([0; 32]);
@@ -87,12 +98,40 @@ fn pack_and_verify(bodies: &[Value]) -> Outcome {
         w.push(i as u64, line).unwrap();
     }
     let (out, _) = w.finish().unwrap();
-    verify_pack(
-        Cursor::new(out.into_inner()),
-        &log.verifier(),
-        &mut |_, _| {},
-    )
-    .unwrap()
+    (log, out.into_inner())
+}
+
+#[test]
+fn a_file_name_twice_in_the_zip_fails_the_pack() {
+    let key = SigningKey::from_bytes(&[7; 32]);
+    let did = Did::from_key(&key.verifying_key());
+    let (log, pack) = build_pack(&[signed_receipt(&did, &key, "\"@method\": POST\n", true)]);
+    assert!(verify_bytes(&log, pack.clone()).ok);
+    // Add a second `report.html` after the real one: a reader that keeps
+    // the last copy would check one file while an unzip tool shows another.
+    let mut zip = zip::ZipWriter::new_append(Cursor::new(pack)).unwrap();
+    zip.start_file("report.htmX", zip::write::SimpleFileOptions::default())
+        .unwrap();
+    std::io::Write::write_all(&mut zip, b"<p>all controls satisfied</p>").unwrap();
+    let mut bytes = zip.finish().unwrap().into_inner();
+    let (from, to) = (b"report.htmX", b"report.html");
+    let mut i = 0;
+    while i + from.len() <= bytes.len() {
+        if &bytes[i..i + from.len()] == from {
+            bytes[i..i + from.len()].copy_from_slice(to);
+        }
+        i += 1;
+    }
+    let outcome = verify_bytes(&log, bytes);
+    assert!(!outcome.ok);
+    assert!(
+        outcome
+            .problems
+            .iter()
+            .any(|p| p.check == "file" && p.detail.contains("appears twice")),
+        "{:?}",
+        outcome.problems
+    );
 }
 
 #[test]
