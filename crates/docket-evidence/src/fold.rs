@@ -720,6 +720,35 @@ impl Fold {
             Event::PolicyActivated { request, tests, .. } => {
                 self.applied(seq, *request, tests.is_none());
             }
+            // A change of access rules (tool permissions) carries no
+            // request id: find the approved request that asked for exactly
+            // these rules.
+            Event::ProjectUpdated { project } => {
+                let before = self.registry.projects.get(&project.id).map(|p| &p.rules);
+                if before.is_some_and(|r| *r != project.rules) {
+                    let request = self
+                        .registry
+                        .changes
+                        .values()
+                        .rev()
+                        .find(|c| {
+                            c.project.as_ref() == Some(&project.id)
+                                && matches!(&c.request, ChangeRequest::ProjectRules { rules } if *rules == project.rules)
+                                && matches!(c.status, ChangeStatus::Approved { .. })
+                        })
+                        .map(|c| c.seq);
+                    match request {
+                        Some(r) => self.applied(seq, r, false),
+                        None => {
+                            self.changes_applied += 1;
+                            self.unrecorded_changes.push(
+                                seq,
+                                format!("project {}'s access rules changed without an approved change request", project.id),
+                            );
+                        }
+                    }
+                }
+            }
             Event::CredentialIssued { credential, .. } => {
                 if let Some(agent) = &credential.agent {
                     match self.registry.agents.get(agent) {

@@ -57,15 +57,24 @@ fn verify_bytes(log: &LogSigner, pack: Vec<u8>) -> Outcome {
 
 /// Logs `bodies` as receipts and exports them as one pack.
 fn build_pack(bodies: &[Value]) -> (LogSigner, Vec<u8>) {
+    let entries: Vec<(EntryType, Value)> = bodies
+        .iter()
+        .map(|b| (EntryType::Receipt, b.clone()))
+        .collect();
+    build_log_pack(&entries)
+}
+
+/// Logs `entries` and exports them as one pack.
+fn build_log_pack(entries: &[(EntryType, Value)]) -> (LogSigner, Vec<u8>) {
     let log = LogSigner::generate("docket.test/log").unwrap();
     let mut tree = MemoryTree::new();
     let mut prev = Hash([0; 32]);
     let mut lines = Vec::new();
-    for (i, body) in bodies.iter().enumerate() {
+    for (i, (kind, body)) in entries.iter().enumerate() {
         let e = Entry {
             seq: Seq(i as u64),
             ts: Timestamp::from_micros(T0 + i as i64),
-            kind: EntryType::Receipt,
+            kind: *kind,
             prev,
             body: CanonicalBody::from_value(body).unwrap(),
         };
@@ -169,4 +178,109 @@ fn a_signature_the_agent_did_not_make_fails_the_pack() {
     );
     // Every other check held: the log itself is intact.
     assert_eq!(outcome.entries, 2);
+}
+
+/// `controls.json` of a pack, and one test of it.
+fn control(pack: &[u8], test: &str) -> Value {
+    let mut zip = zip::ZipArchive::new(Cursor::new(pack)).unwrap();
+    let mut text = String::new();
+    std::io::Read::read_to_string(&mut zip.by_name("controls.json").unwrap(), &mut text).unwrap();
+    let controls: Value = serde_json::from_str(&text).unwrap();
+    controls["criteria"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|c| c["tests"].as_array().unwrap().iter())
+        .find(|t| t["id"] == test)
+        .cloned()
+        .unwrap()
+}
+
+fn project_log(approved: bool) -> Vec<(EntryType, Value)> {
+    use docket_core::identity::event::{AccessRule, ChangeRequest, ProjectRecord};
+    use docket_core::identity::governance::ChangeInfo;
+    use docket_core::identity::{Actor, Event, Scope};
+    let human = |user: &str| Actor::Human {
+        user: user.parse().unwrap(),
+        credential: "abcdefghijklmnop".parse().unwrap(),
+    };
+    let rules = |tool: &str| {
+        vec![AccessRule {
+            agents: vec!["*".into()],
+            allows: Scope {
+                tools: [tool.to_owned()].into(),
+                ..Scope::default()
+            },
+        }]
+    };
+    let project = |tool: &str| ProjectRecord {
+        id: "support".parse().unwrap(),
+        name: "Support".into(),
+        members: Vec::new(),
+        rules: rules(tool),
+    };
+    let mut events = vec![(
+        Event::ProjectCreated {
+            project: project("search"),
+        },
+        human("alice"),
+    )];
+    if approved {
+        events.push((
+            Event::ChangeRequested {
+                agent: None,
+                project: Some("support".parse().unwrap()),
+                request: ChangeRequest::ProjectRules {
+                    rules: rules("shell"),
+                },
+                info: ChangeInfo {
+                    description: Some("shell for triage".into()),
+                    rollback_plan: Some("restore search only".into()),
+                    evidence: Some(json!({"ticket": "SEC-1"})),
+                },
+            },
+            human("bob"),
+        ));
+        events.push((
+            Event::ChangeApproved {
+                request: 1,
+                agent: None,
+                project: Some("support".parse().unwrap()),
+            },
+            human("carol"),
+        ));
+    }
+    events.push((
+        Event::ProjectUpdated {
+            project: project("shell"),
+        },
+        human("alice"),
+    ));
+    events
+        .into_iter()
+        .map(|(e, actor)| (e.entry_type(), e.to_body(&actor)))
+        .collect()
+}
+
+#[test]
+fn a_change_of_access_rules_is_traced_to_its_approved_request() {
+    let (log, pack) = build_log_pack(&project_log(true));
+    assert!(verify_bytes(&log, pack.clone()).ok);
+    let t = control(&pack, "cc8.1-unapproved-changes");
+    assert_eq!(t["figures"]["changes_applied"], 1, "{t}");
+    assert_eq!(t["status"], "satisfied", "{t}");
+    assert_eq!(
+        control(&pack, "cc7.1-unrecorded-changes")["status"],
+        "satisfied"
+    );
+
+    // The same rules change with no request behind it is a finding.
+    let (log, pack) = build_log_pack(&project_log(false));
+    assert!(
+        verify_bytes(&log, pack.clone()).ok,
+        "an honest log of a bad change verifies"
+    );
+    let t = control(&pack, "cc7.1-unrecorded-changes");
+    assert_eq!(t["status"], "not_satisfied", "{t}");
+    assert_eq!(t["items"][0]["seq"], 1, "{t}");
 }
