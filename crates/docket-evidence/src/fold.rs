@@ -214,6 +214,9 @@ impl Vendor {
 /// entry's time (the server accepts signatures up to 300 s old).
 pub const MAX_SIGNATURE_SKEW_SECS: u64 = 900;
 
+/// How long before its receipt a call may have begun (long streams).
+const CALL_GRACE_MICROS: i64 = 15 * 60 * 1_000_000;
+
 /// Rotation period for long-lived credentials (CONTROLS.md CC6.3).
 pub const ROTATION_DAYS: i64 = 90;
 
@@ -552,12 +555,25 @@ impl Fold {
             (Err(why), _) => self.unregistered.push(seq, why.clone()),
             (Ok(()), None) => self.unregistered.push(seq, "names no credential"),
             (Ok(()), Some(c)) => {
-                let known = c
+                let cred = c
                     .parse::<CredentialId>()
-                    .is_ok_and(|id| self.registry.credentials.contains_key(&id));
-                if !known {
-                    self.unregistered
-                        .push(seq, format!("credential {c} was never issued"));
+                    .ok()
+                    .and_then(|id| self.registry.credentials.get(&id));
+                // A receipt is written when the call ends: the credential
+                // must have been live when it began, some minutes earlier.
+                let began = Timestamp::from_micros(ts.as_micros() - CALL_GRACE_MICROS);
+                let problem = match cred {
+                    None => Some(format!("credential {c} was never issued")),
+                    Some(k) if k.record.agent.as_ref().map(AgentId::as_str) != agent.as_deref() => {
+                        Some(format!("credential {c} is not this agent's"))
+                    }
+                    Some(k) => self
+                        .registry
+                        .credential_dead_at(k, began)
+                        .map(|why| format!("credential {c} was not live: {why}")),
+                };
+                if let Some(p) = problem {
+                    self.unregistered.push(seq, p);
                 }
             }
         }

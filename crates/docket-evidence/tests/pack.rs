@@ -17,6 +17,8 @@ use ed25519_dalek::{Signer, SigningKey};
 use serde_json::{Value, json};
 
 const T0: i64 = 1_780_000_000_000_000;
+/// Entries of the test logs are ten minutes apart.
+const STEP: i64 = 600_000_000;
 
 /// A receipt by agent `bot`, its request signed over `base` by `signer`
 /// and attributed to `did`.
@@ -73,7 +75,7 @@ fn build_log_pack(entries: &[(EntryType, Value)]) -> (LogSigner, Vec<u8>) {
     for (i, (kind, body)) in entries.iter().enumerate() {
         let e = Entry {
             seq: Seq(i as u64),
-            ts: Timestamp::from_micros(T0 + i as i64),
+            ts: Timestamp::from_micros(T0 + i as i64 * STEP),
             kind: *kind,
             prev,
             body: CanonicalBody::from_value(body).unwrap(),
@@ -90,7 +92,7 @@ fn build_log_pack(entries: &[(EntryType, Value)]) -> (LogSigner, Vec<u8>) {
         window: WindowInfo {
             origin: log.origin().to_owned(),
             from: Timestamp::from_micros(T0).to_string(),
-            to: Timestamp::from_micros(T0 + n as i64).to_string(),
+            to: Timestamp::from_micros(T0 + n as i64 * STEP).to_string(),
             first_seq: 0,
             end_seq: n,
             project: None,
@@ -283,4 +285,77 @@ fn a_change_of_access_rules_is_traced_to_its_approved_request() {
     let t = control(&pack, "cc7.1-unrecorded-changes");
     assert_eq!(t["status"], "not_satisfied", "{t}");
     assert_eq!(t["items"][0]["seq"], 1, "{t}");
+}
+
+#[test]
+fn a_receipt_made_with_a_revoked_credential_is_a_finding() {
+    use docket_core::identity::event::{AgentRecord, CredentialRecord};
+    use docket_core::identity::{Actor, CredentialKind, Event, Scope};
+    let key = SigningKey::from_bytes(&[7; 32]);
+    let admin = Actor::Human {
+        user: "alice".parse().unwrap(),
+        credential: "abcdefghijklmnop".parse().unwrap(),
+    };
+    let cred = "qrstuvwxyz234567";
+    let events = [
+        Event::AgentRegistered {
+            request: 0,
+            agent: AgentRecord {
+                id: "bot".parse().unwrap(),
+                name: "Bot".into(),
+                owner: "alice".parse().unwrap(),
+                project: "support".parse().unwrap(),
+                purpose: "tests".into(),
+                scope: Scope::default(),
+                did: Did::from_key(&key.verifying_key()),
+                system_prompt_sha256: None,
+            },
+        },
+        Event::CredentialIssued {
+            credential: CredentialRecord {
+                id: cred.parse().unwrap(),
+                kind: CredentialKind::ApiKey,
+                prefix: format!("dka_{cred}"),
+                sha256: "0".repeat(64),
+                agent: Some("bot".parse().unwrap()),
+                user: None,
+                scope: None,
+                task: None,
+                human: None,
+                human_assurance: None,
+                parent: None,
+                expires_at: None,
+                label: None,
+            },
+            project: Some("support".parse().unwrap()),
+            replaces: None,
+        },
+    ];
+    let mut log: Vec<(EntryType, Value)> = events
+        .iter()
+        .map(|e| (e.entry_type(), e.to_body(&admin)))
+        .collect();
+    let receipt = json!({"agent": "bot", "project": "support", "credential": cred,
+                         "provider": "openai", "model": "gpt-4o-mini", "outcome": "ok"});
+    log.push((EntryType::Receipt, receipt.clone())); // seq 2: live
+    let revoked = Event::CredentialRevoked {
+        credential: cred.parse().unwrap(),
+        agent: Some("bot".parse().unwrap()),
+        project: Some("support".parse().unwrap()),
+        reason: "leaked".into(),
+    };
+    log.push((revoked.entry_type(), revoked.to_body(&admin))); // seq 3
+    log.push((EntryType::Note, json!({"text": "later"})));
+    log.push((EntryType::Receipt, receipt)); // seq 5: 20 minutes after the revocation
+    let (signer, pack) = build_log_pack(&log);
+    assert!(verify_bytes(&signer, pack.clone()).ok);
+    let t = control(&pack, "cc6.1-registered-agent");
+    assert_eq!(t["status"], "not_satisfied", "{t}");
+    let items: Vec<u64> = t["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["seq"].as_u64().unwrap())
+        .collect();
+    assert_eq!(items, [5], "only the receipt after the revocation: {t}");
 }
