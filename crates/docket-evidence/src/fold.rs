@@ -167,6 +167,25 @@ impl<'a> Refs<'a> {
     }
 }
 
+/// Why an agent may not act.
+#[derive(Copy, Clone)]
+enum AgentProblem {
+    Unnamed,
+    Unregistered,
+    Status(AgentStatus),
+}
+
+impl AgentProblem {
+    fn note(self, agent: Option<&str>) -> String {
+        let id = agent.unwrap_or("?");
+        match self {
+            AgentProblem::Unnamed => "names no agent".into(),
+            AgentProblem::Unregistered => format!("agent {id} is not registered"),
+            AgentProblem::Status(s) => format!("agent {id} is {}", s.as_str()),
+        }
+    }
+}
+
 /// Counts and lists for one test.
 #[derive(Default)]
 struct Tally {
@@ -181,6 +200,15 @@ impl Tally {
                 seq,
                 note: note.into(),
             });
+        } else {
+            self.omitted += 1;
+        }
+    }
+
+    /// [`Tally::push`], building the note only if it will be listed.
+    fn push_with(&mut self, seq: u64, note: impl FnOnce() -> String) {
+        if self.items.len() < MAX_LISTED {
+            self.items.push(Item { seq, note: note() });
         } else {
             self.omitted += 1;
         }
@@ -343,21 +371,16 @@ impl Fold {
             return true;
         }
         let ours = |agent: &str| {
-            agent
-                .parse::<AgentId>()
-                .ok()
-                .and_then(|a| self.registry.agents.get(&a))
+            self.registry
+                .agents
+                .get(agent)
                 .is_some_and(|a| a.record.project.as_str() == p)
         };
         if let Some(a) = &refs.agent {
             return !ours(a);
         }
         if let Some(c) = &refs.credential {
-            let cred = c
-                .parse::<CredentialId>()
-                .ok()
-                .and_then(|c| self.registry.credentials.get(&c));
-            return match cred {
+            return match self.registry.credentials.get(c.as_ref()) {
                 Some(c) => match &c.record.agent {
                     Some(a) => !ours(a.as_str()),
                     None => false,
@@ -496,8 +519,8 @@ impl Fold {
                 .push(seq, "signed, but the actor names no valid did:key");
             return;
         };
-        if let Some(a) = agent.and_then(|a| a.parse::<AgentId>().ok())
-            && let Some(known) = self.registry.agents.get(&a)
+        if let Some(a) = agent
+            && let Some(known) = self.registry.agents.get(a)
             && known.record.did != key
         {
             self.signatures_failed.push(
@@ -530,55 +553,49 @@ impl Fold {
     }
 
     /// Is `agent` registered and active now (in the fold's order)?
-    fn agent_state(&self, agent: Option<&str>) -> Result<(), String> {
+    /// `None` if so; else what is wrong, as a note built on demand.
+    fn agent_problem(&self, agent: Option<&str>) -> Option<AgentProblem> {
         let Some(id) = agent else {
-            return Err("names no agent".into());
+            return Some(AgentProblem::Unnamed);
         };
-        match id
-            .parse::<AgentId>()
-            .ok()
-            .and_then(|a| self.registry.agents.get(&a))
-        {
-            None => Err(format!("agent {id} is not registered")),
-            Some(a) if a.status != AgentStatus::Active => {
-                Err(format!("agent {id} is {}", a.status.as_str()))
-            }
-            Some(_) => Ok(()),
+        match self.registry.agents.get(id) {
+            None => Some(AgentProblem::Unregistered),
+            Some(a) if a.status != AgentStatus::Active => Some(AgentProblem::Status(a.status)),
+            Some(_) => None,
         }
     }
 
     fn receipt(&mut self, seq: u64, ts: Timestamp, r: &ReceiptView<'_>) {
         self.receipts += 1;
         let agent = text(r.agent);
-        let state = self.agent_state(agent.as_deref());
-        match (&state, text(r.credential)) {
-            (Err(why), _) => self.unregistered.push(seq, why.clone()),
-            (Ok(()), None) => self.unregistered.push(seq, "names no credential"),
-            (Ok(()), Some(c)) => {
-                let cred = c
-                    .parse::<CredentialId>()
-                    .ok()
-                    .and_then(|id| self.registry.credentials.get(&id));
-                // A receipt is written when the call ends: the credential
-                // must have been live when it began, some minutes earlier.
-                let began = Timestamp::from_micros(ts.as_micros() - CALL_GRACE_MICROS);
-                let problem = match cred {
-                    None => Some(format!("credential {c} was never issued")),
-                    Some(k) if k.record.agent.as_ref().map(AgentId::as_str) != agent.as_deref() => {
-                        Some(format!("credential {c} is not this agent's"))
+        let agent = agent.as_deref();
+        if let Some(p) = self.agent_problem(agent) {
+            self.unregistered.push_with(seq, || p.note(agent));
+            self.inactive.push_with(seq, || p.note(agent));
+        } else {
+            match text(r.credential) {
+                None => self.unregistered.push(seq, "names no credential"),
+                Some(c) => {
+                    let cred = self.registry.credentials.get(c.as_ref());
+                    // A receipt is written when the call ends: the
+                    // credential must have been live when it began, some
+                    // minutes earlier.
+                    let began = Timestamp::from_micros(ts.as_micros() - CALL_GRACE_MICROS);
+                    let problem = match cred {
+                        None => Some(format!("credential {c} was never issued")),
+                        Some(k) if k.record.agent.as_ref().map(AgentId::as_str) != agent => {
+                            Some(format!("credential {c} is not this agent's"))
+                        }
+                        Some(k) => self
+                            .registry
+                            .credential_dead_at(k, began)
+                            .map(|why| format!("credential {c} was not live: {why}")),
+                    };
+                    if let Some(p) = problem {
+                        self.unregistered.push(seq, p);
                     }
-                    Some(k) => self
-                        .registry
-                        .credential_dead_at(k, began)
-                        .map(|why| format!("credential {c} was not live: {why}")),
-                };
-                if let Some(p) = problem {
-                    self.unregistered.push(seq, p);
                 }
             }
-        }
-        if let Err(why) = state {
-            self.inactive.push(seq, why);
         }
         let actor = r
             .actor
@@ -664,10 +681,12 @@ impl Fold {
 
     fn decision(&mut self, seq: u64, body: &Value) {
         let outcome = str_of(body, "outcome").unwrap_or("unknown");
+        let agent = str_of(body, "agent");
         if outcome == "allow"
-            && let Err(why) = self.agent_state(str_of(body, "agent"))
+            && let Some(p) = self.agent_problem(agent)
         {
-            self.inactive.push(seq, format!("allowed: {why}"));
+            self.inactive
+                .push_with(seq, || format!("allowed: {}", p.note(agent)));
         }
         if str_of(body, "stage") == Some("scope") {
             let what = str_of(body, "model")

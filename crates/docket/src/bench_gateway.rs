@@ -173,7 +173,7 @@ fn bench_registry(requests: &[docket_policy::Request]) -> anyhow::Result<(Regist
         human: Some(admin.clone()),
         actor: Actor::Agent {
             agent: "bench-agent".parse()?,
-            did: reg.agents[&"bench-agent".parse()?].record.did.clone(),
+            did: reg.agents["bench-agent"].record.did.clone(),
             credential: "benchbenchbench2".parse()?,
             task: None,
             human: Some(admin),

@@ -54,6 +54,14 @@ macro_rules! slug_id {
             }
         }
 
+        /// Maps keyed by the id can be searched by `&str` without
+        /// allocating (the derived order and hash are the string's).
+        impl std::borrow::Borrow<str> for $name {
+            fn borrow(&self) -> &str {
+                &self.0
+            }
+        }
+
         impl TryFrom<String> for $name {
             type Error = IdError;
             fn try_from(value: String) -> Result<Self, IdError> {
@@ -113,6 +121,12 @@ pub const CREDENTIAL_ID_LEN: usize = 16;
 
 impl CredentialId {
     pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::borrow::Borrow<str> for CredentialId {
+    fn borrow(&self) -> &str {
         &self.0
     }
 }

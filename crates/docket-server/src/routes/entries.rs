@@ -107,10 +107,9 @@ fn check_projects(state: &AppState, ps: &[String], index: &IndexFields) -> Resul
     }
     if let Some(a) = &index.agent {
         let r = state.identity.read();
-        let project = a
-            .parse()
-            .ok()
-            .and_then(|id| r.agents.get(&id))
+        let project = r
+            .agents
+            .get(a.as_str())
             .map(|agent| agent.record.project.to_string());
         if !project.is_some_and(|p| ps.contains(&p)) {
             return Err(format!("agent {a:?} is not an agent of your projects"));
