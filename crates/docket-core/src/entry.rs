@@ -286,6 +286,45 @@ struct WireEntry<'a> {
     kind: &'a str,
 }
 
+/// An entry's envelope read in one pass, its body borrowed unparsed: for
+/// readers of many entries that need the members but not a copy
+/// ([`Entry::decode`] builds on it and also checks the canonical form).
+#[derive(Clone, Copy, Debug)]
+pub struct Envelope<'a> {
+    pub seq: Seq,
+    pub ts: Timestamp,
+    pub kind: EntryType,
+    pub prev: Hash,
+    /// A JSON object.
+    pub body: &'a RawValue,
+    ts_text: &'a str,
+}
+
+impl<'a> Envelope<'a> {
+    pub fn parse(bytes: &'a [u8]) -> Result<Self, EntryError> {
+        let wire: WireEntry<'a> =
+            serde_json::from_slice(bytes).map_err(|e| EntryError::Malformed(e.to_string()))?;
+        if wire.seq > MAX_SEQ {
+            return Err(EntryError::SeqTooLarge(wire.seq));
+        }
+        let prev = parse_hex_hash(wire.prev)
+            .ok_or_else(|| EntryError::Malformed("prev must be 64 lowercase hex digits".into()))?;
+        if !wire.body.get().starts_with('{') {
+            return Err(EntryError::BodyNotObject);
+        }
+        Ok(Self {
+            seq: Seq(wire.seq),
+            // Any RFC 3339 time parses here; `Entry::decode`'s byte-for-byte
+            // comparison holds it to the log form.
+            ts: Timestamp::parse_rfc3339(wire.ts)?,
+            kind: wire.kind.parse()?,
+            prev,
+            body: wire.body,
+            ts_text: wire.ts,
+        })
+    }
+}
+
 impl Entry {
     /// The canonical bytes of this entry: what its leaf hash covers.
     ///
@@ -306,28 +345,17 @@ impl Entry {
     /// Decodes canonical entry bytes, refusing anything that is not exactly
     /// what [`Entry::encode`] would produce.
     pub fn decode(bytes: &[u8]) -> Result<Self, EntryError> {
-        let wire: WireEntry<'_> =
-            serde_json::from_slice(bytes).map_err(|e| EntryError::Malformed(e.to_string()))?;
-        if wire.seq > MAX_SEQ {
-            return Err(EntryError::SeqTooLarge(wire.seq));
-        }
-        let prev = parse_hex_hash(wire.prev)
-            .ok_or_else(|| EntryError::Malformed("prev must be 64 lowercase hex digits".into()))?;
+        let env = Envelope::parse(bytes)?;
         let entry = Entry {
-            seq: Seq(wire.seq),
-            // Any RFC 3339 time parses here; the byte-for-byte comparison
-            // below holds it to the log form.
-            ts: Timestamp::parse_rfc3339(wire.ts)?,
-            kind: wire.kind.parse()?,
-            prev,
-            body: CanonicalBody(wire.body.get().to_owned()),
+            seq: env.seq,
+            ts: env.ts,
+            kind: env.kind,
+            prev: env.prev,
+            body: CanonicalBody(env.body.get().to_owned()),
         };
-        if !entry.body.0.starts_with('{') {
-            return Err(EntryError::BodyNotObject);
-        }
         if entry.encode() != bytes {
-            if entry.ts.to_string() != wire.ts {
-                return Err(EntryError::Timestamp(wire.ts.to_owned()));
+            if entry.ts.to_string() != env.ts_text {
+                return Err(EntryError::Timestamp(env.ts_text.to_owned()));
             }
             return Err(EntryError::NotCanonical);
         }

@@ -14,7 +14,7 @@ pub mod receipt;
 
 pub use audit::{ChainChecker, ChainError, ChainProblem, CompactTree};
 pub use checkpoint::{CheckpointError, LogSigner, LogVerifier, SignedCheckpoint};
-pub use entry::{CanonicalBody, Entry, EntryError, EntryType, Seq, Timestamp};
+pub use entry::{CanonicalBody, Entry, EntryError, EntryType, Envelope, Seq, Timestamp};
 pub use index::{IndexError, IndexFields};
 pub use merkle::{Hash, ProofError, RangeVerifier};
 pub use receipt::{Receipt, ReceiptError, VerifiedReceipt};

@@ -307,87 +307,74 @@ impl<'a, W: Write + Seek> PackWriter<'a, W> {
         Ok(())
     }
 
-    fn add(&mut self, path: &str, bytes: &[u8]) -> Result<(), PackError> {
-        self.zip.start_file(path, options())?;
-        self.zip.write_all(bytes)?;
-        self.files.push(FileDigest {
-            path: path.to_owned(),
-            sha256: hex::encode(Sha256::digest(bytes)),
-            bytes: bytes.len() as u64,
-        });
-        Ok(())
-    }
-
     /// Writes the derived files, the proofs and the signed manifest.
-    pub fn finish(mut self) -> Result<(W, Manifest), PackError> {
-        let w = &self.header.window;
-        if self.next != w.end_seq {
+    pub fn finish(self) -> Result<(W, Manifest), PackError> {
+        let Self {
+            mut zip,
+            header: h,
+            mut files,
+            entries,
+            fold,
+            spool,
+            next,
+            withheld,
+        } = self;
+        if next != h.window.end_seq {
             return Err(PackError::Entry {
-                seq: self.next,
-                why: format!("the window ends at {} but entries stopped", w.end_seq),
+                seq: next,
+                why: format!(
+                    "the window ends at {} but entries stopped",
+                    h.window.end_seq
+                ),
             });
         }
-        let entries = std::mem::replace(
-            &mut self.entries,
-            Hashing {
-                inner: io::sink(),
-                hash: Sha256::new(),
-                bytes: 0,
-            },
-        );
-        self.files.push(FileDigest {
+        files.push(FileDigest {
             path: ENTRIES.to_owned(),
             sha256: hex::encode(entries.hash.finalize()),
             bytes: entries.bytes,
         });
-        let spools = std::mem::take(&mut self.spool.files);
-        for (file, spool) in spools {
+        for (file, spool) in spool.files {
             let mut spool = spool.into_inner().map_err(|e| e.into_error())?;
             spool.seek(io::SeekFrom::Start(0))?;
-            self.zip.start_file(file.path(), options())?;
+            zip.start_file(file.path(), options())?;
             let mut hashing = Hashing {
-                inner: &mut self.zip,
+                inner: &mut zip,
                 hash: Sha256::new(),
                 bytes: 0,
             };
             io::copy(&mut spool, &mut hashing)?;
             let (hash, bytes) = (hashing.hash.finalize(), hashing.bytes);
-            self.files.push(FileDigest {
+            files.push(FileDigest {
                 path: file.path().to_owned(),
                 sha256: hex::encode(hash),
                 bytes,
             });
         }
-        let fold = std::mem::replace(
-            &mut self.fold,
-            Fold::new(
-                self.header.window.clone(),
-                docket_core::Timestamp::from_micros(0),
-            ),
-        );
-        let derived = fold.finish();
-        for (path, bytes) in derived_files(&derived) {
-            self.add(path, &bytes)?;
-        }
-        let h = &self.header;
         let range = RangeProof {
             first_seq: h.window.first_seq,
             end_seq: h.window.end_seq,
             tree_size: h.tree_size,
             proof: h.range_proof.iter().map(|x| x.to_string()).collect(),
         };
-        let range = json_bytes(&range);
         let mut context = Vec::new();
         for r in &h.context {
             context.extend(serde_json::to_vec(r).unwrap_or_default());
             context.push(b'\n');
         }
-        let checkpoint = h.checkpoint_note.clone().into_bytes();
-        self.add(CHECKPOINT, &checkpoint)?;
-        self.add(RANGE_PROOF, &range)?;
-        self.add(CONTEXT, &context)?;
-        self.files.sort_by(|a, b| a.path.cmp(&b.path));
-        let h = &self.header;
+        let mut written = derived_files(&fold.finish());
+        written.push((CHECKPOINT, h.checkpoint_note.clone().into_bytes()));
+        written.push((RANGE_PROOF, json_bytes(&range)));
+        written.push((CONTEXT, context));
+        for (path, bytes) in written {
+            zip.start_file(path, options())?;
+            zip.write_all(&bytes)?;
+            files.push(FileDigest {
+                path: path.to_owned(),
+                sha256: hex::encode(Sha256::digest(&bytes)),
+                bytes: bytes.len() as u64,
+            });
+        }
+        files.sort_by(|a, b| a.path.cmp(&b.path));
         let manifest = Manifest {
             format: PACK_FORMAT.to_owned(),
             origin: h.signer.origin().to_owned(),
@@ -398,8 +385,8 @@ impl<'a, W: Write + Seek> PackWriter<'a, W> {
                 root: h.root.to_string(),
             },
             entries: h.window.end_seq - h.window.first_seq,
-            withheld: self.withheld,
-            files: self.files.clone(),
+            withheld,
+            files,
         };
         let manifest_bytes = json_bytes(&manifest);
         let sig = h
@@ -408,11 +395,10 @@ impl<'a, W: Write + Seek> PackWriter<'a, W> {
                 &manifest_bytes,
             ))))
             .map_err(|e| PackError::Sign(e.to_string()))?;
-        self.zip.start_file(MANIFEST, options())?;
-        self.zip.write_all(&manifest_bytes)?;
-        self.zip.start_file(MANIFEST_SIG, options())?;
-        self.zip.write_all(sig.as_bytes())?;
-        let out = self.zip.finish()?;
-        Ok((out, manifest))
+        zip.start_file(MANIFEST, options())?;
+        zip.write_all(&manifest_bytes)?;
+        zip.start_file(MANIFEST_SIG, options())?;
+        zip.write_all(sig.as_bytes())?;
+        Ok((zip.finish()?, manifest))
     }
 }

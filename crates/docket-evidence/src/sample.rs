@@ -47,7 +47,7 @@ pub struct Sample {
 
 fn each_entry<R: Read + Seek>(
     zip: &mut ZipArchive<R>,
-    mut f: impl FnMut(Line<'_>, Value),
+    mut f: impl FnMut(Line<'_>),
 ) -> Result<(), String> {
     let file = zip
         .by_name(ENTRIES)
@@ -67,9 +67,7 @@ fn each_entry<R: Read + Seek>(
         if text.starts_with(b"{\"leaf\":") {
             continue;
         }
-        let line = Line::parse(text)?;
-        let body = line.value();
-        f(line, body);
+        f(Line::parse(text)?);
     }
 }
 
@@ -118,7 +116,7 @@ pub fn sample<R: Read + Seek>(
     let mut zip = ZipArchive::new(input).map_err(|e| format!("not a zip archive: {e}"))?;
     // Pass 1: the population.
     let mut population = Vec::new();
-    each_entry(&mut zip, |e, _| {
+    each_entry(&mut zip, |e| {
         if def.sources.contains(&e.kind) {
             population.push(e.seq);
         }
@@ -134,8 +132,8 @@ pub fn sample<R: Read + Seek>(
     // Pass 2: the sampled entries, and receipts naming sampled decisions.
     let mut sampled: BTreeMap<u64, Sampled> = BTreeMap::new();
     let mut receipt_of: BTreeMap<u64, Value> = BTreeMap::new();
-    each_entry(&mut zip, |e, body| {
-        let e = owned(&e, body);
+    each_entry(&mut zip, |e| {
+        let e = owned(&e, e.value());
         if e.kind == EntryType::Receipt
             && let Some(d) = e.body.get("decision").and_then(Value::as_u64)
             && wanted.contains(&d)
@@ -162,8 +160,8 @@ pub fn sample<R: Read + Seek>(
     let mut decisions: BTreeMap<u64, (Value, Value)> = BTreeMap::new();
     let mut approvals: BTreeMap<u64, Vec<Value>> = BTreeMap::new();
     let mut policies: BTreeMap<u64, Value> = BTreeMap::new();
-    each_entry(&mut zip, |e, body| {
-        let e = owned(&e, body);
+    each_entry(&mut zip, |e| {
+        let e = owned(&e, e.value());
         let body = &e.body;
         if decision_seqs.contains(&e.seq) {
             if let Some(a) = body.get("approval").and_then(Value::as_u64) {
