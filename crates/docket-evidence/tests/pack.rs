@@ -309,6 +309,7 @@ fn a_receipt_made_with_a_revoked_credential_is_a_finding() {
                 scope: Scope::default(),
                 did: Did::from_key(&key.verifying_key()),
                 system_prompt_sha256: None,
+                require_signature: false,
             },
         },
         Event::CredentialIssued {

@@ -66,8 +66,63 @@ impl Auth {
     }
 }
 
+/// A token that is not valid (or no longer) is 401; a valid one whose
+/// holder may do nothing now (a suspended or retired agent, a disabled
+/// user) is 403, so the caller knows a new token will not help.
 fn refused(e: AuthError) -> ApiError {
-    ApiError::unauthorized(e.to_string())
+    let status = axum::http::StatusCode::FORBIDDEN;
+    match e {
+        AuthError::AgentInactive(..) => ApiError::new(status, "agent_inactive", e.to_string()),
+        AuthError::UserDisabled(_) => ApiError::new(status, "user_disabled", e.to_string()),
+        AuthError::Invalid | AuthError::Dead(..) | AuthError::BootstrapRetired => {
+            ApiError::unauthorized(e.to_string())
+        }
+    }
+}
+
+/// Records that a request made with an agent's credentials did not carry a
+/// valid signature (the credential was used; the agent did not sign), and
+/// refuses it.
+async fn reject_signature(
+    state: &AppState,
+    caller: &Caller,
+    method: &axum::http::Method,
+    path: &str,
+    code: &'static str,
+    error: String,
+) -> ApiError {
+    let Caller::Agent {
+        agent,
+        project,
+        actor,
+        ..
+    } = caller
+    else {
+        return ApiError::internal("signature check on a caller that is not an agent");
+    };
+    let Actor::Agent { credential, .. } = actor else {
+        return ApiError::internal("agent caller without agent actor");
+    };
+    let event = Event::SignatureRejected {
+        agent: agent.clone(),
+        project: project.clone(),
+        credential: credential.clone(),
+        method: method.to_string(),
+        path: path.chars().take(512).collect(),
+        error: error.clone(),
+    };
+    if let Err(e) = state
+        .identity
+        .commit(actor.clone(), move |_| Ok(vec![event]))
+        .await
+    {
+        return e;
+    }
+    ApiError::new(
+        axum::http::StatusCode::UNAUTHORIZED,
+        code,
+        format!("request signature rejected: {error}"),
+    )
 }
 
 fn bearer(state: &AppState, token: &str) -> Result<Caller, ApiError> {
@@ -161,14 +216,12 @@ async fn check_signature(
     caller: &mut Caller,
     req: Request,
 ) -> Result<Request, ApiError> {
-    let Caller::Agent {
-        agent,
-        project,
-        actor,
-        ..
-    } = caller
-    else {
+    let Caller::Agent { actor, .. } = &*caller else {
         return Ok(req);
+    };
+    let key = match actor {
+        Actor::Agent { did, .. } => did.public_key(),
+        _ => return Err(ApiError::internal("agent caller without agent actor")),
     };
     let (parts, body) = req.into_parts();
     let bytes = axum::body::to_bytes(body, state.config.max_body_bytes)
@@ -180,12 +233,6 @@ async fn check_signature(
                 "request body is larger than the server's limit (max_body_bytes)",
             )
         })?;
-    let Actor::Agent {
-        did, credential, ..
-    } = &*actor
-    else {
-        return Err(ApiError::internal("agent caller without agent actor"));
-    };
     let scheme = parts
         .headers
         .get("x-forwarded-proto")
@@ -214,7 +261,7 @@ async fn check_signature(
         path_and_query,
         &parts.headers,
         &bytes,
-        &did.public_key(),
+        &key,
         now,
         &config,
     ) {
@@ -229,28 +276,24 @@ async fn check_signature(
             )))
         }
         Ok(sig) => {
-            if let Actor::Agent { signature, .. } = actor {
+            if let Caller::Agent {
+                actor: Actor::Agent { signature, .. },
+                ..
+            } = caller
+            {
                 *signature = Some(serde_json::to_value(&sig).map_err(ApiError::internal)?);
             }
             Ok(Request::from_parts(parts, Body::from(bytes)))
         }
-        Err(e) => {
-            let event = Event::SignatureRejected {
-                agent: agent.clone(),
-                project: project.clone(),
-                credential: credential.clone(),
-                method: parts.method.to_string(),
-                path: parts.uri.path().chars().take(512).collect(),
-                error: e.to_string(),
-            };
-            state
-                .identity
-                .commit(actor.clone(), move |_| Ok(vec![event]))
-                .await?;
-            Err(ApiError::unauthorized(format!(
-                "request signature rejected: {e}"
-            )))
-        }
+        Err(e) => Err(reject_signature(
+            state,
+            caller,
+            &parts.method,
+            parts.uri.path(),
+            "signature_rejected",
+            e.to_string(),
+        )
+        .await),
     }
 }
 
@@ -296,6 +339,19 @@ pub async fn authenticate(
     }
     if httpsig::is_signed(req.headers()) {
         req = check_signature(&state, &mut caller, req).await?;
+    } else if let Caller::Agent {
+        agent,
+        must_sign: true,
+        ..
+    } = &caller
+    {
+        let error = format!(
+            "unsigned: agent {agent} must sign every request with its key (RFC 9421 `Signature` and `Signature-Input` headers)"
+        );
+        let (method, path) = (req.method(), req.uri().path());
+        return Err(
+            reject_signature(&state, &caller, method, path, "signature_required", error).await,
+        );
     }
     req.extensions_mut().insert(caller);
     Ok(next.run(req).await)

@@ -41,14 +41,21 @@ pub enum Permission {
     /// Suspend an agent at once (its owner, approvers, admins).
     SuspendAgent,
     ResumeAgent,
-    /// Issue, rotate, revoke credentials (the registry checks whose).
+    /// Issue an agent's API key (the registry checks whose agent).
     ManageCredentials,
+    /// Set one's own password; issue, rotate, revoke credentials: one's own
+    /// personal tokens for everyone, the auditor included; agents' keys for
+    /// their owners and admins (the registry checks whose).
+    ManageOwnCredentials,
     /// Issue a session credential for an agent, on one's own behalf.
     StartSession,
     /// An agent starts or ends its own session.
     AgentSession,
     OpenReview,
     DecideReview,
+    /// Read access reviews: they list every agent and every human, so
+    /// developers (who see only their projects) do not.
+    ReadReviews,
     /// Prometheus metrics.
     ReadMetrics,
     /// Submit a policy version or ask for a rollback.
@@ -90,8 +97,14 @@ pub fn holders(permission: Permission) -> (&'static [Role], bool, bool) {
             false,
         ),
         ManageCredentials | StartSession => (WRITERS, false, false),
+        ManageOwnCredentials => (HUMANS, false, false),
         AgentSession => (&[], true, false),
         DecideReview => (&[Role::Admin, Role::Reviewer], false, false),
+        ReadReviews => (
+            &[Role::Admin, Role::Approver, Role::Reviewer, Role::Auditor],
+            false,
+            false,
+        ),
         ReadMetrics => (&[Role::Admin, Role::Auditor], false, false),
         ProposePolicy => (&[Role::Admin, Role::Developer], false, false),
         Contain => (

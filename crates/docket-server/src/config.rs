@@ -49,6 +49,12 @@ pub struct IdentityConfig {
     pub expiry_sweep_ms: u64,
     /// Oldest `created` accepted on a signed request (RFC 9421).
     pub signature_max_age_secs: i64,
+    /// Only humans whose identity is verified (KYC `verified`) approve
+    /// change requests and held actions, and an agent is registered only
+    /// when its owner is verified. Off by default: the first admin cannot
+    /// verify themselves, so a fresh install turns it on once a second
+    /// admin has recorded the first one's check.
+    pub require_verified_approvers: bool,
 }
 
 impl Default for IdentityConfig {
@@ -71,6 +77,7 @@ impl Default for IdentityConfig {
             rotation_grace_secs: 86_400,
             expiry_sweep_ms: 5_000,
             signature_max_age_secs: 300,
+            require_verified_approvers: false,
         }
     }
 }

@@ -53,6 +53,8 @@ pub enum Caller {
         /// The actor entries record: DID, credential, task, human, signature.
         actor: Actor,
         kind: CredentialKind,
+        /// The agent must sign every request (RFC 9421).
+        must_sign: bool,
     },
     /// HTTP Basic credentials on `POST /api/v1/login`, not yet checked; the
     /// password travels separately in [`LoginPassword`].
@@ -346,6 +348,7 @@ impl Identity {
                     agent: agent_id.clone(),
                     project: agent.record.project.clone(),
                     kind,
+                    must_sign: agent.record.require_signature,
                     actor: Actor::Agent {
                         agent: agent_id.clone(),
                         did: agent.record.did.clone(),

@@ -291,6 +291,7 @@ async fn auth(agents: usize, requests: usize, threads: usize) -> anyhow::Result<
             scope: scope.clone(),
             did: Did::from_key(&key.verifying_key()),
             system_prompt_sha256: None,
+            require_signature: false,
         };
         let agent = record.id.clone();
         let (admin_id, classes) = (admin.id.clone(), identity.data_classes.clone());

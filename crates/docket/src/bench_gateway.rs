@@ -104,6 +104,7 @@ fn bench_registry(requests: &[docket_policy::Request]) -> anyhow::Result<(Regist
                     scope: scope.clone(),
                     did: Did::from_key(&key.verifying_key()),
                     system_prompt_sha256: None,
+                    require_signature: false,
                 },
             },
         );

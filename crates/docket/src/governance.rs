@@ -365,6 +365,10 @@ pub enum Changes {
         /// bytes, final newline included) is sent, never the prompt.
         #[arg(long, value_name = "FILE")]
         system_prompt: Option<PathBuf>,
+        /// Whether the agent must sign its requests (RFC 9421); unchanged
+        /// when absent.
+        #[arg(long, value_name = "true|false")]
+        require_signature: Option<bool>,
         #[arg(long)]
         description: String,
         #[arg(long)]
@@ -520,6 +524,7 @@ pub fn changes(c: Changes) -> anyhow::Result<ExitCode> {
             agent,
             scope,
             system_prompt,
+            require_signature,
             description,
             rollback_plan,
             json,
@@ -532,6 +537,7 @@ pub fn changes(c: Changes) -> anyhow::Result<ExitCode> {
             let body = json!({
                 "scope": read_json(&scope)?,
                 "system_prompt_sha256": prompt_sha256,
+                "require_signature": require_signature,
                 "description": description,
                 "rollback_plan": rollback_plan,
             });

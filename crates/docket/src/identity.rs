@@ -451,6 +451,10 @@ pub enum Agents {
         /// generates one and prints the private key once when absent.
         #[arg(long)]
         public_key: Option<String>,
+        /// Refuse the agent's requests unless it signs them with its key
+        /// (RFC 9421 HTTP Message Signatures).
+        #[arg(long)]
+        require_signature: bool,
         #[arg(long)]
         json: bool,
     },
@@ -538,12 +542,14 @@ pub fn agents(c: Agents) -> anyhow::Result<ExitCode> {
             data_classes,
             environments,
             public_key,
+            require_signature,
             json,
         } => {
             let body = json!({
                 "id": id, "name": name, "project": project, "purpose": purpose, "owner": owner,
                 "scope": {"tools": tools, "models": models, "data_classes": data_classes, "environments": environments},
                 "public_key": public_key,
+                "require_signature": require_signature,
             });
             done(
                 &Client::new(&server)?.send(Method::POST, "/api/v1/agents", Some(&body))?,
@@ -820,7 +826,8 @@ pub enum AccessReview {
         #[arg(long)]
         json: bool,
     },
-    /// Every agent in the review, with its scope, credentials and decision.
+    /// Every agent in the review (scope, credentials) and every human
+    /// (roles, projects, KYC, personal tokens), with the decisions.
     Show {
         #[command(flatten)]
         server: ServerArgs,
@@ -828,19 +835,20 @@ pub enum AccessReview {
         #[arg(long)]
         json: bool,
     },
-    /// Open a review listing every agent (admin).
+    /// Open a review listing every agent and every human (admin).
     Open {
         #[command(flatten)]
         server: ServerArgs,
         #[arg(long)]
         json: bool,
     },
-    /// Mark one agent keep or revoke (reviewer).
+    /// Mark one agent or human keep or revoke (reviewer; never oneself).
     Decide {
         #[command(flatten)]
         server: ServerArgs,
         review: u64,
-        agent: String,
+        /// An agent id, or `user:<id>` for a human.
+        subject: String,
         /// keep or revoke.
         decision: String,
         #[arg(long)]
@@ -879,15 +887,15 @@ pub fn access_review(c: AccessReview) -> anyhow::Result<ExitCode> {
             if json {
                 return print_json(&v);
             }
-            let mut rows = Vec::new();
-            for item in v["items"].as_array().map(Vec::as_slice).unwrap_or_default() {
-                let decision = v["decisions"]
+            let decision = |key: &str, id: &Value| {
+                v["decisions"]
                     .as_array()
-                    .and_then(|d| d.iter().find(|d| d["agent"] == item["agent"]))
+                    .and_then(|d| d.iter().find(|d| &d[key] == id))
                     .map(|d| text(&d["decision"]))
-                    .unwrap_or_else(|| "undecided".into());
-                let creds: Vec<String> = item["credentials"]
-                    .as_array()
+                    .unwrap_or_else(|| "undecided".into())
+            };
+            let creds = |list: &Value| -> Vec<String> {
+                list.as_array()
                     .map(Vec::as_slice)
                     .unwrap_or_default()
                     .iter()
@@ -899,8 +907,11 @@ pub fn access_review(c: AccessReview) -> anyhow::Result<ExitCode> {
                             text(&c["last_used"]).chars().take(10).collect::<String>()
                         )
                     })
-                    .collect();
-                rows.push(json!({"agent": item["agent"], "owner": item["owner"], "project": item["project"], "tools": item["scope"]["tools"], "credentials": creds, "decision": decision}));
+                    .collect()
+            };
+            let mut rows = Vec::new();
+            for item in v["items"].as_array().map(Vec::as_slice).unwrap_or_default() {
+                rows.push(json!({"agent": item["agent"], "owner": item["owner"], "project": item["project"], "tools": item["scope"]["tools"], "credentials": creds(&item["credentials"]), "decision": decision("agent", &item["agent"])}));
             }
             listing(
                 &json!({"rows": rows}),
@@ -914,6 +925,21 @@ pub fn access_review(c: AccessReview) -> anyhow::Result<ExitCode> {
                     "decision",
                 ],
                 false,
+            )?;
+            let mut rows = Vec::new();
+            for h in v["humans"]
+                .as_array()
+                .map(Vec::as_slice)
+                .unwrap_or_default()
+            {
+                rows.push(json!({"user": h["user"], "roles": h["roles"], "projects": h["projects"], "kyc": h["kyc"], "tokens": creds(&h["tokens"]), "decision": decision("user", &h["user"])}));
+            }
+            println!();
+            listing(
+                &json!({"rows": rows}),
+                "rows",
+                &["user", "roles", "projects", "kyc", "tokens", "decision"],
+                false,
             )
         }
         AccessReview::Open { server, json } => {
@@ -926,9 +952,10 @@ pub fn access_review(c: AccessReview) -> anyhow::Result<ExitCode> {
                 return print_json(&v);
             }
             eprintln!(
-                "access review {} opened with {} agents",
+                "access review {} opened with {} agents and {} humans",
                 text(&v["seq"]),
-                v["items"].as_array().map_or(0, Vec::len)
+                v["items"].as_array().map_or(0, Vec::len),
+                v["humans"].as_array().map_or(0, Vec::len)
             );
             println!("{}", text(&v["seq"]));
             Ok(ExitCode::SUCCESS)
@@ -936,12 +963,16 @@ pub fn access_review(c: AccessReview) -> anyhow::Result<ExitCode> {
         AccessReview::Decide {
             server,
             review,
-            agent,
+            subject,
             decision,
             note,
             json,
         } => {
-            let body = json!({"agent": agent, "decision": decision, "note": note});
+            let body = match subject.strip_prefix("user:") {
+                Some(user) => json!({"user": user, "decision": decision, "note": note}),
+                None => json!({"agent": subject.strip_prefix("agent:").unwrap_or(&subject),
+                               "decision": decision, "note": note}),
+            };
             done(
                 &Client::new(&server)?.send(
                     Method::POST,

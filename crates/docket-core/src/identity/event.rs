@@ -7,7 +7,9 @@ use serde_json::{Map, Value};
 use thiserror::Error;
 
 use super::governance::{ChangeInfo, KillTarget, LimitTarget, Limits};
-use super::{AgentId, CredentialId, CredentialKind, Did, Kyc, ProjectId, Role, Scope, UserId};
+use super::{
+    AgentId, CredentialId, CredentialKind, Did, Kyc, KycStatus, ProjectId, Role, Scope, UserId,
+};
 use crate::{EntryType, Timestamp};
 
 /// How sure Docket is of the human an agent acted for.
@@ -133,6 +135,10 @@ pub struct AgentRecord {
     /// one: changing it is a change request like a change of scope.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub system_prompt_sha256: Option<String>,
+    /// Every request with this agent's credentials must carry its RFC 9421
+    /// signature; unsigned ones are refused and recorded.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub require_signature: bool,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -185,6 +191,10 @@ pub enum ChangeRequest {
         scope: Scope,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         system_prompt_sha256: Option<String>,
+        /// The agent's whole new state, so an update that says nothing about
+        /// signing keeps what the agent had.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        require_signature: bool,
     },
     /// New access rules for a project: a tool-permission change.
     #[serde(rename = "project.rules")]
@@ -249,14 +259,48 @@ pub struct ReviewCredential {
     pub expires_at: Option<Timestamp>,
 }
 
+/// One human as an access review lists them: what they may do (roles,
+/// projects), whether their identity is verified, and their personal tokens.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReviewHuman {
+    pub user: UserId,
+    pub roles: Vec<Role>,
+    pub projects: Vec<ProjectId>,
+    pub kyc: KycStatus,
+    pub tokens: Vec<ReviewCredential>,
+}
+
+/// What a review decision is about: an agent or a human.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReviewSubject {
+    Agent(AgentId),
+    User(UserId),
+}
+
+impl std::fmt::Display for ReviewSubject {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ReviewSubject::Agent(a) => write!(f, "agent {a}"),
+            ReviewSubject::User(u) => write!(f, "user {u}"),
+        }
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
 pub enum ReviewEvent {
     Opened {
         items: Vec<ReviewItem>,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        humans: Vec<ReviewHuman>,
     },
+    /// A decision on one agent (`agent`) or one human (`user`).
     Decided {
-        agent: AgentId,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        agent: Option<AgentId>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        user: Option<UserId>,
         decision: ReviewDecision,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         note: Option<String>,
@@ -264,7 +308,30 @@ pub enum ReviewEvent {
     Completed {
         kept: Vec<AgentId>,
         revoked: Vec<AgentId>,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        kept_users: Vec<UserId>,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        revoked_users: Vec<UserId>,
     },
+}
+
+impl ReviewEvent {
+    /// Whom a decision is about; `None` for a malformed one (neither or both).
+    pub fn subject(&self) -> Option<ReviewSubject> {
+        match self {
+            ReviewEvent::Decided {
+                agent: Some(a),
+                user: None,
+                ..
+            } => Some(ReviewSubject::Agent(a.clone())),
+            ReviewEvent::Decided {
+                agent: None,
+                user: Some(u),
+                ..
+            } => Some(ReviewSubject::User(u.clone())),
+            _ => None,
+        }
+    }
 }
 
 /// A change to who can act. One event is one ledger entry.

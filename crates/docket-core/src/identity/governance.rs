@@ -227,6 +227,7 @@ impl Registry {
         agent: &AgentId,
         scope: Scope,
         system_prompt_sha256: Option<String>,
+        require_signature: Option<bool>,
         info: ChangeInfo,
     ) -> Result<Vec<Event>> {
         info.require_described()?;
@@ -246,7 +247,11 @@ impl Registry {
             return Err(Invalid("system_prompt_sha256 must be 64 hex digits".into()));
         }
         scope.check_names().map_err(Invalid)?;
-        if scope == a.record.scope && system_prompt_sha256 == a.record.system_prompt_sha256 {
+        let require_signature = require_signature.unwrap_or(a.record.require_signature);
+        if scope == a.record.scope
+            && system_prompt_sha256 == a.record.system_prompt_sha256
+            && require_signature == a.record.require_signature
+        {
             return Err(Invalid("the request changes nothing".into()));
         }
         self.check_agent_scope(agent, &a.record.project, &scope)?;
@@ -262,6 +267,7 @@ impl Registry {
             request: ChangeRequest::AgentUpdate {
                 scope,
                 system_prompt_sha256,
+                require_signature,
             },
             info,
         }])
@@ -348,6 +354,7 @@ impl Registry {
             ChangeRequest::AgentUpdate {
                 scope,
                 system_prompt_sha256,
+                require_signature,
             } => {
                 let id = change
                     .agent
@@ -364,6 +371,7 @@ impl Registry {
                 let mut record = a.record.clone();
                 record.scope = scope.clone();
                 record.system_prompt_sha256 = system_prompt_sha256.clone();
+                record.require_signature = *require_signature;
                 Ok(vec![Event::AgentUpdated {
                     request: seq,
                     agent: record,

@@ -267,6 +267,16 @@ pub enum KycStatus {
     Verified,
 }
 
+impl KycStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            KycStatus::Unverified => "unverified",
+            KycStatus::Pending => "pending",
+            KycStatus::Verified => "verified",
+        }
+    }
+}
+
 /// A human's KYC record: the status and, once decided, who decided it, how and when.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Kyc {
@@ -438,9 +448,20 @@ impl fmt::Display for Did {
 
 /// Reads an agent's public key as given at registration: a `did:key`, or
 /// the 32 key bytes in base64 (standard or URL-safe) or hex.
+/// Weak keys (of small order, such as all zeros) are refused: a signature
+/// under one proves nothing about who made it.
 pub fn parse_public_key(s: &str) -> Result<ed25519_dalek::VerifyingKey, IdError> {
+    let key = decode_public_key(s.trim())?;
+    if key.is_weak() {
+        return Err(IdError::Key(
+            "weak key (a point of small order): any signature verifies under it".into(),
+        ));
+    }
+    Ok(key)
+}
+
+fn decode_public_key(s: &str) -> Result<ed25519_dalek::VerifyingKey, IdError> {
     use base64::Engine;
-    let s = s.trim();
     if s.starts_with("did:key:") {
         return parse_did_key(s);
     }
@@ -486,6 +507,24 @@ mod tests {
         ] {
             assert!(Did::try_from(bad.to_owned()).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn weak_keys_are_refused_in_every_encoding() {
+        // The identity point: a key of small order, under which signatures
+        // can be forged without any secret.
+        let mut identity = [0u8; 32];
+        identity[0] = 1;
+        let did = Did::from_key(&ed25519_dalek::VerifyingKey::from_bytes(&identity).unwrap());
+        for input in [hex::encode(identity), did.as_str().to_owned()] {
+            let err = parse_public_key(&input).unwrap_err().to_string();
+            assert!(err.contains("weak key"), "{input}: {err}");
+        }
+        let good = ed25519_dalek::SigningKey::from_bytes(&[7; 32]).verifying_key();
+        assert_eq!(
+            parse_public_key(&hex::encode(good.as_bytes())).unwrap(),
+            good
+        );
     }
 
     #[test]

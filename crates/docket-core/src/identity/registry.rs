@@ -11,7 +11,7 @@ use thiserror::Error;
 
 use super::event::{
     AgentRecord, ChangeRequest, CredentialRecord, ProjectRecord, ReviewCredential, ReviewDecision,
-    ReviewEvent, ReviewItem, UserRecord,
+    ReviewEvent, ReviewHuman, ReviewItem, ReviewSubject, UserRecord,
 };
 use super::governance::{
     ActivePolicy, ChangeInfo, Engaged, KillTarget, LimitTarget, Limits, PolicyVersion,
@@ -126,9 +126,29 @@ pub struct Review {
     pub seq: u64,
     pub opened_at: Timestamp,
     pub opened_by: Option<UserId>,
+    /// The agents under review.
     pub items: Vec<ReviewItem>,
-    pub decisions: BTreeMap<AgentId, (ReviewDecision, Option<UserId>, Option<String>)>,
+    /// The humans under review (reviews opened before humans were listed
+    /// have none).
+    pub humans: Vec<ReviewHuman>,
+    /// Decision, who made it, their note.
+    pub decisions: BTreeMap<ReviewSubject, (ReviewDecision, Option<UserId>, Option<String>)>,
     pub completed_at: Option<Timestamp>,
+}
+
+impl Review {
+    /// Everyone and everything the review asks a decision about.
+    pub fn subjects(&self) -> impl Iterator<Item = ReviewSubject> + '_ {
+        let agents = self
+            .items
+            .iter()
+            .map(|i| ReviewSubject::Agent(i.agent.clone()));
+        let humans = self
+            .humans
+            .iter()
+            .map(|h| ReviewSubject::User(h.user.clone()));
+        agents.chain(humans)
+    }
 }
 
 /// A credential to issue: its id and the SHA-256 of its token, made by the
@@ -185,6 +205,23 @@ pub struct Registry {
     pub active_policy: Option<ActivePolicy>,
     pub kill_switches: BTreeMap<KillTarget, Engaged>,
     pub limits: BTreeMap<LimitTarget, Limits>,
+}
+
+/// A live credential as an access review lists it.
+fn review_credential(
+    c: &Credential,
+    now: Timestamp,
+    last_used: &impl Fn(&CredentialId) -> Option<Timestamp>,
+) -> ReviewCredential {
+    ReviewCredential {
+        id: c.record.id.clone(),
+        kind: c.record.kind,
+        prefix: c.record.prefix.clone(),
+        issued_at: c.issued_at,
+        age_days: (now.as_micros() - c.issued_at.as_micros()) / 86_400_000_000,
+        last_used: last_used(&c.record.id),
+        expires_at: c.record.expires_at,
+    }
 }
 
 fn text(what: &str, s: &str, max: usize) -> Result<()> {
@@ -248,11 +285,52 @@ impl Registry {
     }
 
     /// Projects whose data `user` may read: all for admins, approvers,
-    /// reviewers and auditors; their memberships for developers.
+    /// reviewers and auditors; their memberships for developers. This and
+    /// the two below are the one rule of who sees what in the registry and
+    /// the log.
     pub fn sees_all_projects(&self, user: &UserId) -> bool {
         [Role::Admin, Role::Approver, Role::Reviewer, Role::Auditor]
             .into_iter()
             .any(|r| self.has_role(user, r))
+    }
+
+    /// Refuses unless `user`'s identity is verified (KYC): for deployments
+    /// that require verified approvers. `what` says what they tried.
+    pub fn check_verified(&self, user: &UserId, what: &str) -> Result<()> {
+        let status = self.user(user)?.record.kyc.status;
+        if status == KycStatus::Verified {
+            return Ok(());
+        }
+        Err(Forbidden(format!(
+            "{what} needs a verified identity, and {user}'s is {}: an admin records a KYC check first (PUT /api/v1/users/{user}/kyc)",
+            status.as_str()
+        )))
+    }
+
+    /// [`Registry::check_verified`] for approving change request `seq`: the
+    /// approver, and for a registration the agent's owner too.
+    pub fn check_verified_approval(&self, approver: &UserId, seq: u64) -> Result<()> {
+        self.check_verified(approver, "approving a change")?;
+        if let ChangeRequest::AgentRegister { record } = &self.change(seq)?.request {
+            self.check_verified(&record.owner, "owning an agent")?;
+        }
+        Ok(())
+    }
+
+    /// Whether `user` may see the things (agents, entries, changes) of `project`.
+    pub fn sees_project(&self, user: &UserId, project: &ProjectId) -> bool {
+        self.sees_all_projects(user) || self.is_member(user, project)
+    }
+
+    /// Whether `viewer` may see `user`'s record: themselves, and for
+    /// developers the members of their projects; everyone for the rest.
+    pub fn sees_user(&self, viewer: &UserId, user: &UserId) -> bool {
+        viewer == user
+            || self.sees_all_projects(viewer)
+            || self
+                .projects
+                .values()
+                .any(|p| p.members.contains(viewer) && p.members.contains(user))
     }
 
     /// What `agent` may do with `credential`: its declared scope, narrowed
@@ -966,13 +1044,21 @@ impl Registry {
     fn may_manage(&self, actor: &Actor, c: &Credential) -> bool {
         match actor {
             Actor::Human { user, .. } => {
-                self.is_admin(user)
-                    || c.record.user.as_ref() == Some(user)
-                    || c.record
-                        .agent
-                        .as_ref()
-                        .and_then(|a| self.agents.get(a))
-                        .is_some_and(|a| &a.record.owner == user)
+                if c.record.user.as_ref() == Some(user) {
+                    return true;
+                }
+                // An auditor manages their own login and nothing else.
+                let writer = self
+                    .users
+                    .get(user)
+                    .is_some_and(|u| u.record.roles.iter().any(|r| *r != Role::Auditor));
+                writer
+                    && (self.is_admin(user)
+                        || c.record
+                            .agent
+                            .as_ref()
+                            .and_then(|a| self.agents.get(a))
+                            .is_some_and(|a| &a.record.owner == user))
             }
             // An agent may end its own sessions.
             Actor::Agent {
@@ -1114,15 +1200,7 @@ impl Registry {
             .map(|a| {
                 let mut credentials: Vec<ReviewCredential> = self
                     .live_credentials_of(&a.record.id, now)
-                    .map(|c| ReviewCredential {
-                        id: c.record.id.clone(),
-                        kind: c.record.kind,
-                        prefix: c.record.prefix.clone(),
-                        issued_at: c.issued_at,
-                        age_days: (now.as_micros() - c.issued_at.as_micros()) / 86_400_000_000,
-                        last_used: last_used(&c.record.id),
-                        expires_at: c.record.expires_at,
-                    })
+                    .map(|c| review_credential(c, now, &last_used))
                     .collect();
                 credentials.sort_by(|x, y| x.id.cmp(&y.id));
                 ReviewItem {
@@ -1135,16 +1213,46 @@ impl Registry {
                 }
             })
             .collect();
+        let humans = self
+            .users
+            .values()
+            .filter(|u| !u.record.disabled)
+            .map(|u| {
+                let mut tokens: Vec<ReviewCredential> = self
+                    .credentials
+                    .values()
+                    .filter(|c| c.record.user.as_ref() == Some(&u.record.id))
+                    .filter(|c| c.dead_at(now).is_none())
+                    .map(|c| review_credential(c, now, &last_used))
+                    .collect();
+                tokens.sort_by(|x, y| x.id.cmp(&y.id));
+                ReviewHuman {
+                    user: u.record.id.clone(),
+                    roles: u.record.roles.clone(),
+                    projects: self
+                        .projects
+                        .values()
+                        .filter(|p| p.members.contains(&u.record.id))
+                        .map(|p| p.id.clone())
+                        .collect(),
+                    kyc: u.record.kyc.status,
+                    tokens,
+                }
+            })
+            .collect();
         Ok(vec![Event::AccessReview {
             review: None,
-            event: ReviewEvent::Opened { items },
+            event: ReviewEvent::Opened { items, humans },
         }])
     }
 
+    /// A reviewer's keep or revoke for one agent or human. Nobody decides
+    /// on their own access.
     pub fn plan_review_decision(
         &self,
+        actor: &UserId,
         review: u64,
-        agent: &AgentId,
+        subject: ReviewSubject,
         decision: ReviewDecision,
         note: Option<String>,
     ) -> Result<Vec<Event>> {
@@ -1152,27 +1260,39 @@ impl Registry {
         if r.completed_at.is_some() {
             return Err(Conflict(format!("access review {review} is completed")));
         }
-        if !r.items.iter().any(|i| &i.agent == agent) {
+        if !r.subjects().any(|s| s == subject) {
             return Err(NotFound(format!(
-                "agent {agent} is not in access review {review}"
+                "{subject} is not in access review {review}"
             )));
+        }
+        if subject == ReviewSubject::User(actor.clone()) {
+            return Err(Forbidden(
+                "nobody decides on their own access; another reviewer must".into(),
+            ));
         }
         if let Some(n) = &note {
             text("note", n, 2000)?;
         }
+        let (agent, user) = match subject {
+            ReviewSubject::Agent(a) => (Some(a), None),
+            ReviewSubject::User(u) => (None, Some(u)),
+        };
         Ok(vec![Event::AccessReview {
             review: Some(review),
             event: ReviewEvent::Decided {
-                agent: agent.clone(),
+                agent,
+                user,
                 decision,
                 note,
             },
         }])
     }
 
-    /// Completes a review once every agent has a decision; each `revoke`
-    /// takes effect in the same append: its live credentials are revoked and
-    /// the agent is suspended.
+    /// Completes a review once every agent and human has a decision; each
+    /// `revoke` takes effect in the same append. A revoked agent's live
+    /// credentials are revoked and it is suspended; a revoked human's
+    /// personal tokens are revoked and their account disabled (which also
+    /// ends the agent sessions they started).
     pub fn plan_complete_review(&self, review: u64, now: Timestamp) -> Result<Vec<Event>> {
         let r = self.review(review)?;
         if r.completed_at.is_some() {
@@ -1180,17 +1300,17 @@ impl Registry {
                 "access review {review} is already completed"
             )));
         }
-        if let Some(missing) = r.items.iter().find(|i| !r.decisions.contains_key(&i.agent)) {
+        if let Some(missing) = r.subjects().find(|s| !r.decisions.contains_key(s)) {
             return Err(Conflict(format!(
-                "agent {} has no decision yet; every agent must be marked keep or revoke",
-                missing.agent
+                "{missing} has no decision yet; every agent and human must be marked keep or revoke"
             )));
         }
+        let decision = |s: ReviewSubject| r.decisions[&s].0;
         let mut kept = Vec::new();
         let mut revoked = Vec::new();
         let mut effects = Vec::new();
         for item in &r.items {
-            match r.decisions[&item.agent].0 {
+            match decision(ReviewSubject::Agent(item.agent.clone())) {
                 ReviewDecision::Keep => kept.push(item.agent.clone()),
                 ReviewDecision::Revoke => {
                     revoked.push(item.agent.clone());
@@ -1209,9 +1329,59 @@ impl Registry {
                 }
             }
         }
+        let mut kept_users = Vec::new();
+        let mut revoked_users = Vec::new();
+        for human in &r.humans {
+            let id = &human.user;
+            match decision(ReviewSubject::User(id.clone())) {
+                ReviewDecision::Keep => kept_users.push(id.clone()),
+                ReviewDecision::Revoke => {
+                    revoked_users.push(id.clone());
+                    let Some(user) = self.users.get(id) else {
+                        continue;
+                    };
+                    let mut tokens: Vec<&Credential> = self
+                        .credentials
+                        .values()
+                        .filter(|c| c.record.user.as_ref() == Some(id) && c.dead_at(now).is_none())
+                        .collect();
+                    tokens.sort_by(|a, b| a.record.id.cmp(&b.record.id));
+                    effects.extend(
+                        tokens
+                            .into_iter()
+                            .map(|c| self.revocation(c, format!("access review {review}"))),
+                    );
+                    if !user.record.disabled {
+                        let mut record = user.record.clone();
+                        record.disabled = true;
+                        effects.push(Event::UserUpdated {
+                            user: record,
+                            changed: vec!["disabled".into()],
+                        });
+                    }
+                }
+            }
+        }
+        let admins_left = self
+            .users
+            .values()
+            .filter(|u| !u.record.disabled && u.has(Role::Admin))
+            .filter(|u| !revoked_users.contains(&u.record.id))
+            .count();
+        if admins_left == 0 {
+            return Err(Conflict(
+                "revoking these users would leave no active admin; keep one or make another admin first"
+                    .into(),
+            ));
+        }
         effects.push(Event::AccessReview {
             review: Some(review),
-            event: ReviewEvent::Completed { kept, revoked },
+            event: ReviewEvent::Completed {
+                kept,
+                revoked,
+                kept_users,
+                revoked_users,
+            },
         });
         Ok(effects)
     }
@@ -1321,7 +1491,7 @@ impl Registry {
                 }
             }
             Event::AccessReview { review, event } => match (review, event) {
-                (None, ReviewEvent::Opened { items }) => {
+                (None, ReviewEvent::Opened { items, humans }) => {
                     self.reviews.insert(
                         seq,
                         Review {
@@ -1329,24 +1499,16 @@ impl Registry {
                             opened_at: ts,
                             opened_by: actor.user().cloned(),
                             items: items.clone(),
+                            humans: humans.clone(),
                             decisions: BTreeMap::new(),
                             completed_at: None,
                         },
                     );
                 }
-                (
-                    Some(r),
-                    ReviewEvent::Decided {
-                        agent,
-                        decision,
-                        note,
-                    },
-                ) => {
-                    if let Some(r) = self.reviews.get_mut(r) {
-                        r.decisions.insert(
-                            agent.clone(),
-                            (*decision, actor.user().cloned(), note.clone()),
-                        );
+                (Some(r), decided @ ReviewEvent::Decided { decision, note, .. }) => {
+                    if let (Some(r), Some(subject)) = (self.reviews.get_mut(r), decided.subject()) {
+                        r.decisions
+                            .insert(subject, (*decision, actor.user().cloned(), note.clone()));
                     }
                 }
                 (Some(r), ReviewEvent::Completed { .. }) => {

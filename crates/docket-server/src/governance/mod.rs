@@ -658,6 +658,11 @@ impl Governance {
                 ),
             ));
         }
+        if approve && self.identity.config.require_verified_approvers {
+            self.identity
+                .read()
+                .check_verified(user, "approving a held action")?;
+        }
         if shown_sha256 != a.summary_sha256 {
             return Err(conflict(format!(
                 "shown_sha256 does not match approval {id}'s summary ({}): read the approval again and decide on what it shows",

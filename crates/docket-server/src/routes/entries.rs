@@ -38,9 +38,9 @@ impl ReadScope {
                 } else {
                     ReadScope::Projects(
                         r.projects
-                            .values()
-                            .filter(|p| p.members.contains(user))
-                            .map(|p| p.id.to_string())
+                            .keys()
+                            .filter(|p| r.sees_project(user, p))
+                            .map(|p| p.to_string())
                             .collect(),
                     )
                 }

@@ -249,6 +249,8 @@ pub async fn rollback(
 pub struct AgentChange {
     scope: Scope,
     system_prompt_sha256: Option<String>,
+    /// Unset: as the agent has it now.
+    require_signature: Option<bool>,
     description: Option<String>,
     rollback_plan: Option<String>,
 }
@@ -275,7 +277,14 @@ pub async fn request_agent_change(
     let acks = state
         .identity
         .commit(caller.actor(), move |r| {
-            r.plan_request_agent_update(&me, &agent, req.scope, req.system_prompt_sha256, info)
+            r.plan_request_agent_update(
+                &me,
+                &agent,
+                req.scope,
+                req.system_prompt_sha256,
+                req.require_signature,
+                info,
+            )
         })
         .await?;
     let seq = acks.first().map(|(a, _)| a.seq.0).unwrap_or_default();

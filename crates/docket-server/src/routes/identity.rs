@@ -10,7 +10,9 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use docket_core::Timestamp;
-use docket_core::identity::event::{AgentRecord, ProjectRecord, ReviewDecision, UserRecord};
+use docket_core::identity::event::{
+    AgentRecord, ProjectRecord, ReviewDecision, ReviewSubject, UserRecord,
+};
 use docket_core::identity::registry::{Agent, Credential, UserPatch};
 use docket_core::identity::{
     Actor, AgentId, CredentialId, CredentialKind, Did, Event, KycStatus, ProjectId, Registry, Role,
@@ -116,19 +118,16 @@ fn agent_view(identity: &Identity, r: &Registry, a: &Agent, now: Timestamp) -> V
     json!({
         "id": a.record.id, "name": a.record.name, "owner": a.record.owner,
         "project": a.record.project, "purpose": a.record.purpose, "scope": a.record.scope,
-        "did": a.record.did, "status": a.status.as_str(), "registered_at": a.registered_at,
+        "did": a.record.did, "require_signature": a.record.require_signature,
+        "status": a.status.as_str(), "registered_at": a.registered_at,
         "request": a.request,
         "credentials": creds.iter().map(|c| credential_view(identity, r, c, now)).collect::<Vec<_>>(),
     })
 }
 
-/// Whether `caller` may see things of `project`: everyone but developers
-/// sees all; developers see the projects they belong to.
+/// Whether `caller` may see things of `project` ([`Registry::sees_project`]).
 fn sees_project(r: &Registry, caller: &Caller, project: &ProjectId) -> bool {
-    match caller {
-        Caller::Human { user, .. } => r.sees_all_projects(user) || r.is_member(user, project),
-        _ => false,
-    }
+    caller.user().is_some_and(|u| r.sees_project(u, project))
 }
 
 /// Policy changes name no project: every human who reads the registry sees them.
@@ -328,19 +327,36 @@ pub async fn me(
 
 // ---- users ----------------------------------------------------------------
 
-pub async fn list_users(State(state): State<AppState>) -> impl IntoResponse {
+/// `GET /api/v1/users`: developers see themselves and their projects'
+/// members; the other roles see everyone.
+pub async fn list_users(
+    State(state): State<AppState>,
+    axum::Extension(caller): Caller_,
+) -> Result<impl IntoResponse, ApiError> {
+    let me = human(&caller)?;
     let r = state.identity.read();
-    let users: Vec<Value> = r.users.keys().map(|id| user_view(&r, id)).collect();
-    Json(json!({ "users": users }))
+    let users: Vec<Value> = r
+        .users
+        .keys()
+        .filter(|id| r.sees_user(me, id))
+        .map(|id| user_view(&r, id))
+        .collect();
+    Ok(Json(json!({ "users": users })))
 }
 
 pub async fn get_user(
     State(state): State<AppState>,
+    axum::Extension(caller): Caller_,
     Path(id): Path<String>,
 ) -> Result<impl IntoResponse, ApiError> {
     let id: UserId = parse("user id", &id)?;
+    let me = human(&caller)?;
     let r = state.identity.read();
     r.user(&id)?;
+    if !r.sees_user(me, &id) {
+        // As if absent: a developer learns nothing of users outside their projects.
+        return Err(ApiError::not_found(format!("no user {id}")));
+    }
     Ok(Json(user_view(&r, &id)))
 }
 
@@ -626,6 +642,9 @@ pub struct AgentRequest {
     /// The agent's Ed25519 public key (did:key, base64 or hex); when absent
     /// Docket generates a key pair and returns the private key once.
     public_key: Option<String>,
+    /// Refuse the agent's unsigned requests (RFC 9421).
+    #[serde(default)]
+    require_signature: bool,
 }
 
 /// `POST /api/v1/agents`: asks for an agent's registration; another human approves.
@@ -664,6 +683,7 @@ pub async fn request_agent(
         scope: req.scope,
         did: Did::from_key(&key),
         system_prompt_sha256: None,
+        require_signature: req.require_signature,
     };
     let identity = state.identity.clone();
     let rec = record.clone();
@@ -807,9 +827,13 @@ pub async fn approve_change(
     let me = human(&caller)?.clone();
     // A policy version's own tests run again just before it takes effect.
     let tests = super::governance::activation_tests(&state, seq)?;
+    let verified = state.identity.config.require_verified_approvers;
     let acks = state
         .identity
         .commit(caller.actor(), move |r| {
+            if verified {
+                r.check_verified_approval(&me, seq)?;
+            }
             r.plan_approve(&me, seq, Timestamp::now(), tests)
         })
         .await?;
@@ -1110,14 +1134,20 @@ fn review_view(r: &docket_core::identity::registry::Review) -> Value {
     let decisions: Vec<Value> = r
         .decisions
         .iter()
-        .map(
-            |(agent, (d, by, note))| json!({"agent": agent, "decision": d, "by": by, "note": note}),
-        )
+        .map(|(subject, (d, by, note))| {
+            let mut v = json!({"decision": d, "by": by, "note": note});
+            match subject {
+                ReviewSubject::Agent(a) => v["agent"] = json!(a),
+                ReviewSubject::User(u) => v["user"] = json!(u),
+            }
+            v
+        })
         .collect();
     json!({
         "seq": r.seq, "opened_at": r.opened_at, "opened_by": r.opened_by,
         "status": if r.completed_at.is_some() { "completed" } else { "open" },
-        "completed_at": r.completed_at, "items": r.items, "decisions": decisions,
+        "completed_at": r.completed_at, "items": r.items, "humans": r.humans,
+        "decisions": decisions,
     })
 }
 
@@ -1157,7 +1187,10 @@ pub async fn open_review(
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DecisionRequest {
-    agent: String,
+    /// The agent decided on, or
+    agent: Option<String>,
+    /// the human decided on: exactly one of the two.
+    user: Option<String>,
     decision: ReviewDecision,
     note: Option<String>,
 }
@@ -1169,11 +1202,21 @@ pub async fn decide_review(
     ApiJson(req): ApiJson<DecisionRequest>,
 ) -> Result<impl IntoResponse, ApiError> {
     let seq = super::parse_u64("seq", &seq)?;
-    let agent: AgentId = parse("agent", &req.agent)?;
+    let subject = match (&req.agent, &req.user) {
+        (Some(a), None) => ReviewSubject::Agent(parse("agent", a)?),
+        (None, Some(u)) => ReviewSubject::User(parse("user", u)?),
+        _ => {
+            return Err(ApiError::bad_request(
+                "invalid_request",
+                "name exactly one of `agent` or `user`",
+            ));
+        }
+    };
+    let me = human(&caller)?.clone();
     let acks = state
         .identity
         .commit(caller.actor(), move |r| {
-            r.plan_review_decision(seq, &agent, req.decision, req.note)
+            r.plan_review_decision(&me, seq, subject, req.decision, req.note)
         })
         .await?;
     Ok(Json(json!({"entries": written(&acks)})))

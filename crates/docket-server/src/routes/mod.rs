@@ -152,13 +152,13 @@ pub fn table() -> Vec<ApiRoute> {
         r(
             Method::POST,
             "/api/v1/users/{id}/password",
-            P::ManageCredentials,
+            P::ManageOwnCredentials,
             post(id::set_password),
         ),
         r(
             Method::POST,
             "/api/v1/users/{id}/tokens",
-            P::ManageCredentials,
+            P::ManageOwnCredentials,
             post(id::issue_personal),
         ),
         // Projects.
@@ -269,13 +269,13 @@ pub fn table() -> Vec<ApiRoute> {
         r(
             Method::POST,
             "/api/v1/credentials/{id}/rotate",
-            P::ManageCredentials,
+            P::ManageOwnCredentials,
             post(id::rotate),
         ),
         r(
             Method::POST,
             "/api/v1/credentials/{id}/revoke",
-            P::ManageCredentials,
+            P::ManageOwnCredentials,
             post(id::revoke),
         ),
         r(
@@ -294,7 +294,7 @@ pub fn table() -> Vec<ApiRoute> {
         r(
             Method::GET,
             "/api/v1/access-reviews",
-            P::ReadRegistry,
+            P::ReadReviews,
             get(id::list_reviews),
         ),
         r(
@@ -306,7 +306,7 @@ pub fn table() -> Vec<ApiRoute> {
         r(
             Method::GET,
             "/api/v1/access-reviews/{seq}",
-            P::ReadRegistry,
+            P::ReadReviews,
             get(id::get_review),
         ),
         r(

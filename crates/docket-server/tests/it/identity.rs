@@ -588,7 +588,7 @@ async fn the_whole_lifecycle_is_in_the_ledger_and_verifies() {
 #[tokio::test]
 async fn an_access_review_revokes_what_the_reviewer_marks() {
     let s = start().await;
-    let (dev, _appr, api_key, _) = registered_agent(&s).await;
+    let (dev, appr, api_key, _) = registered_agent(&s).await;
     let rev = s.user("rev", &["reviewer"]).await;
     // A second agent, kept.
     let (_, v) = s
@@ -631,6 +631,33 @@ async fn an_access_review_revokes_what_the_reviewer_marks() {
     assert_eq!(bot["owner"], "dev");
     assert_eq!(bot["credentials"][0]["age_days"], 0);
     assert!(bot["credentials"][0]["last_used"].is_string(), "{bot}");
+    // Every human is listed too, with roles, projects, KYC and tokens.
+    let humans = review["humans"].as_array().unwrap();
+    let who: Vec<&str> = humans.iter().map(|h| h["user"].as_str().unwrap()).collect();
+    assert_eq!(who, ["admin", "appr", "dev", "rev"], "{review}");
+    let appr_item = &humans[1];
+    assert_eq!(appr_item["roles"], json!(["approver"]));
+    assert_eq!(appr_item["projects"], json!(["support"]));
+    assert_eq!(appr_item["kyc"], "unverified");
+    assert_eq!(
+        appr_item["tokens"].as_array().unwrap().len(),
+        1,
+        "{appr_item}"
+    );
+    assert!(
+        appr_item["tokens"][0]["last_used"].is_string(),
+        "{appr_item}"
+    );
+    // Developers do not read reviews: they list everyone.
+    let (st, _) = s
+        .as_(
+            &dev,
+            Method::GET,
+            &format!("/api/v1/access-reviews/{seq}"),
+            json!({}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::FORBIDDEN);
 
     let (st, v) = s
         .as_(
@@ -660,13 +687,64 @@ async fn an_access_review_revokes_what_the_reviewer_marks() {
             .unwrap()
             .contains("triage-bot")
     );
-    s.as_(
-        &rev,
-        Method::POST,
-        &format!("/api/v1/access-reviews/{seq}/decisions"),
+    let decide = |token: String, body: Value| {
+        let s = &s;
+        async move {
+            s.as_(
+                &token,
+                Method::POST,
+                &format!("/api/v1/access-reviews/{seq}/decisions"),
+                body,
+            )
+            .await
+        }
+    };
+    let (st, v) = decide(
+        rev.clone(),
         json!({"agent": "triage-bot", "decision": "keep"}),
     )
     .await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    // The humans need decisions too.
+    let (st, v) = s
+        .as_(
+            &s.token,
+            Method::POST,
+            &format!("/api/v1/access-reviews/{seq}/complete"),
+            json!({}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::CONFLICT, "{v}");
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("user admin"),
+        "{v}"
+    );
+    // Nobody decides on their own access.
+    let (st, v) = decide(rev.clone(), json!({"user": "rev", "decision": "keep"})).await;
+    assert_eq!(st, StatusCode::FORBIDDEN, "{v}");
+    let (st, v) = decide(rev.clone(), json!({"user": "nobody", "decision": "keep"})).await;
+    assert_eq!(st, StatusCode::NOT_FOUND, "{v}");
+    let (st, v) = decide(
+        rev.clone(),
+        json!({"user": "dev", "agent": "triage-bot", "decision": "keep"}),
+    )
+    .await;
+    assert_eq!(st, StatusCode::BAD_REQUEST, "{v}");
+    for user in ["admin", "dev"] {
+        let (st, v) = decide(rev.clone(), json!({"user": user, "decision": "keep"})).await;
+        assert_eq!(st, StatusCode::OK, "{v}");
+    }
+    let (st, v) = decide(
+        rev.clone(),
+        json!({"user": "appr", "decision": "revoke", "note": "left the team"}),
+    )
+    .await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    let (st, v) = decide(s.token.clone(), json!({"user": "rev", "decision": "keep"})).await;
+    assert_eq!(st, StatusCode::OK, "{v}");
     let (st, v) = s
         .as_(
             &s.token,
@@ -685,8 +763,19 @@ async fn an_access_review_revokes_what_the_reviewer_marks() {
         .collect();
     assert_eq!(
         types,
-        ["credential.revoked", "agent.suspended", "access_review"]
+        [
+            "credential.revoked",
+            "agent.suspended",
+            "credential.revoked",
+            "user.updated",
+            "access_review",
+        ]
     );
+    // The revoked human's token is dead and the account disabled.
+    let (st, v) = s.as_(&appr, Method::GET, "/api/v1/me", json!({})).await;
+    assert_eq!(st, StatusCode::UNAUTHORIZED, "{v}");
+    let (_, user) = s.get("/api/v1/users/appr").await;
+    assert_eq!(user["disabled"], true, "{user}");
 
     assert_eq!(
         s.as_(&api_key, Method::GET, "/api/v1/me", json!({}))
@@ -707,7 +796,19 @@ async fn an_access_review_revokes_what_the_reviewer_marks() {
         .iter()
         .map(|e| e["entry"]["body"]["event"].as_str().unwrap())
         .collect();
-    assert_eq!(events, ["opened", "decided", "decided", "completed"]);
+    assert_eq!(
+        events,
+        [
+            "opened",
+            "decided",
+            "decided",
+            "decided",
+            "decided",
+            "decided",
+            "decided",
+            "completed"
+        ]
+    );
     s.stop().await;
 }
 
@@ -715,7 +816,7 @@ async fn an_access_review_revokes_what_the_reviewer_marks() {
 async fn signed_requests_are_verified_and_recorded() {
     use docket_server::httpsig::sign_request;
     let s = start().await;
-    let (_, _, api_key, private_key) = registered_agent(&s).await;
+    let (dev, appr, api_key, private_key) = registered_agent(&s).await;
     let secret: [u8; 32] = base64::prelude::BASE64_STANDARD
         .decode(private_key)
         .unwrap()
@@ -835,6 +936,61 @@ async fn signed_requests_are_verified_and_recorded() {
         s.entry(v["entries"][0]["seq"].as_u64().unwrap()).await["body"]["actor"]["signature"]
             .is_null()
     );
+
+    // Its owner asks that the agent must sign (a change request, the scope
+    // unchanged); once another human approves, unsigned requests are
+    // refused and recorded, signed ones still pass.
+    let (st, v) = s
+        .as_(&dev, Method::POST, "/api/v1/agents/support-bot/changes", json!({
+            "scope": {"tools": ["search"], "models": ["gpt-4o"], "data_classes": ["customer_data"], "environments": ["production"]},
+            "require_signature": true,
+            "description": "the bot signs every request", "rollback_plan": "approve require_signature=false",
+        }))
+        .await;
+    assert_eq!(st, StatusCode::CREATED, "{v}");
+    let change = v["change"].as_u64().unwrap();
+    let (st, v) = s
+        .as_(
+            &appr,
+            Method::POST,
+            &format!("/api/v1/changes/{change}/approve"),
+            json!({}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    let (_, agent) = s.get("/api/v1/agents/support-bot").await;
+    assert_eq!(agent["require_signature"], true, "{agent}");
+    let (st, v) = s
+        .as_(
+            &api_key,
+            Method::POST,
+            "/api/v1/entries",
+            json!({"type": "receipt", "body": {}}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::UNAUTHORIZED, "{v}");
+    assert_eq!(v["error"]["code"], "signature_required", "{v}");
+    let (_, page) = s
+        .get("/api/v1/entries?type=signature.rejected&order=desc")
+        .await;
+    assert!(
+        page["entries"][0]["entry"]["body"]["error"]
+            .as_str()
+            .unwrap()
+            .contains("must sign every request"),
+        "{page}"
+    );
+    let r = send(body.clone(), body.clone()).await.unwrap();
+    assert_eq!(r.status(), StatusCode::CREATED);
+    // Asking again with the flag left out changes nothing: it is refused
+    // as an empty change rather than silently turning signing off.
+    let (st, v) = s
+        .as_(&dev, Method::POST, "/api/v1/agents/support-bot/changes", json!({
+            "scope": {"tools": ["search"], "models": ["gpt-4o"], "data_classes": ["customer_data"], "environments": ["production"]},
+            "description": "no-op", "rollback_plan": "none",
+        }))
+        .await;
+    assert_eq!(st, StatusCode::BAD_REQUEST, "{v}");
     s.stop().await;
 }
 
@@ -1046,11 +1202,194 @@ async fn nobody_acts_in_someone_elses_name() {
         )
         .await;
     assert_eq!(st, StatusCode::OK);
+    // The token is genuine; its holder may do nothing now: 403, not 401.
     let (st, v) = s.as_(&session, Method::GET, "/api/v1/me", json!({})).await;
-    assert_eq!(st, StatusCode::UNAUTHORIZED);
+    assert_eq!(st, StatusCode::FORBIDDEN);
+    assert_eq!(v["error"]["code"], "user_disabled", "{v}");
     assert!(
         v["error"]["message"].as_str().unwrap().contains("disabled"),
         "{v}"
     );
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn with_verified_approvers_required_kyc_gates_approval_and_ownership() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = config(dir.path());
+    c.identity.require_verified_approvers = true;
+    let s = Server::start_with(c, dir).await;
+    let dev = s.user("dev", &["developer"]).await;
+    let appr = s.user("appr", &["approver"]).await;
+    let (st, v) = s
+        .post(
+            "/api/v1/projects",
+            &json!({"id": "support", "name": "Support", "members": ["dev", "appr"],
+                    "rules": [{"agents": ["*"], "tools": ["search"]}]}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::CREATED, "{v}");
+    let (st, v) = s
+        .as_(
+            &dev,
+            Method::POST,
+            "/api/v1/agents",
+            json!({
+                "id": "support-bot", "name": "Support bot", "project": "support",
+                "purpose": "answers tickets", "scope": {"tools": ["search"]}
+            }),
+        )
+        .await;
+    assert_eq!(st, StatusCode::ACCEPTED, "{v}");
+    let approve = format!("/api/v1/changes/{}/approve", v["request"]);
+    let kyc = |user: &'static str| {
+        let s = &s;
+        async move {
+            let (st, v) = s
+                .call(
+                    Method::PUT,
+                    &format!("/api/v1/users/{user}/kyc"),
+                    Some(&s.token),
+                    Some(&json!({"status": "verified", "method": "passport check"})),
+                )
+                .await;
+            assert_eq!(st, StatusCode::OK, "{v}");
+        }
+    };
+
+    // The approver is not verified yet…
+    let (st, v) = s.as_(&appr, Method::POST, &approve, json!({})).await;
+    assert_eq!(st, StatusCode::FORBIDDEN, "{v}");
+    let message = v["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("approving a change") && message.contains("appr's is unverified"),
+        "{v}"
+    );
+    // …then the owner is not.
+    kyc("appr").await;
+    let (st, v) = s.as_(&appr, Method::POST, &approve, json!({})).await;
+    assert_eq!(st, StatusCode::FORBIDDEN, "{v}");
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("owning an agent"),
+        "{v}"
+    );
+    // Both verified: the registration goes through.
+    kyc("dev").await;
+    let (st, v) = s.as_(&appr, Method::POST, &approve, json!({})).await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    let (_, agent) = s.get("/api/v1/agents/support-bot").await;
+    assert_eq!(agent["status"], "active", "{agent}");
+    s.stop().await;
+}
+
+/// The auditor changes nothing but their own login: their password and
+/// their personal tokens. Developers see only their projects' people.
+#[tokio::test]
+async fn the_auditor_manages_only_their_own_login_and_developers_see_their_projects() {
+    let s = start().await;
+    let (dev, _, api_key, _) = registered_agent(&s).await;
+    let aud = s.user("aud", &["auditor"]).await;
+    let other = s.user("other", &["developer"]).await;
+
+    // Password: their own, not anyone else's.
+    let (st, v) = s
+        .as_(
+            &aud,
+            Method::POST,
+            "/api/v1/users/aud/password",
+            json!({"password": "a-brand-new-passphrase"}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::NO_CONTENT, "{v}");
+    assert!(s.login("aud", "aud-long-password").await.is_err());
+    let fresh = s.login("aud", "a-brand-new-passphrase").await.unwrap();
+    let (st, _) = s
+        .as_(
+            &aud,
+            Method::POST,
+            "/api/v1/users/dev/password",
+            json!({"password": "a-brand-new-passphrase"}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::FORBIDDEN);
+
+    // Personal tokens: issue and revoke their own.
+    let (st, v) = s
+        .as_(
+            &fresh,
+            Method::POST,
+            "/api/v1/users/aud/tokens",
+            json!({"label": "cli"}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::CREATED, "{v}");
+    let token = v["token"].as_str().unwrap().to_owned();
+    let id = v["credential"].as_str().unwrap().to_owned();
+    let (st, v) = s
+        .as_(
+            &fresh,
+            Method::POST,
+            &format!("/api/v1/credentials/{id}/revoke"),
+            json!({"reason": "laptop lost"}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    assert_eq!(
+        s.as_(&token, Method::GET, "/api/v1/me", json!({})).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+    // Nobody else's credentials: not the agent's key, not a developer's token.
+    let (_, creds) = s.get("/api/v1/credentials?agent=support-bot").await;
+    let bot_key = creds["credentials"][0]["id"].as_str().unwrap().to_owned();
+    let (_, creds) = s.get("/api/v1/credentials?user=dev").await;
+    let dev_token = creds["credentials"][0]["id"].as_str().unwrap().to_owned();
+    for id in [bot_key, dev_token] {
+        for (action, body) in [("revoke", json!({"reason": "x"})), ("rotate", json!({}))] {
+            let (st, v) = s
+                .as_(
+                    &fresh,
+                    Method::POST,
+                    &format!("/api/v1/credentials/{id}/{action}"),
+                    body,
+                )
+                .await;
+            assert_eq!(st, StatusCode::FORBIDDEN, "{action} {id}: {v}");
+        }
+    }
+    assert_eq!(
+        s.as_(&api_key, Method::GET, "/api/v1/me", json!({}))
+            .await
+            .0,
+        StatusCode::OK
+    );
+    assert_eq!(
+        s.as_(&dev, Method::GET, "/api/v1/me", json!({})).await.0,
+        StatusCode::OK
+    );
+
+    // A developer sees themselves and their projects' members, nobody else.
+    let (st, v) = s.as_(&dev, Method::GET, "/api/v1/users", json!({})).await;
+    assert_eq!(st, StatusCode::OK);
+    let seen: Vec<&str> = v["users"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(seen, ["appr", "dev"], "{v}");
+    assert_eq!(
+        s.as_(&dev, Method::GET, "/api/v1/users/aud", json!({}))
+            .await
+            .0,
+        StatusCode::NOT_FOUND
+    );
+    let (_, v) = s.as_(&other, Method::GET, "/api/v1/users", json!({})).await;
+    assert_eq!(v["users"].as_array().unwrap().len(), 1, "{v}");
+    // The auditor sees everyone.
+    let (_, v) = s.as_(&fresh, Method::GET, "/api/v1/users", json!({})).await;
+    assert_eq!(v["users"].as_array().unwrap().len(), 5, "{v}");
     s.stop().await;
 }

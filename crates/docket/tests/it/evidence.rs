@@ -617,15 +617,25 @@ fn build_window() -> Window {
     api.ok("POST", "/api/v1/kill-switches/release", &appr, switch);
 
     // A quarterly access review: every agent kept.
-    let review = api.ok("POST", "/api/v1/access-reviews", &admin, json!({}))["seq"]
-        .as_u64()
-        .unwrap();
+    let opened = api.ok("POST", "/api/v1/access-reviews", &admin, json!({}));
+    let review = opened["seq"].as_u64().unwrap();
     for (id, _) in &agents {
         api.ok(
             "POST",
             &format!("/api/v1/access-reviews/{review}/decisions"),
             &rev,
             json!({"agent": id, "decision": "keep", "note": "still needed"}),
+        );
+    }
+    // Every human kept; nobody decides on themselves.
+    for h in opened["humans"].as_array().unwrap() {
+        let user = h["user"].as_str().unwrap();
+        let decider = if user == "rev" { &admin } else { &rev };
+        api.ok(
+            "POST",
+            &format!("/api/v1/access-reviews/{review}/decisions"),
+            decider,
+            json!({"user": user, "decision": "keep"}),
         );
     }
     api.ok(

@@ -165,6 +165,9 @@ impl Docket {
             &config,
             format!(
                 r#"
+[identity]
+require_verified_approvers = true
+
 [gateway]
 approval_wait_secs = {wait}
 approval_ttl_secs = {ttl}
@@ -258,6 +261,16 @@ provider = "anthropic"
         };
         d.dev = d.user("dev", &["developer", "approver"]);
         d.appr = d.user("appr", &["approver"]);
+        // Approvers and agent owners must be verified here (the config
+        // above); the admin records both checks.
+        for user in ["dev", "appr"] {
+            d.ok(
+                "PUT",
+                &format!("/api/v1/users/{user}/kyc"),
+                &d.admin,
+                json!({"status": "verified", "method": "passport check"}),
+            );
+        }
         d.ok(
             "POST",
             "/api/v1/projects",
@@ -1047,6 +1060,11 @@ fn held_calls_go_ahead_only_with_a_humans_approval() {
         json!({"decision": "approve", "shown_sha256": "00".repeat(32)}),
     );
     assert_eq!(status, 409, "{v}");
+    // An approver whose identity nobody has verified may not approve.
+    let unverified = d.user("appr2", &["approver"]);
+    let (status, v) = d.decide(&unverified, &approval, "approve", "looks fine");
+    assert_eq!(status, 403, "{v}");
+    assert!(v.to_string().contains("verified identity"), "{v}");
     let (status, v) = d.decide(&d.appr, &approval, "approve", "refund is within policy");
     assert_eq!(status, 200, "{v}");
     let r = call.finish();

@@ -277,6 +277,28 @@ fn the_identity_lifecycle_from_the_command_line() {
             "not needed",
         ],
     );
+    // Every human is kept; the reviewer's own access is decided by the admin.
+    let shown = json_of(&ok(&s, &rev, &["access-review", "show", &review, "--json"]));
+    for h in shown["humans"].as_array().unwrap() {
+        let user = h["user"].as_str().unwrap();
+        let decider = if user == "rev" { &admin } else { &rev };
+        ok(
+            &s,
+            decider,
+            &[
+                "access-review",
+                "decide",
+                &review,
+                &format!("user:{user}"),
+                "keep",
+            ],
+        );
+    }
+    let table = ok(&s, &rev, &["access-review", "show", &review]);
+    assert!(
+        table.contains("kyc") && !table.contains("undecided"),
+        "{table}"
+    );
     ok(&s, &admin, &["access-review", "complete", &review]);
     let agent = json_of(&ok(&s, &admin, &["agents", "show", "support-bot"]));
     assert_eq!(agent["status"], "suspended");
