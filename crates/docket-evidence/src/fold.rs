@@ -934,7 +934,7 @@ impl Fold {
                     .get(&a.record.owner)
                     .map(|u| u.record.kyc.status)
                     .unwrap_or_default();
-                json!({
+                let mut v = json!({
                     "id": a.record.id,
                     "name": a.record.name,
                     "did": a.record.did,
@@ -948,7 +948,11 @@ impl Fold {
                     "registered_at": a.registered_at,
                     "registered_seq": self.agent_seq.get(&a.record.id),
                     "request": a.request,
-                })
+                });
+                if a.record.require_signature {
+                    v["require_signature"] = json!(true);
+                }
+                v
             })
             .collect();
         let mut credentials: Vec<(&CredentialId, Value)> = r
@@ -983,12 +987,11 @@ impl Fold {
             .reviews
             .values()
             .map(|v| {
-                json!({
+                let mut review = json!({
                     "seq": v.seq,
                     "opened_at": v.opened_at,
                     "opened_by": v.opened_by,
                     "agents": v.items.len(),
-                    "humans": v.humans.len(),
                     "decisions": v.decisions.iter().map(|(s, (d, by, note))| {
                         let mut v = json!({"decision": d, "by": by, "note": note});
                         match s {
@@ -998,7 +1001,13 @@ impl Fold {
                         v
                     }).collect::<Vec<_>>(),
                     "completed_at": v.completed_at,
-                })
+                });
+                // Only when listed, so packs from before humans were
+                // reviewed re-derive to the same bytes.
+                if !v.humans.is_empty() {
+                    review["humans"] = json!(v.humans.len());
+                }
+                review
             })
             .collect();
         let projects: Vec<Value> = r

@@ -111,12 +111,15 @@ async fn reject_signature(
         path: path.chars().take(512).collect(),
         error: error.clone(),
     };
-    if let Err(e) = state
-        .identity
-        .commit(actor.clone(), move |_| Ok(vec![event]))
-        .await
-    {
-        return e;
+    // Straight to the ledger, not through `Identity::commit`: the registry
+    // ignores these, and a flood of them must not hold up registry changes
+    // (such as revoking the key that sends them).
+    let appended = match docket_store::NewEntry::new(event.entry_type(), &event.to_body(actor)) {
+        Ok(entry) => state.ledger.append(vec![entry]).await.map(drop),
+        Err(e) => Err(e),
+    };
+    if let Err(e) = appended {
+        return ApiError::from(e);
     }
     ApiError::new(
         axum::http::StatusCode::UNAUTHORIZED,
@@ -197,11 +200,21 @@ fn on_behalf_of(state: &AppState, headers: &HeaderMap, actor: &mut Actor) -> Res
         }
         return Ok(());
     }
-    if state.identity.read().user(&named).is_err() {
-        return Err(ApiError::bad_request(
-            "unknown_user",
-            format!("{ON_BEHALF_OF}: no user {named}"),
-        ));
+    match state.identity.read().user(&named) {
+        Err(_) => {
+            return Err(ApiError::bad_request(
+                "unknown_user",
+                format!("{ON_BEHALF_OF}: no user {named}"),
+            ));
+        }
+        Ok(u) if u.record.disabled => {
+            return Err(ApiError::new(
+                axum::http::StatusCode::FORBIDDEN,
+                "user_disabled",
+                format!("{ON_BEHALF_OF}: user {named} is disabled; an agent cannot act for them"),
+            ));
+        }
+        Ok(_) => {}
     }
     *human = Some(named);
     *human_assurance = HumanAssurance::Asserted;

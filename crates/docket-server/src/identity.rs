@@ -533,6 +533,7 @@ impl From<RegistryError> for ApiError {
             RegistryError::Conflict(m) => ApiError::new(StatusCode::CONFLICT, "conflict", m),
             RegistryError::Forbidden(m) => ApiError::new(StatusCode::FORBIDDEN, "forbidden", m),
             RegistryError::Invalid(m) => ApiError::bad_request("invalid_request", m),
+            RegistryError::Rule(rule, m) => ApiError::new(StatusCode::FORBIDDEN, rule.code(), m),
         }
     }
 }

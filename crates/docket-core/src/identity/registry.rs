@@ -22,6 +22,10 @@ use super::{
 };
 use crate::Timestamp;
 
+/// Why the registry refused a request. The variant is what a caller acts
+/// on (the server maps it to a status code); the message, for a human, says
+/// what exactly was wrong. The rules clients branch on have their own
+/// variant with a stable code.
 #[derive(Debug, Error, PartialEq, Eq)]
 pub enum RegistryError {
     #[error("{0}")]
@@ -32,6 +36,30 @@ pub enum RegistryError {
     Forbidden(String),
     #[error("{0}")]
     Invalid(String),
+    /// A governance rule said no: its stable code and the explanation.
+    #[error("{1}")]
+    Rule(Rule, String),
+}
+
+/// Rules whose refusals clients recognise by code, not by message.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum Rule {
+    /// Whoever asked for something cannot approve it.
+    FourEyes,
+    /// The deployment requires a verified identity (KYC) for this.
+    IdentityUnverified,
+    /// Nobody decides on their own access in a review.
+    OwnAccess,
+}
+
+impl Rule {
+    pub fn code(self) -> &'static str {
+        match self {
+            Rule::FourEyes => "four_eyes",
+            Rule::IdentityUnverified => "identity_unverified",
+            Rule::OwnAccess => "own_access",
+        }
+    }
 }
 
 use RegistryError::{Conflict, Forbidden, Invalid, NotFound};
@@ -301,10 +329,13 @@ impl Registry {
         if status == KycStatus::Verified {
             return Ok(());
         }
-        Err(Forbidden(format!(
-            "{what} needs a verified identity, and {user}'s is {}: an admin records a KYC check first (PUT /api/v1/users/{user}/kyc)",
-            status.as_str()
-        )))
+        Err(RegistryError::Rule(
+            Rule::IdentityUnverified,
+            format!(
+                "{what} needs a verified identity, and {user}'s is {}: an admin records a KYC check first (PUT /api/v1/users/{user}/kyc)",
+                status.as_str()
+            ),
+        ))
     }
 
     /// [`Registry::check_verified`] for approving change request `seq`: the
@@ -320,6 +351,15 @@ impl Registry {
     /// Whether `user` may see the things (agents, entries, changes) of `project`.
     pub fn sees_project(&self, user: &UserId, project: &ProjectId) -> bool {
         self.sees_all_projects(user) || self.is_member(user, project)
+    }
+
+    /// Whether `user` may see the things of `agent`'s project (unknown
+    /// agents are seen only by those who see every project).
+    pub fn sees_agent(&self, user: &UserId, agent: &AgentId) -> bool {
+        match self.agents.get(agent) {
+            Some(a) => self.sees_project(user, &a.record.project),
+            None => self.sees_all_projects(user),
+        }
     }
 
     /// Whether `viewer` may see `user`'s record: themselves, and for
@@ -724,7 +764,8 @@ impl Registry {
             return Err(Conflict(format!("change request {seq} is not pending")));
         }
         if change.requested_by.as_ref() == Some(actor) {
-            return Err(Forbidden(
+            return Err(RegistryError::Rule(
+                Rule::FourEyes,
                 "four-eyes rule: the requester cannot approve their own request".into(),
             ));
         }
@@ -978,7 +1019,11 @@ impl Registry {
             }
             Actor::Agent { agent: caller, .. } if caller == agent => match asserted_human {
                 Some(h) => {
-                    self.user(&h)?;
+                    if self.user(&h)?.record.disabled {
+                        return Err(Conflict(format!(
+                            "user {h} is disabled; an agent cannot act for them"
+                        )));
+                    }
                     (Some(h), HumanAssurance::Asserted)
                 }
                 None => (None, HumanAssurance::None),
@@ -1015,18 +1060,19 @@ impl Registry {
         user: &UserId,
         new: NewCredential,
     ) -> Result<Vec<Event>> {
-        let u = self.user(user)?;
-        if u.record.disabled {
-            return Err(Conflict(format!("user {user} is disabled")));
-        }
         // Not even an admin: a token for someone else would let its holder
-        // act, and approve, in that person's name.
+        // act, and approve, in that person's name. Checked first, so the
+        // answer says nothing about other users.
         if let Some(actor) = actor
             && actor != user
         {
             return Err(Forbidden(
                 "personal tokens are issued only to the user themselves".into(),
             ));
+        }
+        let u = self.user(user)?;
+        if u.record.disabled {
+            return Err(Conflict(format!("user {user} is disabled")));
         }
         Self::check_label(&new)?;
         Ok(vec![Event::CredentialIssued {
@@ -1265,9 +1311,16 @@ impl Registry {
                 "{subject} is not in access review {review}"
             )));
         }
-        if subject == ReviewSubject::User(actor.clone()) {
-            return Err(Forbidden(
-                "nobody decides on their own access; another reviewer must".into(),
+        let own = match &subject {
+            ReviewSubject::User(u) => u == actor,
+            ReviewSubject::Agent(a) => self.agents.get(a).is_some_and(|a| &a.record.owner == actor),
+        };
+        if own {
+            return Err(RegistryError::Rule(
+                Rule::OwnAccess,
+                format!(
+                    "nobody decides on their own access or their own agents'; another reviewer must decide on {subject}"
+                ),
             ));
         }
         if let Some(n) = &note {
@@ -1340,10 +1393,15 @@ impl Registry {
                     let Some(user) = self.users.get(id) else {
                         continue;
                     };
+                    // Their personal tokens, and the agent sessions bound to them.
                     let mut tokens: Vec<&Credential> = self
                         .credentials
                         .values()
-                        .filter(|c| c.record.user.as_ref() == Some(id) && c.dead_at(now).is_none())
+                        .filter(|c| {
+                            c.record.user.as_ref() == Some(id)
+                                || c.record.human.as_ref() == Some(id)
+                        })
+                        .filter(|c| c.dead_at(now).is_none())
                         .collect();
                     tokens.sort_by(|a, b| a.record.id.cmp(&b.record.id));
                     effects.extend(

@@ -13,7 +13,7 @@ use docket_core::identity::governance::{LimitTarget, Limits};
 use docket_core::identity::{
     Actor, AgentId, CredentialId, ProjectId, Registry, ScopeField, UserId,
 };
-use docket_core::{EntryType, Timestamp};
+use docket_core::{Entry, EntryType, Timestamp};
 use docket_policy::{Decision, Outcome, PolicySet};
 use docket_store::{Appended, Ledger, NewEntry, Order, Query, StoreError};
 use parking_lot::RwLock;
@@ -345,8 +345,12 @@ pub struct Governance {
     pub limiter: Arc<Limiter>,
     pub approvals: Approvals,
     pub approval_ttl: Duration,
-    /// Decisions whose agent-reported outcome is recorded (since start).
+    /// Decisions whose agent-reported outcome is recorded or being recorded
+    /// since start; older records are looked up in the ledger.
     recorded: parking_lot::Mutex<std::collections::HashSet<u64>>,
+    /// The log's size when this server started: outcomes recorded for
+    /// decisions below it may be in the ledger only.
+    started_at_seq: u64,
 }
 
 impl std::fmt::Debug for Governance {
@@ -390,12 +394,13 @@ impl Governance {
         load_spending(&ledger, &limiter)?;
         Ok(Self {
             identity,
-            ledger,
             compiled: RwLock::new(Arc::new(compiled)),
             limiter,
             approvals,
             approval_ttl,
             recorded: Default::default(),
+            started_at_seq: ledger.size(),
+            ledger,
         })
     }
 
@@ -652,7 +657,7 @@ impl Governance {
         if a.human.as_ref() == Some(user) {
             return Err(ApiError::new(
                 axum::http::StatusCode::FORBIDDEN,
-                "forbidden",
+                docket_core::identity::registry::Rule::FourEyes.code(),
                 format!(
                     "four-eyes rule: {user} asked for this action (the agent acts on their behalf) and cannot approve it"
                 ),
@@ -707,9 +712,43 @@ impl Governance {
             .ok_or_else(|| ApiError::not_found(format!("no approval {id}")))
     }
 
-    /// Whether this is the first outcome recorded for `decision`.
-    pub fn first_record(&self, decision: u64) -> bool {
-        self.recorded.lock().insert(decision)
+    /// Claims the one agent-reported outcome of `decision` (an allow
+    /// decision about `agent`): false when it already has one, in memory
+    /// or, for decisions made before this start, in the ledger. A claim
+    /// whose receipt then fails to append is given back with
+    /// [`Governance::unclaim_record`].
+    pub async fn claim_record(&self, decision: &Entry, agent: &str) -> Result<bool, ApiError> {
+        let seq = decision.seq.0;
+        if !self.recorded.lock().insert(seq) {
+            return Ok(false);
+        }
+        if seq >= self.started_at_seq {
+            return Ok(true);
+        }
+        let query = Query {
+            types: vec![EntryType::Receipt],
+            agent: Some(agent.to_owned()),
+            order: Order::Asc,
+            after: Some(seq),
+            limit: 1000,
+            ..Query::default()
+        };
+        let ledger = self.ledger.clone();
+        let found = tokio::task::spawn_blocking(move || recorded_in(&ledger, query, seq))
+            .await
+            .map_err(ApiError::internal)
+            .and_then(|r| r.map_err(ApiError::from));
+        match found {
+            Ok(found) => Ok(!found),
+            Err(e) => {
+                self.unclaim_record(seq);
+                Err(e)
+            }
+        }
+    }
+
+    pub fn unclaim_record(&self, decision: u64) {
+        self.recorded.lock().remove(&decision);
     }
 
     /// Appends, fail-closed: an unwritable ledger refuses the action.
@@ -754,6 +793,27 @@ fn compile_active(registry: &Registry) -> Result<Compiled, PolicyLoadError> {
         sha256: active.sha256.clone(),
         set,
     })
+}
+
+/// Whether a receipt matched by `query` (pages of it) records the outcome
+/// of decision `seq`.
+fn recorded_in(ledger: &Ledger, mut query: Query, seq: u64) -> Result<bool, StoreError> {
+    loop {
+        let (rows, next) = ledger.query(&query)?;
+        for (_, bytes) in &rows {
+            let entry = docket_core::Entry::decode(bytes)
+                .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            if entry.body_value().get("decision").and_then(Value::as_u64) == Some(seq) {
+                return Ok(true);
+            }
+        }
+        match next {
+            Some(cursor) => query
+                .set_cursor(&cursor)
+                .map_err(|e| StoreError::Corrupt(e.to_string()))?,
+            None => return Ok(false),
+        }
+    }
 }
 
 /// Sums this month's receipts into the budgets' counters.

@@ -11,7 +11,7 @@ use docket_core::EntryType;
 use docket_core::Timestamp;
 use docket_core::identity::event::{AccessRule, ChangeRequest};
 use docket_core::identity::governance::{ChangeInfo, KillTarget, LimitTarget, Limits};
-use docket_core::identity::{AgentId, ProjectId, Scope};
+use docket_core::identity::{AgentId, ProjectId, Registry, Scope};
 use docket_policy::{PolicySet, TestCase};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -330,11 +330,21 @@ pub async fn request_rules_change(
 
 // ---- kill switches and limits -------------------------------------------------
 
-pub async fn list_kill_switches(State(state): State<AppState>) -> impl IntoResponse {
+/// `GET /api/v1/kill-switches`: developers see the global switch and
+/// those of their projects and their agents.
+pub async fn list_kill_switches(
+    State(state): State<AppState>,
+    axum::Extension(caller): Caller_,
+) -> impl IntoResponse {
     let r = state.identity.read();
     let engaged: Vec<Value> = r
         .kill_switches
         .iter()
+        .filter(|(t, _)| match t {
+            KillTarget::Global => true,
+            KillTarget::Project { project } => sees_target(&r, &caller, Some(project), None),
+            KillTarget::Agent { agent } => sees_target(&r, &caller, None, Some(agent)),
+        })
         .map(|(t, e)| {
             let mut v = serde_json::to_value(t).unwrap_or(Value::Null);
             v["since"] = json!(e.at);
@@ -423,12 +433,31 @@ pub async fn release(
     kill_switch(state, caller, req, false).await
 }
 
-pub async fn list_limits(State(state): State<AppState>) -> impl IntoResponse {
+/// `GET /api/v1/limits`: developers see those of their projects, their
+/// agents and their agents' credentials.
+pub async fn list_limits(
+    State(state): State<AppState>,
+    axum::Extension(caller): Caller_,
+) -> impl IntoResponse {
     let now = Timestamp::now();
     let r = state.identity.read();
     let limits: Vec<Value> = r
         .limits
         .iter()
+        .filter(|(t, _)| match t {
+            LimitTarget::Project { project } => sees_target(&r, &caller, Some(project), None),
+            LimitTarget::Agent { agent } => sees_target(&r, &caller, None, Some(agent)),
+            LimitTarget::Credential { credential } => {
+                match r
+                    .credentials
+                    .get(credential)
+                    .and_then(|c| c.record.agent.as_ref())
+                {
+                    Some(a) => sees_target(&r, &caller, None, Some(a)),
+                    None => caller.user().is_some_and(|me| r.sees_all_projects(me)),
+                }
+            }
+        })
         .map(|(t, l)| {
             let (day, month) = state.governance.limiter.spent(t, now);
             let mut v = serde_json::to_value(t).unwrap_or(Value::Null);
@@ -493,23 +522,43 @@ pub async fn list_approvals(
         ));
     }
     let now = Timestamp::now();
-    let mine = agent_of(&caller);
     let list: Vec<Value> = state
         .governance
         .approvals
         .list()
         .iter()
-        .filter(|a| mine.as_ref().is_none_or(|m| &a.agent == m))
+        .filter(|a| sees_approval(&state, &caller, a))
         .filter(|a| f.state.as_deref().is_none_or(|s| a.state(now) == s))
         .map(|a| approval_view(a, now))
         .collect();
     Ok(Json(json!({"approvals": list})))
 }
 
-fn agent_of(caller: &Caller) -> Option<AgentId> {
+/// Whether `caller` may see a held action: an agent its own, a human those
+/// of the projects they see.
+fn sees_approval(state: &AppState, caller: &Caller, a: &crate::governance::Approval) -> bool {
     match caller {
-        Caller::Agent { agent, .. } => Some(agent.clone()),
-        _ => None,
+        Caller::Agent { agent, .. } => &a.agent == agent,
+        Caller::Human { user, .. } => state.identity.read().sees_project(user, &a.project),
+        _ => false,
+    }
+}
+
+/// Whether `caller` (a human) sees a kill switch or limit on `target`'s
+/// project; the global switch concerns everyone.
+fn sees_target(
+    r: &Registry,
+    caller: &Caller,
+    project: Option<&ProjectId>,
+    agent: Option<&AgentId>,
+) -> bool {
+    let Some(user) = caller.user() else {
+        return false;
+    };
+    match (project, agent) {
+        (Some(p), _) => r.sees_project(user, p),
+        (None, Some(a)) => r.sees_agent(user, a),
+        (None, None) => true,
     }
 }
 
@@ -523,7 +572,7 @@ pub async fn get_approval(
         .governance
         .approvals
         .get(id)
-        .filter(|a| agent_of(&caller).is_none_or(|m| a.agent == m))
+        .filter(|a| sees_approval(&state, &caller, a))
         .ok_or_else(|| ApiError::not_found(format!("no approval {id} (or it expired long ago)")))?;
     Ok(Json(approval_view(&a, Timestamp::now())))
 }
@@ -722,7 +771,11 @@ pub async fn record(
             format!("decision {seq} did not allow the action; there is no outcome to record"),
         ));
     }
-    if !state.governance.first_record(seq) {
+    if !state
+        .governance
+        .claim_record(&decision, agent.agent.as_str())
+        .await?
+    {
         return Err(ApiError::new(
             StatusCode::CONFLICT,
             "already_recorded",
@@ -766,12 +819,11 @@ pub async fn record(
     if let Some(v) = &req.error {
         receipt["error"] = json!(v.chars().take(2000).collect::<String>());
     }
-    let acks = state
-        .governance
-        .append(vec![
-            docket_store::NewEntry::new(EntryType::Receipt, &receipt).map_err(ApiError::from)?,
-        ])
-        .await?;
+    let appended = match docket_store::NewEntry::new(EntryType::Receipt, &receipt) {
+        Ok(entry) => state.governance.append(vec![entry]).await,
+        Err(e) => Err(ApiError::from(e)),
+    };
+    let acks = appended.inspect_err(|_| state.governance.unclaim_record(seq))?;
     Ok((
         StatusCode::CREATED,
         Json(json!({"receipt": acks[0].seq.0, "ts": acks[0].ts.to_string()})),

@@ -226,6 +226,7 @@ async fn the_whole_lifecycle_is_in_the_ledger_and_verifies() {
         )
         .await;
     assert_eq!(st, StatusCode::FORBIDDEN, "{v}");
+    assert_eq!(v["error"]["code"], "four_eyes", "{v}");
     assert!(
         v["error"]["message"]
             .as_str()
@@ -612,6 +613,17 @@ async fn an_access_review_revokes_what_the_reviewer_marks() {
         .await;
     assert_eq!(st, StatusCode::CREATED);
     let kept_key = kept_key["token"].as_str().unwrap().to_owned();
+    // A session appr started for the kept agent: it dies with appr's access.
+    let (st, v) = s
+        .as_(
+            &appr,
+            Method::POST,
+            "/api/v1/agents/triage-bot/sessions",
+            json!({"task": "triage-7", "ttl_secs": 600}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::CREATED, "{v}");
+    let appr_session = v["token"].as_str().unwrap().to_owned();
     // Last use shows in the review.
     assert_eq!(
         s.as_(&api_key, Method::GET, "/api/v1/me", json!({}))
@@ -725,6 +737,7 @@ async fn an_access_review_revokes_what_the_reviewer_marks() {
     // Nobody decides on their own access.
     let (st, v) = decide(rev.clone(), json!({"user": "rev", "decision": "keep"})).await;
     assert_eq!(st, StatusCode::FORBIDDEN, "{v}");
+    assert_eq!(v["error"]["code"], "own_access", "{v}");
     let (st, v) = decide(rev.clone(), json!({"user": "nobody", "decision": "keep"})).await;
     assert_eq!(st, StatusCode::NOT_FOUND, "{v}");
     let (st, v) = decide(
@@ -767,13 +780,18 @@ async fn an_access_review_revokes_what_the_reviewer_marks() {
             "credential.revoked",
             "agent.suspended",
             "credential.revoked",
+            "credential.revoked",
             "user.updated",
             "access_review",
         ]
     );
-    // The revoked human's token is dead and the account disabled.
-    let (st, v) = s.as_(&appr, Method::GET, "/api/v1/me", json!({})).await;
-    assert_eq!(st, StatusCode::UNAUTHORIZED, "{v}");
+    // The revoked human's token and the session bound to them are dead,
+    // and the account disabled.
+    for token in [&appr, &appr_session] {
+        let (st, v) = s.as_(token, Method::GET, "/api/v1/me", json!({})).await;
+        assert_eq!(st, StatusCode::UNAUTHORIZED, "{v}");
+        assert!(v.to_string().contains("revoked"), "{v}");
+    }
     let (_, user) = s.get("/api/v1/users/appr").await;
     assert_eq!(user["disabled"], true, "{user}");
 
@@ -1260,6 +1278,7 @@ async fn with_verified_approvers_required_kyc_gates_approval_and_ownership() {
     // The approver is not verified yet…
     let (st, v) = s.as_(&appr, Method::POST, &approve, json!({})).await;
     assert_eq!(st, StatusCode::FORBIDDEN, "{v}");
+    assert_eq!(v["error"]["code"], "identity_unverified", "{v}");
     let message = v["error"]["message"].as_str().unwrap();
     assert!(
         message.contains("approving a change") && message.contains("appr's is unverified"),
@@ -1391,5 +1410,165 @@ async fn the_auditor_manages_only_their_own_login_and_developers_see_their_proje
     // The auditor sees everyone.
     let (_, v) = s.as_(&fresh, Method::GET, "/api/v1/users", json!({})).await;
     assert_eq!(v["users"].as_array().unwrap().len(), 5, "{v}");
+    s.stop().await;
+}
+
+/// What the review found in its first version: the last admin cannot be
+/// revoked, a reviewer cannot decide on their own agents, weak keys are
+/// refused, an inactive agent's key gets 403, and developers see only
+/// their projects' kill switches and limits.
+#[tokio::test]
+async fn edges_of_reviews_keys_and_visibility() {
+    let s = start().await;
+    let (dev, _, api_key, _) = registered_agent(&s).await;
+    let rev = s.user("rev", &["reviewer", "developer"]).await;
+
+    // A weak key (the identity point) is refused at registration.
+    let mut weak = [0u8; 32];
+    weak[0] = 1;
+    let (st, v) = s
+        .as_(
+            &dev,
+            Method::POST,
+            "/api/v1/agents",
+            json!({
+                "id": "weak-bot", "name": "Weak", "project": "support", "purpose": "x",
+                "public_key": hex::encode(weak),
+            }),
+        )
+        .await;
+    assert_eq!(st, StatusCode::BAD_REQUEST, "{v}");
+    assert!(
+        v["error"]["message"].as_str().unwrap().contains("weak key"),
+        "{v}"
+    );
+    // require_signature can be asked for at registration.
+    let (st, v) = s
+        .as_(
+            &dev,
+            Method::POST,
+            "/api/v1/agents",
+            json!({
+                "id": "signing-bot", "name": "Signing", "project": "support", "purpose": "x",
+                "require_signature": true,
+            }),
+        )
+        .await;
+    assert_eq!(st, StatusCode::ACCEPTED, "{v}");
+    assert_eq!(v["agent"]["require_signature"], true, "{v}");
+
+    // A suspended agent's genuine key: 403, not 401.
+    let (st, v) = s
+        .as_(
+            &dev,
+            Method::POST,
+            "/api/v1/agents/support-bot/suspend",
+            json!({"reason": "odd traffic"}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    let (st, v) = s.as_(&api_key, Method::GET, "/api/v1/me", json!({})).await;
+    assert_eq!(st, StatusCode::FORBIDDEN, "{v}");
+    assert_eq!(v["error"]["code"], "agent_inactive", "{v}");
+
+    // Kill switches and limits of another project are not a developer's to see.
+    let (st, v) = s
+        .post(
+            "/api/v1/projects",
+            &json!({"id": "billing", "name": "Billing", "members": ["rev"]}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::CREATED, "{v}");
+    let (st, v) = s
+        .post(
+            "/api/v1/kill-switches/engage",
+            &json!({"scope": "project", "project": "billing", "reason": "audit"}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    let (st, v) = s
+        .call(Method::PUT, "/api/v1/limits", Some(&s.token),
+              Some(&json!({"scope": "project", "project": "billing", "limits": {"requests_per_minute": 5}})))
+        .await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    for path in ["/api/v1/kill-switches", "/api/v1/limits"] {
+        let (_, mine) = s.as_(&dev, Method::GET, path, json!({})).await;
+        assert!(!mine.to_string().contains("billing"), "{path}: {mine}");
+        let (_, theirs) = s.as_(&rev, Method::GET, path, json!({})).await;
+        assert!(theirs.to_string().contains("billing"), "{path}: {theirs}");
+    }
+
+    // Reviews: the reviewer owns no agent here but cannot decide on
+    // themselves; revoking the only admin is refused at completion.
+    let (_, review) = s.post("/api/v1/access-reviews", &json!({})).await;
+    let seq = review["seq"].as_u64().unwrap();
+    let path = format!("/api/v1/access-reviews/{seq}/decisions");
+    let decide = |token: String, body: Value| {
+        let (s, path) = (&s, &path);
+        async move { s.as_(&token, Method::POST, path, body).await }
+    };
+    for item in review["items"].as_array().unwrap() {
+        let (st, v) = decide(
+            rev.clone(),
+            json!({"agent": item["agent"], "decision": "keep"}),
+        )
+        .await;
+        assert_eq!(st, StatusCode::OK, "{v}");
+    }
+    for h in review["humans"].as_array().unwrap() {
+        let user = h["user"].as_str().unwrap();
+        let (who, decision) = match user {
+            "rev" => (&s.token, "keep"),
+            "admin" => (&rev, "revoke"),
+            _ => (&rev, "keep"),
+        };
+        let (st, v) = decide(who.clone(), json!({"user": user, "decision": decision})).await;
+        assert_eq!(st, StatusCode::OK, "{user}: {v}");
+    }
+    let (st, v) = s
+        .post(
+            &format!("/api/v1/access-reviews/{seq}/complete"),
+            &json!({}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::CONFLICT, "{v}");
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("no active admin"),
+        "{v}"
+    );
+    s.stop().await;
+}
+
+/// A reviewer who owns an agent does not decide on it.
+#[tokio::test]
+async fn a_reviewer_does_not_decide_on_their_own_agent() {
+    let s = start().await;
+    let (dev, _, _, _) = registered_agent(&s).await;
+    // dev becomes a reviewer too; support-bot is dev's.
+    let (st, v) = s
+        .call(
+            Method::PATCH,
+            "/api/v1/users/dev",
+            Some(&s.token),
+            Some(&json!({"roles": ["developer", "reviewer"]})),
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    let (_, review) = s.post("/api/v1/access-reviews", &json!({})).await;
+    let seq = review["seq"].as_u64().unwrap();
+    let path = format!("/api/v1/access-reviews/{seq}/decisions");
+    let (st, v) = s
+        .as_(
+            &dev,
+            Method::POST,
+            &path,
+            json!({"agent": "support-bot", "decision": "keep"}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::FORBIDDEN, "{v}");
+    assert_eq!(v["error"]["code"], "own_access", "{v}");
     s.stop().await;
 }
