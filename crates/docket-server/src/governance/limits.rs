@@ -249,6 +249,23 @@ impl Limiter {
         }
     }
 
+    /// Adds a call read back from the ledger (at start) to the rate window:
+    /// one request and its tokens, in its minute if that is this minute or
+    /// the one before (older calls are outside every window).
+    pub fn add_used(&self, target: LimitTarget, at: Timestamp, tokens: u64, now: Timestamp) {
+        let mut counters = self.counters.lock();
+        let c = counters.entry(target).or_default();
+        c.roll(now);
+        let minute = at.as_micros().div_euclid(MINUTE_MICROS);
+        if minute == c.minute {
+            c.cur_requests += 1;
+            c.cur_tokens += tokens;
+        } else if minute + 1 == c.minute {
+            c.prev_requests += 1;
+            c.prev_tokens += tokens;
+        }
+    }
+
     /// Spent today and this month (settled, plus estimates under way).
     pub fn spent(&self, target: &LimitTarget, now: Timestamp) -> (i64, i64) {
         let mut counters = self.counters.lock();
@@ -374,6 +391,32 @@ mod tests {
         // Two minutes on, the window is empty.
         let much_later = Timestamp::from_micros(T0 + 3 * MINUTE_MICROS);
         l.admit(&set, &claim(0, 0), much_later).unwrap();
+    }
+
+    #[test]
+    fn calls_read_back_at_start_count_in_the_window() {
+        let limiter = Arc::new(Limiter::default());
+        let limits = Limits {
+            requests_per_minute: Some(3),
+            tokens_per_minute: Some(1_000),
+            ..Limits::default()
+        };
+        let now = Timestamp::from_micros(10 * MINUTE_MICROS + 50_000_000);
+        let ago = |secs: i64| Timestamp::from_micros(now.as_micros() - secs * 1_000_000);
+        // Two calls in the last minute, one long before: the window holds two.
+        limiter.add_used(agent(), ago(3), 100, now);
+        limiter.add_used(agent(), ago(30), 100, now);
+        limiter.add_used(agent(), ago(600), 100, now);
+        let limited = [(agent(), &limits)];
+        let first = limiter.admit(&limited, &claim(0, 10), now);
+        assert!(first.is_ok());
+        let trip = limiter.admit(&limited, &claim(0, 10), now).unwrap_err();
+        assert!(trip.reason.contains("requests"), "{}", trip.reason);
+        // The tokens counted too.
+        let fresh = Arc::new(Limiter::default());
+        fresh.add_used(agent(), ago(3), 995, now);
+        let trip = fresh.admit(&limited, &claim(0, 10), now).unwrap_err();
+        assert!(trip.reason.contains("tokens"), "{}", trip.reason);
     }
 
     #[test]

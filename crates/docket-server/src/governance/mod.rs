@@ -391,7 +391,7 @@ impl Governance {
         };
         let approvals = Approvals::load(&ledger, approval_ttl)?;
         let limiter = Arc::new(Limiter::default());
-        load_spending(&ledger, &limiter)?;
+        load_usage(&ledger, &limiter)?;
         Ok(Self {
             identity,
             compiled: RwLock::new(Arc::new(compiled)),
@@ -816,8 +816,9 @@ fn recorded_in(ledger: &Ledger, mut query: Query, seq: u64) -> Result<bool, Stor
     }
 }
 
-/// Sums this month's receipts into the budgets' counters.
-fn load_spending(ledger: &Ledger, limiter: &Limiter) -> Result<(), StoreError> {
+/// Sums this month's receipts into the budgets' counters, and those of the
+/// last two minutes into the rate windows, so a restart resets neither.
+fn load_usage(ledger: &Ledger, limiter: &Limiter) -> Result<(), StoreError> {
     let now = Timestamp::now();
     let dt = now.to_datetime();
     let month_start = dt
@@ -837,23 +838,31 @@ fn load_spending(ledger: &Ledger, limiter: &Limiter) -> Result<(), StoreError> {
             let entry = docket_core::Entry::decode(bytes)
                 .map_err(|e| StoreError::Corrupt(e.to_string()))?;
             let body = entry.body_value();
-            let Some(cost) = body.get("cost_micro_usd").and_then(Value::as_i64) else {
-                continue;
-            };
             let id = |k: &str| body.get(k).and_then(Value::as_str).map(str::to_owned);
-            if let Some(p) = id("project").and_then(|p| p.parse().ok()) {
-                limiter.add_spent(LimitTarget::Project { project: p }, entry.ts, cost, now);
-            }
-            if let Some(a) = id("agent").and_then(|a| a.parse().ok()) {
-                limiter.add_spent(LimitTarget::Agent { agent: a }, entry.ts, cost, now);
-            }
-            if let Some(c) = id("credential").and_then(|c| c.parse().ok()) {
-                limiter.add_spent(
-                    LimitTarget::Credential { credential: c },
-                    entry.ts,
-                    cost,
-                    now,
-                );
+            let targets = [
+                id("project")
+                    .and_then(|p| p.parse().ok())
+                    .map(|project| LimitTarget::Project { project }),
+                id("agent")
+                    .and_then(|a| a.parse().ok())
+                    .map(|agent| LimitTarget::Agent { agent }),
+                id("credential")
+                    .and_then(|c| c.parse().ok())
+                    .map(|credential| LimitTarget::Credential { credential }),
+            ];
+            let cost = body.get("cost_micro_usd").and_then(Value::as_i64);
+            let recent = now.as_micros() - entry.ts.as_micros() < 2 * 60_000_000;
+            let tokens = ["input_tokens", "output_tokens"]
+                .iter()
+                .filter_map(|k| body.get(*k).and_then(Value::as_u64))
+                .sum();
+            for target in targets.into_iter().flatten() {
+                if let Some(cost) = cost {
+                    limiter.add_spent(target.clone(), entry.ts, cost, now);
+                }
+                if recent {
+                    limiter.add_used(target, entry.ts, tokens, now);
+                }
             }
         }
         match next {

@@ -1413,7 +1413,7 @@ fn clear_of_minute_boundary(needed: Duration) {
 /// requests a minute refuses the third.
 #[test]
 fn budgets_and_rate_limits_refuse_with_429() {
-    let d = Docket::start(Setup::default());
+    let mut d = Docket::start(Setup::default());
     let call = Call {
         scenario: "openai-chat",
         model: "gpt-4o-mini",
@@ -1430,7 +1430,8 @@ fn budgets_and_rate_limits_refuse_with_429() {
         &d.admin,
         json!({"scope": "credential", "credential": v["credential"], "limits": {"requests_per_minute": 2}}),
     );
-    clear_of_minute_boundary(Duration::from_secs(20));
+    // Room for two calls and a restart before the minute ends.
+    clear_of_minute_boundary(Duration::from_secs(30));
     for _ in 0..2 {
         let r = d.sdk_spawn_with_key(&call, &second_key).finish();
         assert_eq!(r["ok"], true, "{r}");
@@ -1447,6 +1448,18 @@ fn budgets_and_rate_limits_refuse_with_429() {
     assert_eq!(r["headers"]["retry-after"], "60");
     assert_eq!(d.standin.requests().len(), 2);
     d.standin.clear();
+    // A restart does not open the window again: the last minutes' calls
+    // are read back from the ledger.
+    d.restart();
+    let r = d.sdk_spawn_with_key(&call, &second_key).finish();
+    assert_refused(
+        &d,
+        &r,
+        429,
+        "RateLimitError",
+        "reached its rate limit of 2 requests per minute",
+    );
+    assert!(d.standin.requests().is_empty());
 
     // Budget: the agent's spending today counts, including what it spent
     // before the budget was set (the rate-limited calls above).
