@@ -524,11 +524,12 @@ impl Governance {
             },
         };
         let policy = self.policy()?;
-        let (outcome, stage, reason, permit, inputs) = match checked {
-            Err((stage, reason)) => (Outcome::Deny, stage, reason, None, None),
+        let (outcome, stage, reason, permit, inputs, decision) = match checked {
+            Err((stage, reason)) => (Outcome::Deny, stage, reason, None, None, None),
             Ok(by) => {
                 // Everything is evaluated again: the human's approval
-                // answers a hold, and only a hold.
+                // answers a hold, and only a hold. The entry names the
+                // policies that determined this evaluation, as any other.
                 let eval = {
                     let registry = self.identity.read();
                     evaluate(&registry, &policy, &self.limiter, caller, req, now)
@@ -537,13 +538,21 @@ impl Governance {
                 match eval.outcome {
                     // A kill switch, the scope, a forbid added since, or a
                     // limit: the human approved the hold, not these.
-                    Outcome::Deny => (Outcome::Deny, eval.stage, eval.reason, None, eval.inputs),
+                    Outcome::Deny => (
+                        Outcome::Deny,
+                        eval.stage,
+                        eval.reason,
+                        None,
+                        eval.inputs,
+                        eval.decision,
+                    ),
                     Outcome::Allow => (
                         Outcome::Allow,
                         Stage::Approval,
                         approved,
                         eval.permit,
                         eval.inputs,
+                        eval.decision,
                     ),
                     Outcome::RequireApproval => {
                         // `evaluate` only checked the limits of a held call.
@@ -559,6 +568,7 @@ impl Governance {
                                 approved,
                                 Some(permit),
                                 eval.inputs,
+                                eval.decision,
                             ),
                             Err(trip) => (
                                 Outcome::Deny,
@@ -566,6 +576,7 @@ impl Governance {
                                 trip.reason,
                                 None,
                                 eval.inputs,
+                                eval.decision,
                             ),
                         }
                     }
@@ -576,7 +587,7 @@ impl Governance {
             outcome,
             stage,
             reason,
-            decision: None,
+            decision,
             policy_version: policy.version,
             policy_sha256: policy.sha256.clone(),
             inputs,

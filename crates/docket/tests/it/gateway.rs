@@ -1120,6 +1120,12 @@ fn held_calls_go_ahead_only_with_a_humans_approval() {
     assert_eq!(go["body"]["outcome"], "allow");
     assert_eq!(go["body"]["stage"], "approval");
     assert_eq!(go["body"]["approval"], id);
+    // The go-ahead names the policies that decided it, like the hold did.
+    assert_eq!(
+        go["body"]["policy"]["determining"],
+        json!(["gpt-5-needs-a-human", "models-in-scope"]),
+        "{go}"
+    );
     let receipt = d.entry(seq_header(&r, "docket-receipt"));
     // Checked at the end, with the other approval receipts.
     let (waited_receipt, waited_approval) = (receipt.clone(), id);
