@@ -1404,11 +1404,20 @@ impl Registry {
                         .filter(|c| c.dead_at(now).is_none())
                         .collect();
                     tokens.sort_by(|a, b| a.record.id.cmp(&b.record.id));
-                    effects.extend(
-                        tokens
-                            .into_iter()
-                            .map(|c| self.revocation(c, format!("access review {review}"))),
-                    );
+                    // A session on an agent revoked above is revoked once.
+                    let already: BTreeSet<&CredentialId> = effects
+                        .iter()
+                        .filter_map(|e| match e {
+                            Event::CredentialRevoked { credential, .. } => Some(credential),
+                            _ => None,
+                        })
+                        .collect();
+                    let more: Vec<Event> = tokens
+                        .into_iter()
+                        .filter(|c| !already.contains(&c.record.id))
+                        .map(|c| self.revocation(c, format!("access review {review}")))
+                        .collect();
+                    effects.extend(more);
                     if !user.record.disabled {
                         let mut record = user.record.clone();
                         record.disabled = true;

@@ -1,8 +1,8 @@
 //! Budgets, rate limits and concurrency caps, counted in memory on the
-//! request path. Budgets are rebuilt from the ledger's receipts at start
-//! (the ledger is the record of what was spent); rate windows and in-flight
-//! counts start empty after a restart, which only ever errs towards letting
-//! a minute's worth of requests through again.
+//! request path. At start, budgets are rebuilt from this month's receipts
+//! (the ledger is the record of what was spent) and rate windows from the
+//! last two minutes' allow decisions and receipts; in-flight counts start
+//! empty (a restart ends every call under way).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -249,19 +249,27 @@ impl Limiter {
         }
     }
 
-    /// Adds a call read back from the ledger (at start) to the rate window:
-    /// one request and its tokens, in its minute if that is this minute or
-    /// the one before (older calls are outside every window).
-    pub fn add_used(&self, target: LimitTarget, at: Timestamp, tokens: u64, now: Timestamp) {
+    /// Adds use read back from the ledger (at start) to the rate window, in
+    /// its minute if that is this minute or the one before (older use is
+    /// outside every window): an allow decision is one request, counted when
+    /// it was admitted; a receipt, the tokens the call used.
+    pub fn add_used(
+        &self,
+        target: LimitTarget,
+        at: Timestamp,
+        requests: u64,
+        tokens: u64,
+        now: Timestamp,
+    ) {
         let mut counters = self.counters.lock();
         let c = counters.entry(target).or_default();
         c.roll(now);
         let minute = at.as_micros().div_euclid(MINUTE_MICROS);
         if minute == c.minute {
-            c.cur_requests += 1;
+            c.cur_requests += requests;
             c.cur_tokens += tokens;
         } else if minute + 1 == c.minute {
-            c.prev_requests += 1;
+            c.prev_requests += requests;
             c.prev_tokens += tokens;
         }
     }
@@ -404,9 +412,9 @@ mod tests {
         let now = Timestamp::from_micros(10 * MINUTE_MICROS + 50_000_000);
         let ago = |secs: i64| Timestamp::from_micros(now.as_micros() - secs * 1_000_000);
         // Two calls in the last minute, one long before: the window holds two.
-        limiter.add_used(agent(), ago(3), 100, now);
-        limiter.add_used(agent(), ago(30), 100, now);
-        limiter.add_used(agent(), ago(600), 100, now);
+        limiter.add_used(agent(), ago(3), 1, 100, now);
+        limiter.add_used(agent(), ago(30), 1, 100, now);
+        limiter.add_used(agent(), ago(600), 1, 100, now);
         let limited = [(agent(), &limits)];
         let first = limiter.admit(&limited, &claim(0, 10), now);
         assert!(first.is_ok());
@@ -414,7 +422,7 @@ mod tests {
         assert!(trip.reason.contains("requests"), "{}", trip.reason);
         // The tokens counted too.
         let fresh = Arc::new(Limiter::default());
-        fresh.add_used(agent(), ago(3), 995, now);
+        fresh.add_used(agent(), ago(3), 0, 995, now);
         let trip = fresh.admit(&limited, &claim(0, 10), now).unwrap_err();
         assert!(trip.reason.contains("tokens"), "{}", trip.reason);
     }

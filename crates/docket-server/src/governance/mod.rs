@@ -745,7 +745,8 @@ impl Governance {
             ..Query::default()
         };
         let ledger = self.ledger.clone();
-        let found = tokio::task::spawn_blocking(move || recorded_in(&ledger, query, seq))
+        let upto = self.started_at_seq;
+        let found = tokio::task::spawn_blocking(move || recorded_in(&ledger, query, seq, upto))
             .await
             .map_err(ApiError::internal)
             .and_then(|r| r.map_err(ApiError::from));
@@ -806,15 +807,22 @@ fn compile_active(registry: &Registry) -> Result<Compiled, PolicyLoadError> {
     })
 }
 
-/// Whether a receipt matched by `query` (pages of it) records the outcome
-/// of decision `seq`.
-fn recorded_in(ledger: &Ledger, mut query: Query, seq: u64) -> Result<bool, StoreError> {
+/// Whether an agent-reported receipt matched by `query` (pages of it, in
+/// `seq` order) records the outcome of decision `seq`. Receipts from `upto`
+/// on are known in memory, so the search stops there.
+fn recorded_in(ledger: &Ledger, mut query: Query, seq: u64, upto: u64) -> Result<bool, StoreError> {
     loop {
         let (rows, next) = ledger.query(&query)?;
-        for (_, bytes) in &rows {
-            let entry = docket_core::Entry::decode(bytes)
-                .map_err(|e| StoreError::Corrupt(e.to_string()))?;
-            if entry.body_value().get("decision").and_then(Value::as_u64) == Some(seq) {
+        for (at, bytes) in &rows {
+            if *at >= upto {
+                return Ok(false);
+            }
+            let body = Entry::decode(bytes)
+                .map_err(|e| StoreError::Corrupt(e.to_string()))?
+                .body_value();
+            if body.get("decision").and_then(Value::as_u64) == Some(seq)
+                && body.get("source").and_then(Value::as_str) == Some("agent_reported")
+            {
                 return Ok(true);
             }
         }
@@ -827,8 +835,9 @@ fn recorded_in(ledger: &Ledger, mut query: Query, seq: u64) -> Result<bool, Stor
     }
 }
 
-/// Sums this month's receipts into the budgets' counters, and those of the
-/// last two minutes into the rate windows, so a restart resets neither.
+/// Sums this month's receipts into the budgets' counters, and the last two
+/// minutes' allow decisions and receipts into the rate windows, so a restart
+/// resets neither.
 fn load_usage(ledger: &Ledger, limiter: &Limiter) -> Result<(), StoreError> {
     let now = Timestamp::now();
     let dt = now.to_datetime();
@@ -836,9 +845,50 @@ fn load_usage(ledger: &Ledger, limiter: &Limiter) -> Result<(), StoreError> {
         .replace_day(1)
         .map(|d| d.replace_time(time::Time::MIDNIGHT))
         .map_err(|e| StoreError::Invalid(e.to_string()))?;
+    let month_start = Timestamp::from_datetime(month_start);
+    let window_start = Timestamp::from_micros(now.as_micros() - 2 * 60_000_000);
+    // In a month's first minutes the window reaches into the last month.
+    each_entry(
+        ledger,
+        month_start.min(window_start),
+        EntryType::Receipt,
+        |entry, body| {
+            let recent = entry.ts >= window_start;
+            let cost = body.get("cost_micro_usd").and_then(Value::as_i64);
+            let tokens = ["input_tokens", "output_tokens"]
+                .iter()
+                .filter_map(|k| body.get(*k).and_then(Value::as_u64))
+                .sum();
+            for target in limit_targets(body) {
+                if let Some(cost) = cost {
+                    limiter.add_spent(target.clone(), entry.ts, cost, now);
+                }
+                if recent {
+                    limiter.add_used(target, entry.ts, 0, tokens, now);
+                }
+            }
+        },
+    )?;
+    // A request counts in the minute it was admitted: its allow decision.
+    each_entry(ledger, window_start, EntryType::Decision, |entry, body| {
+        if body.get("outcome").and_then(Value::as_str) == Some("allow") {
+            for target in limit_targets(body) {
+                limiter.add_used(target, entry.ts, 1, 0, now);
+            }
+        }
+    })
+}
+
+/// Calls `f` with every entry of `kind` from `from` on, in `seq` order.
+fn each_entry(
+    ledger: &Ledger,
+    from: Timestamp,
+    kind: EntryType,
+    mut f: impl FnMut(&Entry, &Value),
+) -> Result<(), StoreError> {
     let mut query = Query {
-        from: Some(Timestamp::from_datetime(month_start)),
-        types: vec![EntryType::Receipt],
+        from: Some(from),
+        types: vec![kind],
         order: Order::Asc,
         limit: 1000,
         ..Query::default()
@@ -846,44 +896,36 @@ fn load_usage(ledger: &Ledger, limiter: &Limiter) -> Result<(), StoreError> {
     loop {
         let (rows, next) = ledger.query(&query)?;
         for (_, bytes) in &rows {
-            let entry = docket_core::Entry::decode(bytes)
-                .map_err(|e| StoreError::Corrupt(e.to_string()))?;
-            let body = entry.body_value();
-            let id = |k: &str| body.get(k).and_then(Value::as_str).map(str::to_owned);
-            let targets = [
-                id("project")
-                    .and_then(|p| p.parse().ok())
-                    .map(|project| LimitTarget::Project { project }),
-                id("agent")
-                    .and_then(|a| a.parse().ok())
-                    .map(|agent| LimitTarget::Agent { agent }),
-                id("credential")
-                    .and_then(|c| c.parse().ok())
-                    .map(|credential| LimitTarget::Credential { credential }),
-            ];
-            let cost = body.get("cost_micro_usd").and_then(Value::as_i64);
-            let recent = now.as_micros() - entry.ts.as_micros() < 2 * 60_000_000;
-            let tokens = ["input_tokens", "output_tokens"]
-                .iter()
-                .filter_map(|k| body.get(*k).and_then(Value::as_u64))
-                .sum();
-            for target in targets.into_iter().flatten() {
-                if let Some(cost) = cost {
-                    limiter.add_spent(target.clone(), entry.ts, cost, now);
-                }
-                if recent {
-                    limiter.add_used(target, entry.ts, tokens, now);
-                }
-            }
+            let entry = Entry::decode(bytes).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            f(&entry, &entry.body_value());
         }
         match next {
             Some(cursor) => query
                 .set_cursor(&cursor)
                 .map_err(|e| StoreError::Corrupt(e.to_string()))?,
-            None => break,
+            None => return Ok(()),
         }
     }
-    Ok(())
+}
+
+/// The project, agent and credential an entry's body names: what its use
+/// counts against.
+pub fn limit_targets(body: &Value) -> Vec<LimitTarget> {
+    let id = |k: &str| body.get(k).and_then(Value::as_str);
+    [
+        id("project")
+            .and_then(|p| p.parse().ok())
+            .map(|project| LimitTarget::Project { project }),
+        id("agent")
+            .and_then(|a| a.parse().ok())
+            .map(|agent| LimitTarget::Agent { agent }),
+        id("credential")
+            .and_then(|c| c.parse().ok())
+            .map(|credential| LimitTarget::Credential { credential }),
+    ]
+    .into_iter()
+    .flatten()
+    .collect()
 }
 
 fn resource_fields(req: &ActionRequest, body: &mut serde_json::Map<String, Value>) {

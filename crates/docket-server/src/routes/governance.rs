@@ -771,15 +771,11 @@ pub async fn record(
             format!("decision {seq} did not allow the action; there is no outcome to record"),
         ));
     }
-    if !state
-        .governance
-        .claim_record(&decision, agent.agent.as_str())
-        .await?
-    {
+    if body.get("source").and_then(Value::as_str) != Some("agent_reported") {
         return Err(ApiError::new(
             StatusCode::CONFLICT,
-            "already_recorded",
-            format!("decision {seq} already has its recorded outcome"),
+            "not_agent_reported",
+            format!("decision {seq} is the gateway's: Docket recorded that call's outcome itself"),
         ));
     }
     let mut receipt = json!({
@@ -819,11 +815,35 @@ pub async fn record(
     if let Some(v) = &req.error {
         receipt["error"] = json!(v.chars().take(2000).collect::<String>());
     }
-    let appended = match docket_store::NewEntry::new(EntryType::Receipt, &receipt) {
-        Ok(entry) => state.governance.append(vec![entry]).await,
-        Err(e) => Err(ApiError::from(e)),
-    };
-    let acks = appended.inspect_err(|_| state.governance.unclaim_record(seq))?;
+    let entry =
+        docket_store::NewEntry::new(EntryType::Receipt, &receipt).map_err(ApiError::from)?;
+    let cost = req.cost_micro_usd.max(0);
+    // On a task of its own: a client that goes away cannot leave the claim
+    // taken without a receipt, nor a durable receipt without its claim.
+    let governance = state.governance.clone();
+    let agent_id = agent.agent.to_string();
+    let acks = tokio::spawn(async move {
+        if !governance.claim_record(&decision, &agent_id).await? {
+            return Err(ApiError::new(
+                StatusCode::CONFLICT,
+                "already_recorded",
+                format!("decision {seq} already has its recorded outcome"),
+            ));
+        }
+        let acks = governance
+            .append(vec![entry])
+            .await
+            .inspect_err(|_| governance.unclaim_record(seq))?;
+        // The tool's cost counts against the budgets now, as it will
+        // after a restart (which reads it back from this receipt).
+        let now = Timestamp::now();
+        for target in crate::governance::limit_targets(&receipt) {
+            governance.limiter.add_spent(target, acks[0].ts, cost, now);
+        }
+        Ok(acks)
+    })
+    .await
+    .map_err(ApiError::internal)??;
     Ok((
         StatusCode::CREATED,
         Json(json!({"receipt": acks[0].seq.0, "ts": acks[0].ts.to_string()})),

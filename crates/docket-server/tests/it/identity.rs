@@ -613,12 +613,13 @@ async fn an_access_review_revokes_what_the_reviewer_marks() {
         .await;
     assert_eq!(st, StatusCode::CREATED);
     let kept_key = kept_key["token"].as_str().unwrap().to_owned();
-    // A session appr started for the kept agent: it dies with appr's access.
+    // A session appr started for the agent revoked below: it dies with
+    // appr's access, and is revoked once, not twice.
     let (st, v) = s
         .as_(
             &appr,
             Method::POST,
-            "/api/v1/agents/triage-bot/sessions",
+            "/api/v1/agents/support-bot/sessions",
             json!({"task": "triage-7", "ttl_secs": 600}),
         )
         .await;
@@ -778,8 +779,8 @@ async fn an_access_review_revokes_what_the_reviewer_marks() {
         types,
         [
             "credential.revoked",
-            "agent.suspended",
             "credential.revoked",
+            "agent.suspended",
             "credential.revoked",
             "user.updated",
             "access_review",

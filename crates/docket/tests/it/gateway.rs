@@ -1126,6 +1126,34 @@ fn held_calls_go_ahead_only_with_a_humans_approval() {
         json!(["gpt-5-needs-a-human", "models-in-scope"]),
         "{go}"
     );
+    // The gateway recorded that call; the agent cannot add its own account.
+    let (status, v) = d.api(
+        "POST",
+        "/api/v1/record",
+        &d.key,
+        json!({"decision": go["seq"], "outcome": "ok"}),
+    );
+    assert_eq!(status, 409, "{v}");
+    assert_eq!(v["error"]["code"], "not_agent_reported", "{v}");
+    // A developer outside the project sees none of its held actions.
+    let outsider = d.user("outsider", &["developer"]);
+    let (status, v) = d.api("GET", "/api/v1/approvals", &outsider, Value::Null);
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["approvals"], json!([]), "{v}");
+    let (status, _) = d.api(
+        "GET",
+        &format!("/api/v1/approvals/{id}"),
+        &outsider,
+        Value::Null,
+    );
+    assert_eq!(status, 404);
+    let (_, v) = d.api(
+        "GET",
+        &format!("/api/v1/approvals/{id}"),
+        &d.dev,
+        Value::Null,
+    );
+    assert_eq!(v["id"], id, "a member sees it: {v}");
     let receipt = d.entry(seq_header(&r, "docket-receipt"));
     // Checked at the end, with the other approval receipts.
     let (waited_receipt, waited_approval) = (receipt.clone(), id);
@@ -1832,11 +1860,26 @@ fn tools_docket_cannot_proxy_go_through_authorize_and_record() {
             "/api/v1/record",
             &d.key,
             json!({"decision": decision, "outcome": "ok", "latency_ms": 12,
-                   "output_sha256": "ab".repeat(32)}),
+                   "output_sha256": "ab".repeat(32), "cost_micro_usd": 1234}),
         )
     };
+    // The tool's reported cost counts against the agent's budget.
+    d.ok(
+        "PUT",
+        "/api/v1/limits",
+        &d.admin,
+        json!({"scope": "agent", "agent": "bot", "limits": {"budget_day_micro_usd": 1_000_000_000}}),
+    );
+    let spent = |d: &Docket| {
+        let limits = d.ok("GET", "/api/v1/limits", &d.admin, Value::Null);
+        limits["limits"][0]["spent_today_micro_usd"]
+            .as_i64()
+            .unwrap()
+    };
+    assert_eq!(spent(&d), 0);
     let (status, v) = record(allowed);
     assert_eq!(status, 201, "{v}");
+    assert_eq!(spent(&d), 1234);
     let receipt = d.entry(v["receipt"].as_u64().unwrap());
     assert_eq!(receipt["type"], "receipt");
     assert_eq!(receipt["body"]["source"], "agent_reported");
@@ -1882,14 +1925,16 @@ fn tools_docket_cannot_proxy_go_through_authorize_and_record() {
             "POST",
             "/api/v1/record",
             &d.key,
-            json!({"decision": decision, "outcome": "ok"}),
+            json!({"decision": decision, "outcome": "ok", "cost_micro_usd": 1234}),
         )
     };
     let (status, v) = record(allowed);
     assert_eq!(status, 409, "after a restart: {v}");
     assert_eq!(v["error"]["code"], "already_recorded");
+    assert_eq!(spent(&d), 1234, "read back at start");
     let (status, v) = record(unrecorded);
     assert_eq!(status, 201, "{v}");
+    assert_eq!(spent(&d), 2468);
     let (status, v) = record(unrecorded);
     assert_eq!(status, 409, "{v}");
     d.stop_and_verify();
