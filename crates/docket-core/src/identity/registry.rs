@@ -375,15 +375,37 @@ impl Registry {
 
     /// What `agent` may do with `credential`: its declared scope, narrowed
     /// by the project's rules and the credential's own scope.
+    ///
+    /// Built name by name with [`Registry::allows`]'s test, copying only
+    /// what survives: this runs on every decision.
     pub fn effective_scope(&self, agent: &Agent, credential: &Credential) -> Scope {
-        let mut scope = agent.record.scope.clone();
-        if let Some(project) = self.projects.get(&agent.record.project) {
-            scope = scope.intersect(&project.allowed_for(&agent.record.id));
+        let Some(project) = self.projects.get(&agent.record.project) else {
+            return Scope::default();
+        };
+        let field = |f: ScopeField| -> BTreeSet<String> {
+            agent
+                .record
+                .scope
+                .get(f)
+                .iter()
+                .filter(|name| {
+                    project.rules.iter().any(|r| {
+                        r.applies_to(&agent.record.id) && r.allows.get(f).contains(name.as_str())
+                    }) && credential
+                        .record
+                        .scope
+                        .as_ref()
+                        .is_none_or(|s| s.get(f).contains(name.as_str()))
+                })
+                .cloned()
+                .collect()
+        };
+        Scope {
+            tools: field(ScopeField::Tools),
+            models: field(ScopeField::Models),
+            data_classes: field(ScopeField::DataClasses),
+            environments: field(ScopeField::Environments),
         }
-        if let Some(narrow) = &credential.record.scope {
-            scope = scope.intersect(narrow);
-        }
-        scope
     }
 
     /// Whether `agent` holding `credential` may touch `name`: the answer
@@ -1599,6 +1621,114 @@ impl Registry {
             && a.status != AgentStatus::Retired
         {
             a.status = status;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::event::AccessRule;
+    use super::*;
+
+    fn names(list: &[&str]) -> BTreeSet<String> {
+        list.iter().map(|s| (*s).to_owned()).collect()
+    }
+
+    fn scope(tools: &[&str], models: &[&str]) -> Scope {
+        Scope {
+            tools: names(tools),
+            models: names(models),
+            ..Scope::default()
+        }
+    }
+
+    /// The effective scope is the declared scope, narrowed by the project's
+    /// rules for the agent and by the credential: the same answer as the
+    /// intersection of the three, and as `allows` asks name by name.
+    #[test]
+    fn effective_scope_agrees_with_the_intersection_and_with_allows() {
+        let agent_id: AgentId = "bot".parse().unwrap();
+        let project_id: ProjectId = "support".parse().unwrap();
+        let mut r = Registry::default();
+        let project = ProjectRecord {
+            id: project_id.clone(),
+            name: "Support".into(),
+            members: Vec::new(),
+            rules: vec![
+                AccessRule {
+                    agents: vec!["*".into()],
+                    allows: scope(&["search", "email"], &["gpt-4o"]),
+                },
+                AccessRule {
+                    agents: vec!["bot".into()],
+                    allows: scope(&["shell"], &[]),
+                },
+                AccessRule {
+                    agents: vec!["other".into()],
+                    allows: scope(&["payments"], &["o3"]),
+                },
+            ],
+        };
+        r.projects.insert(project_id.clone(), project.clone());
+        let key = ed25519_dalek::SigningKey::from_bytes(&[3; 32]).verifying_key();
+        let agent = Agent {
+            record: AgentRecord {
+                id: agent_id.clone(),
+                name: "Bot".into(),
+                owner: "dev".parse().unwrap(),
+                project: project_id,
+                purpose: "tests".into(),
+                scope: scope(&["search", "shell", "payments", "ftp"], &["gpt-4o", "o3"]),
+                did: super::super::Did::from_key(&key),
+                system_prompt_sha256: None,
+                require_signature: false,
+            },
+            status: AgentStatus::Active,
+            registered_at: Timestamp::from_micros(0),
+            request: 1,
+        };
+        for narrow in [None, Some(scope(&["search", "email", "payments"], &["o3"]))] {
+            let credential = Credential {
+                record: CredentialRecord {
+                    id: "abcdefghij234567".to_owned().try_into().unwrap(),
+                    kind: CredentialKind::ApiKey,
+                    prefix: "dka_abcdefghij234567".into(),
+                    sha256: "00".repeat(32),
+                    agent: Some(agent_id.clone()),
+                    user: None,
+                    scope: narrow.clone(),
+                    task: None,
+                    human: None,
+                    human_assurance: None,
+                    parent: None,
+                    expires_at: None,
+                    label: None,
+                },
+                issued_at: Timestamp::from_micros(0),
+                issued_by: Actor::Bootstrap,
+                revoked: None,
+                grace_until: None,
+            };
+            let effective = r.effective_scope(&agent, &credential);
+            let mut expected = agent
+                .record
+                .scope
+                .intersect(&project.allowed_for(&agent_id));
+            if let Some(n) = &narrow {
+                expected = expected.intersect(n);
+            }
+            assert_eq!(effective, expected, "credential scope {narrow:?}");
+            for f in [ScopeField::Tools, ScopeField::Models] {
+                for name in [
+                    "search", "email", "shell", "payments", "ftp", "gpt-4o", "o3",
+                ] {
+                    assert_eq!(
+                        effective.get(f).contains(name),
+                        r.allows(&agent, &credential, f, name),
+                        "{f:?} {name} with {narrow:?}"
+                    );
+                }
+            }
         }
     }
 }
