@@ -288,6 +288,23 @@ async fn check_signature(
                 "request signature rejected: it must cover the {ON_BEHALF_OF} header the request sends"
             )))
         }
+        Ok(sig)
+            if !state
+                .identity
+                .seen_signatures
+                .first_use(&sig, config.max_age_secs, now) =>
+        {
+            Err(reject_signature(
+                state,
+                caller,
+                &parts.method,
+                parts.uri.path(),
+                "signature_replayed",
+                "replayed: this signature was already accepted once; sign every request anew"
+                    .into(),
+            )
+            .await)
+        }
         Ok(sig) => {
             if let Caller::Agent {
                 actor: Actor::Agent { signature, .. },

@@ -168,6 +168,44 @@ pub fn is_signed(headers: &HeaderMap) -> bool {
     headers.contains_key(SIGNATURE) || headers.contains_key(SIGNATURE_INPUT)
 }
 
+/// Signatures already accepted, kept until their `created` is too old to
+/// be accepted anyway: a signed request replayed (with the bearer token) is
+/// refused instead of recorded again as the agent's own. Only the agent's
+/// key makes new signatures, so this holds what the agents sign within
+/// `max_age_secs`, nothing an attacker can grow.
+#[derive(Default)]
+pub struct SeenSignatures {
+    inner: parking_lot::Mutex<Seen>,
+}
+
+#[derive(Default)]
+struct Seen {
+    /// SHA-256 of the signature → Unix second after which it is too old.
+    until: std::collections::HashMap<[u8; 32], i64>,
+    /// Size at which expired entries are next swept out.
+    sweep_at: usize,
+}
+
+impl SeenSignatures {
+    /// True the first time `sig` is offered; false for a replay.
+    pub fn first_use(&self, sig: &VerifiedSignature, max_age_secs: i64, now_unix: i64) -> bool {
+        let key: [u8; 32] = Sha256::digest(sig.signature.as_bytes()).into();
+        let mut seen = self.inner.lock();
+        if seen.until.len() >= seen.sweep_at {
+            seen.until.retain(|_, until| *until >= now_unix);
+            seen.sweep_at = (seen.until.len() * 2).max(1024);
+        }
+        match seen.until.entry(key) {
+            std::collections::hash_map::Entry::Occupied(e) if *e.get() >= now_unix => false,
+            e => {
+                let until = sig.created.saturating_add(max_age_secs);
+                e.insert_entry(until);
+                true
+            }
+        }
+    }
+}
+
 /// How strict verification is about time.
 #[derive(Clone, Copy, Debug)]
 pub struct VerifyConfig {
@@ -353,6 +391,21 @@ pub fn try_sign_request(
         StringRef::from_str(keyid).map_err(|_| SignError::BadKeyId(keyid.to_owned()))?;
     params.insert(key_ref("keyid"), BareItem::from(keyid_item));
     params.insert(key_ref("alg"), BareItem::from(sfv::string_ref(ALG)));
+    // A fresh nonce (RFC 9421 §2.3): Ed25519 is deterministic, so two
+    // identical requests signed in the same second would otherwise carry
+    // the same signature, and the second would be refused as a replay.
+    let nonce = {
+        use rand::RngCore as _;
+        let mut bytes = [0u8; 16];
+        rand::rngs::OsRng.fill_bytes(&mut bytes);
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+    };
+    params.insert(
+        key_ref("nonce"),
+        BareItem::from(
+            StringRef::from_str(&nonce).map_err(|_| SignError::HeaderValue("Signature-Input"))?,
+        ),
+    );
     let items = names
         .iter()
         .map(|name| Item::new(sfv::string_ref(name)))
@@ -1024,10 +1077,42 @@ mod tests {
         );
         let sig = headers[SIGNATURE].to_str().unwrap();
         assert_eq!(sig, format!("sig1=:{}:", verified.signature));
+        let input = headers[SIGNATURE_INPUT].to_str().unwrap();
+        let (fixed, nonce) = input.split_once(r#";nonce=""#).unwrap();
         assert_eq!(
-            headers[SIGNATURE_INPUT].to_str().unwrap(),
+            fixed,
             r#"sig1=("@method" "@target-uri" "content-digest");created=1700000000;keyid="agent-1";alg="ed25519""#
         );
+        // 16 random bytes, base64url: a second signing of the same request
+        // differs.
+        assert_eq!(nonce.trim_end_matches('"').len(), 22, "{input}");
+        let again: HeaderMap = sign_request(
+            &Method::POST,
+            "https",
+            AUTHORITY,
+            PATH,
+            BODY,
+            &key,
+            "agent-1",
+            CREATED,
+        )
+        .into_iter()
+        .collect();
+        assert_ne!(again[SIGNATURE], headers[SIGNATURE]);
+    }
+
+    #[test]
+    fn a_signature_is_accepted_once_until_it_is_too_old() {
+        let key = agent_key();
+        let headers = signed(&Method::GET, PATH, b"", &key);
+        let verified = verify(&Method::GET, PATH, &headers, b"", &key).unwrap();
+        let seen = SeenSignatures::default();
+        let now = CREATED + 10;
+        assert!(seen.first_use(&verified, 300, now));
+        assert!(!seen.first_use(&verified, 300, now), "a replay");
+        assert!(!seen.first_use(&verified, 300, CREATED + 300));
+        // Past max_age the verifier refuses it anyway; the entry may go.
+        assert!(seen.first_use(&verified, 300, CREATED + 301));
     }
 
     #[test]

@@ -181,6 +181,8 @@ pub struct Identity {
     /// Caps concurrent argon2 runs (each takes 19 MiB): login floods queue
     /// instead of exhausting memory.
     argon2_turns: Turns,
+    /// Agents' request signatures already accepted (replays are refused).
+    pub seen_signatures: crate::httpsig::SeenSignatures,
 }
 
 /// A counting semaphore for blocking threads.
@@ -276,6 +278,7 @@ impl Identity {
                 .map_err(|e| StoreError::Invalid(e.to_string()))?
                 .to_string(),
             argon2_turns: Turns::new(4),
+            seen_signatures: Default::default(),
         })
     }
 

@@ -642,8 +642,14 @@ async fn an_access_review_revokes_what_the_reviewer_marks() {
     assert_eq!(items.len(), 2);
     let bot = items.iter().find(|i| i["agent"] == "support-bot").unwrap();
     assert_eq!(bot["owner"], "dev");
-    assert_eq!(bot["credentials"][0]["age_days"], 0);
-    assert!(bot["credentials"][0]["last_used"].is_string(), "{bot}");
+    let key = bot["credentials"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["kind"] == "api_key")
+        .unwrap();
+    assert_eq!(key["age_days"], 0);
+    assert!(key["last_used"].is_string(), "{bot}");
     // Every human is listed too, with roles, projects, KYC and tokens.
     let humans = review["humans"].as_array().unwrap();
     let who: Vec<&str> = humans.iter().map(|h| h["user"].as_str().unwrap()).collect();
@@ -899,6 +905,44 @@ async fn signed_requests_are_verified_and_recorded() {
             &ed25519_dalek::Signature::from_slice(&bytes).unwrap(),
         )
         .expect("the recorded signature verifies over the recorded base");
+
+    // The same signed request sent again (a replay by whoever holds the
+    // token): refused, and recorded.
+    let headers = sign_request(
+        &Method::POST,
+        "http",
+        &authority,
+        "/api/v1/entries",
+        &body,
+        &key,
+        "support-bot",
+        now,
+    );
+    for expected in [StatusCode::CREATED, StatusCode::UNAUTHORIZED] {
+        let mut req = s
+            .http
+            .post(s.url("/api/v1/entries"))
+            .bearer_auth(&api_key)
+            .header("content-type", "application/json")
+            .body(body.clone());
+        for (k, v) in headers.clone() {
+            req = req.header(k, v);
+        }
+        let r = req.send().await.unwrap();
+        assert_eq!(r.status(), expected);
+        if expected == StatusCode::UNAUTHORIZED {
+            let v: Value = r.json().await.unwrap();
+            assert_eq!(v["error"]["code"], "signature_replayed", "{v}");
+        }
+    }
+    let (_, page) = s.get("/api/v1/entries?type=signature.rejected").await;
+    assert!(
+        page["entries"][0]["entry"]["body"]["error"]
+            .as_str()
+            .unwrap()
+            .starts_with("replayed"),
+        "{page}"
+    );
 
     // The body changed after signing: refused, and the refusal recorded.
     let tampered =
