@@ -8,7 +8,7 @@
 use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-use docket_core::identity::event::{ChangeRequest, ReviewEvent, ReviewSubject};
+use docket_core::identity::event::{ChangeRequest, ReviewEvent};
 use docket_core::identity::registry::{AgentStatus, ChangeStatus, Credential};
 use docket_core::identity::{Actor, AgentId, CredentialId, Event, KycStatus, Registry};
 use docket_core::{Entry, EntryType, Timestamp};
@@ -992,14 +992,7 @@ impl Fold {
                     "opened_at": v.opened_at,
                     "opened_by": v.opened_by,
                     "agents": v.items.len(),
-                    "decisions": v.decisions.iter().map(|(s, (d, by, note))| {
-                        let mut v = json!({"decision": d, "by": by, "note": note});
-                        match s {
-                            ReviewSubject::Agent(a) => v["agent"] = json!(a),
-                            ReviewSubject::User(u) => v["user"] = json!(u),
-                        }
-                        v
-                    }).collect::<Vec<_>>(),
+                    "decisions": v.decision_views(),
                     "completed_at": v.completed_at,
                 });
                 // Only when listed, so packs from before humans were

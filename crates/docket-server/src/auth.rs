@@ -67,8 +67,8 @@ impl Auth {
 }
 
 /// A token that is not valid (or no longer) is 401; a valid one whose
-/// holder may do nothing now (a suspended or retired agent, a disabled
-/// user) is 403, so the caller knows a new token will not help.
+/// holder may do nothing now (a suspended agent, a disabled user) is 403,
+/// so the caller knows a new token will not help.
 fn refused(e: AuthError) -> ApiError {
     let status = axum::http::StatusCode::FORBIDDEN;
     match e {

@@ -5,6 +5,7 @@
 //! entry.
 
 use std::io::{Seek, Write};
+use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -104,29 +105,18 @@ pub fn export<W: Write + Seek>(
     // The identity entries before the window, then its edges; the pack
     // writer keeps what the project scope discloses.
     let mut context: Vec<Receipt> = Vec::new();
-    let mut query = Query {
+    let query = Query {
         types: IDENTITY_TYPES.to_vec(),
         to: Some(req.from),
         order: Order::Asc,
-        limit: 1000,
         ..Query::default()
     };
-    loop {
-        let (rows, next) = ledger.query(&query).map_err(store)?;
-        for (seq, bytes) in &rows {
-            if *seq >= a {
-                continue;
-            }
-            let entry = Entry::decode(bytes).map_err(ApiError::internal)?;
+    ledger.scan(query, |entry| {
+        if entry.seq.0 < a {
             context.push(receipt(&entry)?);
         }
-        match next {
-            Some(c) => query
-                .set_cursor(&c)
-                .map_err(|e| ApiError::internal(e.to_string()))?,
-            None => break,
-        }
-    }
+        Ok::<_, ApiError>(ControlFlow::Continue(()))
+    })?;
     for edge in [a.checked_sub(1), (b < n).then_some(b)]
         .into_iter()
         .flatten()

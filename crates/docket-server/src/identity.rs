@@ -3,6 +3,7 @@
 //! append is durable, and credential resolution for each request.
 
 use std::collections::{BTreeSet, HashMap};
+use std::ops::ControlFlow;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering as AtomicOrdering};
 use std::time::Duration;
@@ -11,13 +12,13 @@ use argon2::Argon2;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use base64::Engine;
 use base64::prelude::BASE64_URL_SAFE_NO_PAD;
+use docket_core::Timestamp;
 use docket_core::identity::event::IDENTITY_TYPES;
 use docket_core::identity::registry::{AgentStatus, NewCredential};
 use docket_core::identity::{
     Actor, AgentId, CREDENTIAL_ID_LEN, CredentialId, CredentialKind, Event, ProjectId, Registry,
     RegistryError, Role, UserId, parse_token,
 };
-use docket_core::{Entry, Timestamp};
 use docket_store::{Appended, Ledger, NewEntry, Order, Query, StoreError};
 use parking_lot::{RwLock, RwLockReadGuard};
 use rand::Rng;
@@ -229,31 +230,21 @@ impl Identity {
     /// reads the store.
     pub fn load(ledger: Arc<Ledger>, config: IdentityConfig) -> Result<Self, StoreError> {
         let mut registry = Registry::default();
-        let mut query = Query {
+        let query = Query {
             types: IDENTITY_TYPES.to_vec(),
             order: Order::Asc,
-            limit: 1000,
             ..Query::default()
         };
-        loop {
-            let (rows, next) = ledger.query(&query)?;
-            for (_, bytes) in &rows {
-                let entry = Entry::decode(bytes).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-                // Fail closed: skipping an unreadable revocation or
-                // suspension would bring a credential or agent back to life.
-                let (event, actor) =
-                    Event::from_body(entry.kind, &entry.body_value()).map_err(|e| {
-                        StoreError::Corrupt(format!("identity entry at seq {}: {e}", entry.seq))
-                    })?;
-                registry.apply(entry.seq.0, entry.ts, &actor, &event);
-            }
-            match next {
-                Some(cursor) => query
-                    .set_cursor(&cursor)
-                    .map_err(|e| StoreError::Corrupt(e.to_string()))?,
-                None => break,
-            }
-        }
+        ledger.scan(query, |entry| {
+            // Fail closed: skipping an unreadable revocation or suspension
+            // would bring a credential or agent back to life.
+            let (event, actor) =
+                Event::from_body(entry.kind, &entry.body_value()).map_err(|e| {
+                    StoreError::Corrupt(format!("identity entry at seq {}: {e}", entry.seq))
+                })?;
+            registry.apply(entry.seq.0, entry.ts, &actor, &event);
+            Ok::<_, StoreError>(ControlFlow::Continue(()))
+        })?;
         let last_used = match ledger.backend().meta(LAST_USED_META)? {
             Some(json) => serde_json::from_str::<HashMap<CredentialId, i64>>(&json)
                 .unwrap_or_default()

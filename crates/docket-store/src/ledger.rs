@@ -4,6 +4,7 @@
 //! committed size, checkpoints, receipts and queries.
 
 use std::collections::BTreeMap;
+use std::ops::ControlFlow;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::thread::JoinHandle;
@@ -400,6 +401,32 @@ impl Ledger {
             .then(|| rows.last().map(|(s, _)| q.cursor_for(*s)))
             .flatten();
         Ok((rows, next))
+    }
+
+    /// Every entry `query` matches, decoded, in its order, page by page
+    /// (the query's limit is ignored), until `f` breaks. Blocking.
+    pub fn scan<E: From<StoreError>>(
+        &self,
+        mut query: Query,
+        mut f: impl FnMut(Entry) -> Result<ControlFlow<()>, E>,
+    ) -> Result<(), E> {
+        query.limit = query::MAX_LIMIT;
+        loop {
+            let (rows, next) = self.query(&query)?;
+            for (_, bytes) in rows {
+                let entry =
+                    Entry::decode(&bytes).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+                if f(entry)?.is_break() {
+                    return Ok(());
+                }
+            }
+            match next {
+                Some(cursor) => query
+                    .set_cursor(&cursor)
+                    .map_err(|e| StoreError::Corrupt(e.to_string()))?,
+                None => return Ok(()),
+            }
+        }
     }
 
     pub fn count(&self, q: &Query) -> Result<u64, StoreError> {

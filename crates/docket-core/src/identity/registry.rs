@@ -177,6 +177,21 @@ impl Review {
             .map(|h| ReviewSubject::User(h.user.clone()));
         agents.chain(humans)
     }
+
+    /// The decisions as the API and evidence packs show them:
+    /// `{"agent"|"user": id, "decision", "by", "note"}`, agents first.
+    pub fn decision_views(&self) -> Vec<serde_json::Value> {
+        self.decisions
+            .iter()
+            .map(|(subject, (decision, by, note))| {
+                let mut v = serde_json::json!(subject);
+                v["decision"] = serde_json::json!(decision);
+                v["by"] = serde_json::json!(by);
+                v["note"] = serde_json::json!(note);
+                v
+            })
+            .collect()
+    }
 }
 
 /// A credential to issue: its id and the SHA-256 of its token, made by the
@@ -233,6 +248,27 @@ pub struct Registry {
     pub active_policy: Option<ActivePolicy>,
     pub kill_switches: BTreeMap<KillTarget, Engaged>,
     pub limits: BTreeMap<LimitTarget, Limits>,
+}
+
+/// Whether `project`'s rules for `agent`, and `credential`'s own scope,
+/// allow `name`: the narrowing [`Registry::allows`] and
+/// [`Registry::effective_scope`] apply to the agent's declared scope.
+fn narrowed_allows(
+    project: &ProjectRecord,
+    agent: &Agent,
+    credential: &Credential,
+    field: ScopeField,
+    name: &str,
+) -> bool {
+    project
+        .rules
+        .iter()
+        .any(|r| r.applies_to(&agent.record.id) && r.allows.get(field).contains(name))
+        && credential
+            .record
+            .scope
+            .as_ref()
+            .is_none_or(|s| s.get(field).contains(name))
 }
 
 /// A live credential as an access review lists it.
@@ -388,15 +424,7 @@ impl Registry {
                 .scope
                 .get(f)
                 .iter()
-                .filter(|name| {
-                    project.rules.iter().any(|r| {
-                        r.applies_to(&agent.record.id) && r.allows.get(f).contains(name.as_str())
-                    }) && credential
-                        .record
-                        .scope
-                        .as_ref()
-                        .is_none_or(|s| s.get(f).contains(name.as_str()))
-                })
+                .filter(|name| narrowed_allows(project, agent, credential, f, name))
                 .cloned()
                 .collect()
         };
@@ -419,16 +447,10 @@ impl Registry {
         name: &str,
     ) -> bool {
         agent.record.scope.get(field).contains(name)
-            && self.projects.get(&agent.record.project).is_some_and(|p| {
-                p.rules
-                    .iter()
-                    .any(|r| r.applies_to(&agent.record.id) && r.allows.get(field).contains(name))
-            })
-            && credential
-                .record
-                .scope
-                .as_ref()
-                .is_none_or(|s| s.get(field).contains(name))
+            && self
+                .projects
+                .get(&agent.record.project)
+                .is_some_and(|p| narrowed_allows(p, agent, credential, field, name))
     }
 
     /// Why `c` cannot be used at `now`, its parent key included.
@@ -450,6 +472,15 @@ impl Registry {
         self.credentials
             .values()
             .filter(move |c| c.record.agent.as_ref() == Some(agent) && c.dead_at(now).is_none())
+    }
+
+    /// Admins who are not disabled, other than `leaving`.
+    fn active_admins_besides(&self, leaving: &[UserId]) -> usize {
+        self.users
+            .values()
+            .filter(|u| !u.record.disabled && u.has(Role::Admin))
+            .filter(|u| !leaving.contains(&u.record.id))
+            .count()
     }
 
     pub(super) fn is_admin(&self, user: &UserId) -> bool {
@@ -529,17 +560,14 @@ impl Registry {
         }
         self.check_user_record(&user)?;
         let still_admin = !user.disabled && user.roles.contains(&Role::Admin);
-        if id == actor && !still_admin && self.is_admin(actor) {
-            let others = self
-                .users
-                .values()
-                .filter(|u| &u.record.id != id && !u.record.disabled && u.has(Role::Admin))
-                .count();
-            if others == 0 {
-                return Err(Conflict(
-                    "this would leave no active admin; make another admin first".into(),
-                ));
-            }
+        if id == actor
+            && !still_admin
+            && self.is_admin(actor)
+            && self.active_admins_besides(std::slice::from_ref(id)) == 0
+        {
+            return Err(Conflict(
+                "this would leave no active admin; make another admin first".into(),
+            ));
         }
         Ok(vec![Event::UserUpdated { user, changed }])
     }
@@ -1415,7 +1443,9 @@ impl Registry {
                     let Some(user) = self.users.get(id) else {
                         continue;
                     };
-                    // Their personal tokens, and the agent sessions bound to them.
+                    // Their personal tokens, and the agent sessions bound to
+                    // them (but for those of agents revoked above, which
+                    // went with their agent).
                     let mut tokens: Vec<&Credential> = self
                         .credentials
                         .values()
@@ -1423,23 +1453,15 @@ impl Registry {
                             c.record.user.as_ref() == Some(id)
                                 || c.record.human.as_ref() == Some(id)
                         })
+                        .filter(|c| c.record.agent.as_ref().is_none_or(|a| !revoked.contains(a)))
                         .filter(|c| c.dead_at(now).is_none())
                         .collect();
                     tokens.sort_by(|a, b| a.record.id.cmp(&b.record.id));
-                    // A session on an agent revoked above is revoked once.
-                    let already: BTreeSet<&CredentialId> = effects
-                        .iter()
-                        .filter_map(|e| match e {
-                            Event::CredentialRevoked { credential, .. } => Some(credential),
-                            _ => None,
-                        })
-                        .collect();
-                    let more: Vec<Event> = tokens
-                        .into_iter()
-                        .filter(|c| !already.contains(&c.record.id))
-                        .map(|c| self.revocation(c, format!("access review {review}")))
-                        .collect();
-                    effects.extend(more);
+                    effects.extend(
+                        tokens
+                            .into_iter()
+                            .map(|c| self.revocation(c, format!("access review {review}"))),
+                    );
                     if !user.record.disabled {
                         let mut record = user.record.clone();
                         record.disabled = true;
@@ -1451,13 +1473,7 @@ impl Registry {
                 }
             }
         }
-        let admins_left = self
-            .users
-            .values()
-            .filter(|u| !u.record.disabled && u.has(Role::Admin))
-            .filter(|u| !revoked_users.contains(&u.record.id))
-            .count();
-        if admins_left == 0 {
+        if self.active_admins_besides(&revoked_users) == 0 {
             return Err(Conflict(
                 "revoking these users would leave no active admin; keep one or make another admin first"
                     .into(),

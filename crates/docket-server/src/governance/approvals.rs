@@ -5,6 +5,7 @@
 //! forgets a decision nor lets a used approval be used again.
 
 use std::collections::HashMap;
+use std::ops::ControlFlow;
 use std::time::Duration;
 
 use docket_core::identity::{AgentId, ProjectId, UserId};
@@ -135,7 +136,7 @@ impl Approvals {
         let since = Timestamp::from_micros(
             Timestamp::now().as_micros() - i64::try_from(ttl.as_micros()).unwrap_or(i64::MAX),
         );
-        let mut query = Query {
+        let query = Query {
             from: Some(since),
             types: vec![
                 EntryType::ApprovalRequested,
@@ -143,24 +144,14 @@ impl Approvals {
                 EntryType::ApprovalUsed,
             ],
             order: Order::Asc,
-            limit: 1000,
             ..Query::default()
         };
-        loop {
-            let (rows, next) = ledger.query(&query)?;
-            for (_, bytes) in &rows {
-                let entry = Entry::decode(bytes).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-                this.apply(&entry).map_err(|e| {
-                    StoreError::Corrupt(format!("approval entry at seq {}: {e}", entry.seq))
-                })?;
-            }
-            match next {
-                Some(cursor) => query
-                    .set_cursor(&cursor)
-                    .map_err(|e| StoreError::Corrupt(e.to_string()))?,
-                None => break,
-            }
-        }
+        ledger.scan(query, |entry| {
+            this.apply(&entry).map_err(|e| {
+                StoreError::Corrupt(format!("approval entry at seq {}: {e}", entry.seq))
+            })?;
+            Ok::<_, StoreError>(ControlFlow::Continue(()))
+        })?;
         Ok(this)
     }
 

@@ -6,6 +6,7 @@
 pub mod approvals;
 pub mod limits;
 
+use std::ops::ControlFlow;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -723,12 +724,50 @@ impl Governance {
             .ok_or_else(|| ApiError::not_found(format!("no approval {id}")))
     }
 
-    /// Claims the one agent-reported outcome of `decision` (an allow
-    /// decision about `agent`): false when it already has one, in memory
-    /// or, for decisions made before this start, in the ledger. A claim
-    /// whose receipt then fails to append is given back with
-    /// [`Governance::unclaim_record`].
-    pub async fn claim_record(&self, decision: &Entry, agent: &str) -> Result<bool, ApiError> {
+    /// Appends `receipt`, the one agent-reported outcome of `decision` (an
+    /// allow decision about `agent`), and counts its cost against the
+    /// budgets; 409 `already_recorded` when the decision has its outcome.
+    /// Runs on a task of its own: a client that goes away cannot leave the
+    /// claim taken without a receipt, nor a durable receipt without its claim.
+    pub async fn record_outcome(
+        self: &Arc<Self>,
+        decision: Entry,
+        agent: String,
+        receipt: Value,
+    ) -> Result<Vec<Appended>, ApiError> {
+        let this = self.clone();
+        tokio::spawn(async move {
+            let seq = decision.seq.0;
+            if !this.claim_record(&decision, &agent).await? {
+                return Err(ApiError::new(
+                    axum::http::StatusCode::CONFLICT,
+                    "already_recorded",
+                    format!("decision {seq} already has its recorded outcome"),
+                ));
+            }
+            let appended = match entry(EntryType::Receipt, &receipt) {
+                Ok(e) => this.append(vec![e]).await,
+                Err(e) => Err(e),
+            };
+            let acks = appended.inspect_err(|_| this.unclaim_record(seq))?;
+            // The tool's cost counts now, as it will after a restart (which
+            // reads it back from this receipt).
+            if let Some(cost) = receipt.get("cost_micro_usd").and_then(Value::as_i64) {
+                let now = Timestamp::now();
+                for target in limit_targets(&receipt) {
+                    this.limiter.add_spent(target, acks[0].ts, cost, now);
+                }
+            }
+            Ok(acks)
+        })
+        .await
+        .map_err(ApiError::internal)?
+    }
+
+    /// Claims the one agent-reported outcome of `decision`: false when it
+    /// already has one, in memory or, for decisions made before this start,
+    /// in the ledger.
+    async fn claim_record(&self, decision: &Entry, agent: &str) -> Result<bool, ApiError> {
         let seq = decision.seq.0;
         if !self.recorded.lock().insert(seq) {
             return Ok(false);
@@ -741,7 +780,6 @@ impl Governance {
             agent: Some(agent.to_owned()),
             order: Order::Asc,
             after: Some(seq),
-            limit: 1000,
             ..Query::default()
         };
         let ledger = self.ledger.clone();
@@ -759,7 +797,7 @@ impl Governance {
         }
     }
 
-    pub fn unclaim_record(&self, decision: u64) {
+    fn unclaim_record(&self, decision: u64) {
         self.recorded.lock().remove(&decision);
     }
 
@@ -807,32 +845,25 @@ fn compile_active(registry: &Registry) -> Result<Compiled, PolicyLoadError> {
     })
 }
 
-/// Whether an agent-reported receipt matched by `query` (pages of it, in
-/// `seq` order) records the outcome of decision `seq`. Receipts from `upto`
-/// on are known in memory, so the search stops there.
-fn recorded_in(ledger: &Ledger, mut query: Query, seq: u64, upto: u64) -> Result<bool, StoreError> {
-    loop {
-        let (rows, next) = ledger.query(&query)?;
-        for (at, bytes) in &rows {
-            if *at >= upto {
-                return Ok(false);
-            }
-            let body = Entry::decode(bytes)
-                .map_err(|e| StoreError::Corrupt(e.to_string()))?
-                .body_value();
-            if body.get("decision").and_then(Value::as_u64) == Some(seq)
-                && body.get("source").and_then(Value::as_str) == Some("agent_reported")
-            {
-                return Ok(true);
-            }
+/// Whether an agent-reported receipt matched by `query` (in `seq` order)
+/// records the outcome of decision `seq`. Receipts from `upto` on are known
+/// in memory, so the search stops there.
+fn recorded_in(ledger: &Ledger, query: Query, seq: u64, upto: u64) -> Result<bool, StoreError> {
+    let mut found = false;
+    ledger.scan(query, |entry| {
+        if entry.seq.0 >= upto {
+            return Ok::<_, StoreError>(ControlFlow::Break(()));
         }
-        match next {
-            Some(cursor) => query
-                .set_cursor(&cursor)
-                .map_err(|e| StoreError::Corrupt(e.to_string()))?,
-            None => return Ok(false),
-        }
-    }
+        let body = entry.body_value();
+        found = body.get("decision").and_then(Value::as_u64) == Some(seq)
+            && body.get("source").and_then(Value::as_str) == Some("agent_reported");
+        Ok(if found {
+            ControlFlow::Break(())
+        } else {
+            ControlFlow::Continue(())
+        })
+    })?;
+    Ok(found)
 }
 
 /// Sums this month's receipts into the budgets' counters, and the last two
@@ -886,31 +917,21 @@ fn each_entry(
     kind: EntryType,
     mut f: impl FnMut(&Entry, &Value),
 ) -> Result<(), StoreError> {
-    let mut query = Query {
+    let query = Query {
         from: Some(from),
         types: vec![kind],
         order: Order::Asc,
-        limit: 1000,
         ..Query::default()
     };
-    loop {
-        let (rows, next) = ledger.query(&query)?;
-        for (_, bytes) in &rows {
-            let entry = Entry::decode(bytes).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-            f(&entry, &entry.body_value());
-        }
-        match next {
-            Some(cursor) => query
-                .set_cursor(&cursor)
-                .map_err(|e| StoreError::Corrupt(e.to_string()))?,
-            None => return Ok(()),
-        }
-    }
+    ledger.scan(query, |entry| {
+        f(&entry, &entry.body_value());
+        Ok::<_, StoreError>(ControlFlow::Continue(()))
+    })
 }
 
 /// The project, agent and credential an entry's body names: what its use
 /// counts against.
-pub fn limit_targets(body: &Value) -> Vec<LimitTarget> {
+fn limit_targets(body: &Value) -> Vec<LimitTarget> {
     let id = |k: &str| body.get(k).and_then(Value::as_str);
     [
         id("project")

@@ -340,10 +340,12 @@ pub async fn list_kill_switches(
     let engaged: Vec<Value> = r
         .kill_switches
         .iter()
-        .filter(|(t, _)| match t {
-            KillTarget::Global => true,
-            KillTarget::Project { project } => sees_target(&r, &caller, Some(project), None),
-            KillTarget::Agent { agent } => sees_target(&r, &caller, None, Some(agent)),
+        .filter(|(t, _)| {
+            caller.user().is_some_and(|me| match t {
+                KillTarget::Global => true,
+                KillTarget::Project { project } => r.sees_project(me, project),
+                KillTarget::Agent { agent } => r.sees_agent(me, agent),
+            })
         })
         .map(|(t, e)| {
             let mut v = serde_json::to_value(t).unwrap_or(Value::Null);
@@ -444,19 +446,21 @@ pub async fn list_limits(
     let limits: Vec<Value> = r
         .limits
         .iter()
-        .filter(|(t, _)| match t {
-            LimitTarget::Project { project } => sees_target(&r, &caller, Some(project), None),
-            LimitTarget::Agent { agent } => sees_target(&r, &caller, None, Some(agent)),
-            LimitTarget::Credential { credential } => {
-                match r
-                    .credentials
-                    .get(credential)
-                    .and_then(|c| c.record.agent.as_ref())
-                {
-                    Some(a) => sees_target(&r, &caller, None, Some(a)),
-                    None => caller.user().is_some_and(|me| r.sees_all_projects(me)),
+        .filter(|(t, _)| {
+            caller.user().is_some_and(|me| match t {
+                LimitTarget::Project { project } => r.sees_project(me, project),
+                LimitTarget::Agent { agent } => r.sees_agent(me, agent),
+                LimitTarget::Credential { credential } => {
+                    match r
+                        .credentials
+                        .get(credential)
+                        .and_then(|c| c.record.agent.as_ref())
+                    {
+                        Some(agent) => r.sees_agent(me, agent),
+                        None => r.sees_all_projects(me),
+                    }
                 }
-            }
+            })
         })
         .map(|(t, l)| {
             let (day, month) = state.governance.limiter.spent(t, now);
@@ -522,12 +526,13 @@ pub async fn list_approvals(
         ));
     }
     let now = Timestamp::now();
+    let r = state.identity.read();
     let list: Vec<Value> = state
         .governance
         .approvals
         .list()
         .iter()
-        .filter(|a| sees_approval(&state, &caller, a))
+        .filter(|a| sees_approval(&r, &caller, a))
         .filter(|a| f.state.as_deref().is_none_or(|s| a.state(now) == s))
         .map(|a| approval_view(a, now))
         .collect();
@@ -536,29 +541,11 @@ pub async fn list_approvals(
 
 /// Whether `caller` may see a held action: an agent its own, a human those
 /// of the projects they see.
-fn sees_approval(state: &AppState, caller: &Caller, a: &crate::governance::Approval) -> bool {
+fn sees_approval(r: &Registry, caller: &Caller, a: &crate::governance::Approval) -> bool {
     match caller {
         Caller::Agent { agent, .. } => &a.agent == agent,
-        Caller::Human { user, .. } => state.identity.read().sees_project(user, &a.project),
+        Caller::Human { user, .. } => r.sees_project(user, &a.project),
         _ => false,
-    }
-}
-
-/// Whether `caller` (a human) sees a kill switch or limit on `target`'s
-/// project; the global switch concerns everyone.
-fn sees_target(
-    r: &Registry,
-    caller: &Caller,
-    project: Option<&ProjectId>,
-    agent: Option<&AgentId>,
-) -> bool {
-    let Some(user) = caller.user() else {
-        return false;
-    };
-    match (project, agent) {
-        (Some(p), _) => r.sees_project(user, p),
-        (None, Some(a)) => r.sees_agent(user, a),
-        (None, None) => true,
     }
 }
 
@@ -572,7 +559,7 @@ pub async fn get_approval(
         .governance
         .approvals
         .get(id)
-        .filter(|a| sees_approval(&state, &caller, a))
+        .filter(|a| sees_approval(&state.identity.read(), &caller, a))
         .ok_or_else(|| ApiError::not_found(format!("no approval {id} (or it expired long ago)")))?;
     Ok(Json(approval_view(&a, Timestamp::now())))
 }
@@ -815,35 +802,10 @@ pub async fn record(
     if let Some(v) = &req.error {
         receipt["error"] = json!(v.chars().take(2000).collect::<String>());
     }
-    let entry =
-        docket_store::NewEntry::new(EntryType::Receipt, &receipt).map_err(ApiError::from)?;
-    let cost = req.cost_micro_usd.max(0);
-    // On a task of its own: a client that goes away cannot leave the claim
-    // taken without a receipt, nor a durable receipt without its claim.
-    let governance = state.governance.clone();
-    let agent_id = agent.agent.to_string();
-    let acks = tokio::spawn(async move {
-        if !governance.claim_record(&decision, &agent_id).await? {
-            return Err(ApiError::new(
-                StatusCode::CONFLICT,
-                "already_recorded",
-                format!("decision {seq} already has its recorded outcome"),
-            ));
-        }
-        let acks = governance
-            .append(vec![entry])
-            .await
-            .inspect_err(|_| governance.unclaim_record(seq))?;
-        // The tool's cost counts against the budgets now, as it will
-        // after a restart (which reads it back from this receipt).
-        let now = Timestamp::now();
-        for target in crate::governance::limit_targets(&receipt) {
-            governance.limiter.add_spent(target, acks[0].ts, cost, now);
-        }
-        Ok(acks)
-    })
-    .await
-    .map_err(ApiError::internal)??;
+    let acks = state
+        .governance
+        .record_outcome(decision, agent.agent.to_string(), receipt)
+        .await?;
     Ok((
         StatusCode::CREATED,
         Json(json!({"receipt": acks[0].seq.0, "ts": acks[0].ts.to_string()})),

@@ -1131,23 +1131,11 @@ pub async fn revoke(
 // ---- access reviews --------------------------------------------------------------
 
 fn review_view(r: &docket_core::identity::registry::Review) -> Value {
-    let decisions: Vec<Value> = r
-        .decisions
-        .iter()
-        .map(|(subject, (d, by, note))| {
-            let mut v = json!({"decision": d, "by": by, "note": note});
-            match subject {
-                ReviewSubject::Agent(a) => v["agent"] = json!(a),
-                ReviewSubject::User(u) => v["user"] = json!(u),
-            }
-            v
-        })
-        .collect();
     json!({
         "seq": r.seq, "opened_at": r.opened_at, "opened_by": r.opened_by,
         "status": if r.completed_at.is_some() { "completed" } else { "open" },
         "completed_at": r.completed_at, "items": r.items, "humans": r.humans,
-        "decisions": decisions,
+        "decisions": r.decision_views(),
     })
 }
 

@@ -1458,10 +1458,10 @@ async fn the_auditor_manages_only_their_own_login_and_developers_see_their_proje
     s.stop().await;
 }
 
-/// What the review found in its first version: the last admin cannot be
-/// revoked, a reviewer cannot decide on their own agents, weak keys are
-/// refused, an inactive agent's key gets 403, and developers see only
-/// their projects' kill switches and limits.
+/// Edges a review of this layer found: weak keys are refused,
+/// `require_signature` can be asked for at registration, an inactive
+/// agent's key gets 403, developers see only their projects' kill switches
+/// and limits, and a review cannot revoke the last admin.
 #[tokio::test]
 async fn edges_of_reviews_keys_and_visibility() {
     let s = start().await;
@@ -1543,8 +1543,8 @@ async fn edges_of_reviews_keys_and_visibility() {
         assert!(theirs.to_string().contains("billing"), "{path}: {theirs}");
     }
 
-    // Reviews: the reviewer owns no agent here but cannot decide on
-    // themselves; revoking the only admin is refused at completion.
+    // Reviews: revoking the only admin is refused at completion (the
+    // reviewer's own access is the admin's call).
     let (_, review) = s.post("/api/v1/access-reviews", &json!({})).await;
     let seq = review["seq"].as_u64().unwrap();
     let path = format!("/api/v1/access-reviews/{seq}/decisions");
