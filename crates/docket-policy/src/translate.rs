@@ -6,7 +6,7 @@
 //! evaluation itself.
 
 use std::collections::hash_map::RandomState;
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::hash::BuildHasher;
 use std::sync::{Arc, Mutex, PoisonError};
 
@@ -14,6 +14,8 @@ use cedar_policy::{
     Context as CedarContext, Entities, Entity, EntityId, EntityTypeName, EntityUid,
     Request as CedarRequest, RestrictedExpression,
 };
+use cedar_policy_core::ast::{Context as CoreContext, EntityUID, Literal, Value};
+use smol_str::SmolStr;
 
 use crate::request::{Principal, Request, Resource, ResourceKind, hour_and_weekday};
 use crate::schema::Names;
@@ -88,50 +90,64 @@ pub(crate) fn entities(
 
 /// The Cedar request: principal, action, resource and the context record.
 pub(crate) fn request(names: &Names, req: &Request) -> Result<CedarRequest, String> {
-    let ctx = &req.context;
-    let (hour, weekday) = hour_and_weekday(ctx.time);
-    let project = uid(&names.project, &req.principal.project);
-    let mut pairs = Vec::with_capacity(12);
-    pairs.push(attr("time", RestrictedExpression::new_long(ctx.time)));
-    pairs.push(attr("hour", RestrictedExpression::new_long(hour)));
-    pairs.push(attr("weekday", RestrictedExpression::new_long(weekday)));
-    pairs.push(attr("human_assurance", string(&ctx.human_assurance)));
-    pairs.push(attr(
-        "estimated_cost_micro_usd",
-        RestrictedExpression::new_long(ctx.estimated_cost_micro_usd),
-    ));
-    pairs.push(attr(
-        "estimated_tokens",
-        RestrictedExpression::new_long(ctx.estimated_tokens),
-    ));
-    pairs.push(attr("data_classes", strings(&req.resource.data_classes)));
-    pairs.push(attr(
-        "environment",
-        string(req.resource.environment.as_deref().unwrap_or("")),
-    ));
-    pairs.push(attr(
-        "project",
-        RestrictedExpression::new_entity_uid(project),
-    ));
-    if let Some(human) = &ctx.human {
-        pairs.push(attr(
-            "human",
-            RestrictedExpression::new_entity_uid(uid(&names.human, human)),
-        ));
-    }
-    if let Some(task) = &ctx.task {
-        pairs.push(attr("task", string(task)));
-    }
-    let context = CedarContext::from_pairs(pairs).map_err(|e| e.to_string())?;
-
     CedarRequest::new(
         uid(&names.agent, &req.principal.agent),
         names.action(req.action).clone(),
         uid(names.resource(req.resource.kind), &req.resource.id),
-        context,
+        context(names, req),
         None,
     )
     .map_err(|e| e.to_string())
+}
+
+/// The context record, built as Cedar values.
+///
+/// Cedar's public constructor, `Context::from_pairs`, takes expressions and
+/// evaluates each one into the value it stands for; for these literals that
+/// was a quarter of a whole decision. The values are built here directly,
+/// through the conversion Cedar keeps for its own crates (hence the exact
+/// version pin in the workspace). `context_as_cedar_would_build_it` checks
+/// that the record is the one `from_pairs` makes.
+fn context(names: &Names, req: &Request) -> CedarContext {
+    let ctx = &req.context;
+    let (hour, weekday) = hour_and_weekday(ctx.time);
+    let text = |s: &str| Value::from(s);
+    let entity = |ty: &EntityTypeName, id: &str| Value::from(EntityUID::from(uid(ty, id)));
+    let mut attrs: BTreeMap<SmolStr, Value> = BTreeMap::new();
+    let mut put = |name: &'static str, value: Value| {
+        attrs.insert(SmolStr::new_static(name), value);
+    };
+    put("time", Value::from(ctx.time));
+    put("hour", Value::from(hour));
+    put("weekday", Value::from(weekday));
+    put("human_assurance", text(&ctx.human_assurance));
+    put(
+        "estimated_cost_micro_usd",
+        Value::from(ctx.estimated_cost_micro_usd),
+    );
+    put("estimated_tokens", Value::from(ctx.estimated_tokens));
+    put(
+        "data_classes",
+        Value::set_of_lits(
+            req.resource
+                .data_classes
+                .iter()
+                .map(|c| Literal::from(c.as_str())),
+            None,
+        ),
+    );
+    put(
+        "environment",
+        text(req.resource.environment.as_deref().unwrap_or("")),
+    );
+    put("project", entity(&names.project, &req.principal.project));
+    if let Some(human) = &ctx.human {
+        put("human", entity(&names.human, human));
+    }
+    if let Some(task) = &ctx.task {
+        put("task", text(task));
+    }
+    CedarContext::from(CoreContext::Value(Arc::new(attrs)))
 }
 
 /// Recently built [`entities`], by the agent and resource they were built from.
@@ -333,6 +349,63 @@ mod tests {
                     panic!("{action} {human:?}: request does not conform: {e}");
                 }
             }
+        }
+    }
+
+    /// The record built from values is the one Cedar builds from the same
+    /// attributes as expressions, for every shape a request takes.
+    #[test]
+    fn context_as_cedar_would_build_it() {
+        let Ok(docket) = docket() else {
+            panic!("schema");
+        };
+        let (_, mut requests) = crate::bench::synthetic(100);
+        for action in Action::ALL {
+            for human in [None, Some("alice")] {
+                let mut req = sample(action.resource_kind(), action, human);
+                requests.push(req.clone());
+                req.context.task = None;
+                req.resource.data_classes.clear();
+                req.resource.environment = None;
+                requests.push(req);
+            }
+        }
+        for req in &requests {
+            let ctx = &req.context;
+            let (hour, weekday) = hour_and_weekday(ctx.time);
+            let long = RestrictedExpression::new_long;
+            let entity =
+                |ty: &EntityTypeName, id: &str| RestrictedExpression::new_entity_uid(uid(ty, id));
+            let mut pairs = vec![
+                attr("time", long(ctx.time)),
+                attr("hour", long(hour)),
+                attr("weekday", long(weekday)),
+                attr("human_assurance", string(&ctx.human_assurance)),
+                attr(
+                    "estimated_cost_micro_usd",
+                    long(ctx.estimated_cost_micro_usd),
+                ),
+                attr("estimated_tokens", long(ctx.estimated_tokens)),
+                attr("data_classes", strings(&req.resource.data_classes)),
+                attr(
+                    "environment",
+                    string(req.resource.environment.as_deref().unwrap_or("")),
+                ),
+                attr(
+                    "project",
+                    entity(&docket.names.project, &req.principal.project),
+                ),
+            ];
+            if let Some(h) = &ctx.human {
+                pairs.push(attr("human", entity(&docket.names.human, h)));
+            }
+            if let Some(t) = &ctx.task {
+                pairs.push(attr("task", string(t)));
+            }
+            let Ok(expected) = CedarContext::from_pairs(pairs) else {
+                panic!("from_pairs");
+            };
+            assert_eq!(context(&docket.names, req), expected, "{req:?}");
         }
     }
 
