@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use docket_core::{Hash, Timestamp};
 use parking_lot::Mutex;
+use rusqlite::types::ValueRef;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, Transaction, params};
 
 use crate::backend::{Backend, Batch, INDEXED_UPTO_META, StoredCheckpoint, TileRow, TileSummary};
@@ -16,7 +17,13 @@ use crate::error::StoreError;
 use crate::query::{Placeholder, SqlQuery, SqlValue};
 
 /// Migrations, in order; append only, never edit one that has shipped.
-const MIGRATIONS: &[&str] = &[include_str!("../migrations/sqlite/0001_ledger.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("../migrations/sqlite/0001_ledger.sql"),
+    include_str!("../migrations/sqlite/0002_leaf_tail.sql"),
+];
+
+/// A full leaf tile's blob: 256 hashes of 32 bytes.
+const FULL_LEAF_TILE_BYTES: usize = 256 * 32;
 
 #[derive(Clone, Debug)]
 pub struct SqliteConfig {
@@ -246,6 +253,31 @@ fn postings_insert(rows: usize) -> String {
     format!("INSERT INTO postings (col, val, seq, mow) VALUES {values}")
 }
 
+/// Leaves per leaf tile.
+const TILE_LEAVES: u64 = 256;
+
+/// The hashes of the leaf tile being filled, from `leaf_tail`: those from
+/// the tile's start up to the first missing or malformed one, so that each
+/// hash stays at its entry's position.
+fn leaf_tail(c: &Connection, index: u64) -> Result<Vec<u8>, rusqlite::Error> {
+    let start = index * TILE_LEAVES;
+    let mut stmt = c.prepare_cached(
+        "SELECT seq, hash FROM leaf_tail WHERE seq >= ?1 AND seq < ?2 ORDER BY seq",
+    )?;
+    let mut rows = stmt.query(params![start as i64, (start + TILE_LEAVES) as i64])?;
+    let mut hashes = Vec::with_capacity(FULL_LEAF_TILE_BYTES);
+    let mut next = start as i64;
+    while let Some(r) = rows.next()? {
+        let seq: i64 = r.get(0)?;
+        match r.get_ref(1)? {
+            ValueRef::Blob(h) if seq == next && h.len() == 32 => hashes.extend_from_slice(h),
+            _ => break,
+        }
+        next += 1;
+    }
+    Ok(hashes)
+}
+
 fn write_rows(
     tx: &Transaction<'_>,
     names: &mut HashMap<String, i64>,
@@ -294,8 +326,34 @@ fn write_rows(
         "INSERT INTO tiles (level, idx, hashes, first_ts) VALUES (?1, ?2, ?3, ?4)
          ON CONFLICT (level, idx) DO UPDATE SET hashes = excluded.hashes",
     )?;
+    let first_seq = batch.rows.first().map_or(0, |r| r.seq);
     for t in batch.tiles {
-        tile.execute(params![t.level, t.index as i64, t.hashes, t.first_ts])?;
+        if t.level > 0 || t.hashes.len() == FULL_LEAF_TILE_BYTES {
+            tile.execute(params![t.level, t.index as i64, t.hashes, t.first_ts])?;
+            if t.level == 0 {
+                tx.prepare_cached("DELETE FROM leaf_tail WHERE seq >= ?1 AND seq < ?2")?
+                    .execute(params![
+                        (t.index * TILE_LEAVES) as i64,
+                        ((t.index + 1) * TILE_LEAVES) as i64
+                    ])?;
+            }
+            continue;
+        }
+        // The leaf tile being filled: its row (for the first `ts`) once,
+        // then only the hashes of this batch's entries.
+        tx.prepare_cached(
+            "INSERT INTO tiles (level, idx, hashes, first_ts) VALUES (0, ?1, X'', ?2)
+             ON CONFLICT (level, idx) DO NOTHING",
+        )?
+        .execute(params![t.index as i64, t.first_ts])?;
+        let mut tail = tx.prepare_cached("INSERT INTO leaf_tail (seq, hash) VALUES (?1, ?2)")?;
+        let tile_start = t.index * TILE_LEAVES;
+        for (pos, hash) in t.hashes.chunks_exact(32).enumerate() {
+            let seq = tile_start + pos as u64;
+            if seq >= first_seq {
+                tail.execute(params![seq as i64, hash])?;
+            }
+        }
     }
     if !batch.postings.is_empty() {
         // In key order, so each index page is written once per flush.
@@ -427,22 +485,36 @@ impl Backend for SqliteBackend {
         self.read(|c| {
             let mut stmt =
                 c.prepare("SELECT idx, hashes, first_ts FROM tiles WHERE level = ?1 ORDER BY idx")?;
-            stmt.query_map([level], |r| {
-                Ok(TileRow {
-                    level,
-                    index: r.get::<_, i64>(0)? as u64,
-                    hashes: r.get(1)?,
-                    first_ts: r.get(2)?,
-                })
-            })?
-            .collect()
+            let mut rows = stmt
+                .query_map([level], |r| {
+                    Ok(TileRow {
+                        level,
+                        index: r.get::<_, i64>(0)? as u64,
+                        hashes: r.get(1)?,
+                        first_ts: r.get(2)?,
+                    })
+                })?
+                .collect::<Result<Vec<_>, _>>()?;
+            for t in &mut rows {
+                if level == 0 && t.hashes.len() < FULL_LEAF_TILE_BYTES {
+                    t.hashes = leaf_tail(c, t.index)?;
+                }
+            }
+            Ok(rows)
         })
     }
 
     fn leaf_tile_summaries(&self) -> Result<Vec<TileSummary>, StoreError> {
         self.read(|c| {
+            // Only the tile being filled has its hashes in `leaf_tail`.
             let mut stmt = c.prepare(
-                "SELECT idx, length(hashes) / 32, first_ts FROM tiles WHERE level = 0 ORDER BY idx",
+                "SELECT idx,
+                        CASE WHEN length(hashes) = 8192 THEN 256
+                             ELSE (SELECT count(*) FROM leaf_tail
+                                   WHERE seq >= tiles.idx * 256 AND seq < tiles.idx * 256 + 256)
+                        END,
+                        first_ts
+                 FROM tiles WHERE level = 0 ORDER BY idx",
             )?;
             stmt.query_map([], |r| {
                 Ok(TileSummary {
@@ -466,9 +538,16 @@ impl Backend for SqliteBackend {
 
     fn tile(&self, level: u8, index: u64) -> Result<Option<Vec<u8>>, StoreError> {
         self.read(|c| {
-            c.prepare_cached("SELECT hashes FROM tiles WHERE level = ?1 AND idx = ?2")?
+            let stored: Option<Vec<u8>> = c
+                .prepare_cached("SELECT hashes FROM tiles WHERE level = ?1 AND idx = ?2")?
                 .query_row(params![level, index as i64], |r| r.get(0))
-                .optional()
+                .optional()?;
+            match stored {
+                Some(hashes) if level == 0 && hashes.len() < FULL_LEAF_TILE_BYTES => {
+                    leaf_tail(c, index).map(Some)
+                }
+                other => Ok(other),
+            }
         })
     }
 

@@ -4,4 +4,5 @@
 
 mod conformance;
 mod failing;
+mod sqlite_tiles;
 mod support;

@@ -159,6 +159,20 @@ fn verify_names_the_first_bad_seq_for_every_kind_of_tampering() {
     );
 
     // The time index that turns time ranges into seq ranges, skewed.
+    // An entry in the leaf tile still being filled (its hashes are a row
+    // each until the tile is full) is caught at its own seq too.
+    case(
+        "tail-entry",
+        &|d| {
+            let conn = db(d);
+            let mut bytes = data(&conn, 280);
+            let last = bytes.len() - 3;
+            bytes[last] ^= 0x01;
+            set_data(&conn, 280, &bytes);
+        },
+        Some(280),
+    );
+
     case(
         "time-index",
         &|d| {
@@ -204,8 +218,21 @@ fn verify_names_the_first_bad_seq_for_every_kind_of_tampering() {
                 leaves.push(prev);
                 set_data(&conn, seq, &e.encode());
             }
-            // Rewrite the leaf tiles to match.
+            // Rewrite the leaf tiles to match: full tiles whole, the one
+            // being filled a hash per row.
             for (i, chunk) in leaves.chunks(256).enumerate() {
+                if chunk.len() < 256 {
+                    for (k, h) in chunk.iter().enumerate() {
+                        let changed = conn
+                            .execute(
+                                "UPDATE leaf_tail SET hash = ?1 WHERE seq = ?2",
+                                params![h.0.to_vec(), (i * 256 + k) as i64],
+                            )
+                            .unwrap();
+                        assert_eq!(changed, 1);
+                    }
+                    continue;
+                }
                 let bytes: Vec<u8> = chunk.iter().flat_map(|h| h.0).collect();
                 conn.execute(
                     "UPDATE tiles SET hashes = ?1 WHERE level = 0 AND idx = ?2",
