@@ -83,7 +83,9 @@ pub struct Batch<'a> {
 pub const INDEXED_UPTO_META: &str = "indexed_upto";
 
 /// A C2SP tile: up to 256 consecutive hashes at tree level `8 * level`.
-/// A tile is rewritten as it fills and never changes once full.
+/// The appender hands over a tile's whole contents each time it grows; how
+/// a backend stores a tile still filling is its own (SQLite keeps a leaf
+/// tile's hashes a row each until it is full). A full tile never changes.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TileRow {
     pub level: u8,

@@ -496,6 +496,12 @@ fn load_state(backend: &dyn Backend) -> Result<(Edge, Shared, Vec<IndexRow>), St
                 .tile(0, last.index)?
                 .ok_or_else(|| StoreError::Corrupt("last leaf tile vanished".into()))?;
             partial[0] = decode_hashes(&bytes);
+            if partial[0].len() as u64 != want {
+                return Err(StoreError::Corrupt(format!(
+                    "last leaf tile reads back {} hashes, expected {want}; run `docket verify`",
+                    partial[0].len()
+                )));
+            }
         }
     }
     let upper = UpperLevels::default();

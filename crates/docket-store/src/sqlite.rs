@@ -25,6 +25,23 @@ const MIGRATIONS: &[&str] = &[
 /// A full leaf tile's blob: 256 hashes of 32 bytes.
 const FULL_LEAF_TILE_BYTES: usize = 256 * 32;
 
+/// Run on every open for writing: a leaf tile being filled in the layout
+/// before `leaf_tail` (a non-empty partial blob, which an older docket
+/// writes) moves to `leaf_tail`, and rows of tiles since written whole go.
+/// Afterwards an empty level-0 blob is the one sign of a tile being filled.
+const TAKE_OVER_PARTIAL_TILES: &str = "
+WITH RECURSIVE pos(n) AS (SELECT 0 UNION ALL SELECT n + 1 FROM pos WHERE n < 255)
+INSERT OR REPLACE INTO leaf_tail (seq, hash)
+SELECT t.idx * 256 + pos.n, substr(t.hashes, pos.n * 32 + 1, 32)
+FROM tiles t JOIN pos ON pos.n < length(t.hashes) / 32
+WHERE t.level = 0 AND length(t.hashes) BETWEEN 1 AND 8191;
+UPDATE tiles SET hashes = X'' WHERE level = 0 AND length(hashes) BETWEEN 1 AND 8191;
+DELETE FROM leaf_tail WHERE EXISTS (
+    SELECT 1 FROM tiles
+    WHERE level = 0 AND idx = leaf_tail.seq / 256 AND length(hashes) = 8192
+);
+";
+
 #[derive(Clone, Debug)]
 pub struct SqliteConfig {
     pub path: PathBuf,
@@ -169,6 +186,11 @@ impl SqliteBackend {
         conn.pragma_update(None, "wal_autocheckpoint", INLINE_CHECKPOINT_PAGES)
             .map_err(err)?;
         migrate(&mut conn)?;
+        {
+            let tx = conn.transaction().map_err(err)?;
+            tx.execute_batch(TAKE_OVER_PARTIAL_TILES).map_err(err)?;
+            tx.commit().map_err(err)?;
+        }
         let names = {
             let mut stmt = conn.prepare("SELECT name, id FROM names").map_err(err)?;
             stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))
@@ -326,7 +348,9 @@ fn write_rows(
         "INSERT INTO tiles (level, idx, hashes, first_ts) VALUES (?1, ?2, ?3, ?4)
          ON CONFLICT (level, idx) DO UPDATE SET hashes = excluded.hashes",
     )?;
-    let first_seq = batch.rows.first().map_or(0, |r| r.seq);
+    // Tiles only change with new entries; the tile being filled gets the
+    // hashes of this batch's entries, from the first one on.
+    let first_seq = batch.rows.first().map(|r| r.seq);
     for t in batch.tiles {
         if t.level > 0 || t.hashes.len() == FULL_LEAF_TILE_BYTES {
             tile.execute(params![t.level, t.index as i64, t.hashes, t.first_ts])?;
@@ -341,6 +365,9 @@ fn write_rows(
         }
         // The leaf tile being filled: its row (for the first `ts`) once,
         // then only the hashes of this batch's entries.
+        let Some(first_seq) = first_seq else {
+            continue;
+        };
         tx.prepare_cached(
             "INSERT INTO tiles (level, idx, hashes, first_ts) VALUES (0, ?1, X'', ?2)
              ON CONFLICT (level, idx) DO NOTHING",
@@ -483,8 +510,10 @@ impl Backend for SqliteBackend {
 
     fn tiles(&self, level: u8) -> Result<Vec<TileRow>, StoreError> {
         self.read(|c| {
-            let mut stmt =
-                c.prepare("SELECT idx, hashes, first_ts FROM tiles WHERE level = ?1 ORDER BY idx")?;
+            // One snapshot, as in `tile`.
+            let tx = c.unchecked_transaction()?;
+            let mut stmt = tx
+                .prepare("SELECT idx, hashes, first_ts FROM tiles WHERE level = ?1 ORDER BY idx")?;
             let mut rows = stmt
                 .query_map([level], |r| {
                     Ok(TileRow {
@@ -496,8 +525,8 @@ impl Backend for SqliteBackend {
                 })?
                 .collect::<Result<Vec<_>, _>>()?;
             for t in &mut rows {
-                if level == 0 && t.hashes.len() < FULL_LEAF_TILE_BYTES {
-                    t.hashes = leaf_tail(c, t.index)?;
+                if level == 0 && t.hashes.is_empty() {
+                    t.hashes = leaf_tail(&tx, t.index)?;
                 }
             }
             Ok(rows)
@@ -509,7 +538,7 @@ impl Backend for SqliteBackend {
             // Only the tile being filled has its hashes in `leaf_tail`.
             let mut stmt = c.prepare(
                 "SELECT idx,
-                        CASE WHEN length(hashes) = 8192 THEN 256
+                        CASE WHEN length(hashes) > 0 THEN length(hashes) / 32
                              ELSE (SELECT count(*) FROM leaf_tail
                                    WHERE seq >= tiles.idx * 256 AND seq < tiles.idx * 256 + 256)
                         END,
@@ -538,14 +567,15 @@ impl Backend for SqliteBackend {
 
     fn tile(&self, level: u8, index: u64) -> Result<Option<Vec<u8>>, StoreError> {
         self.read(|c| {
-            let stored: Option<Vec<u8>> = c
+            // One snapshot for the blob and the tail: the commit that fills
+            // the tile writes the one and deletes the other.
+            let tx = c.unchecked_transaction()?;
+            let stored: Option<Vec<u8>> = tx
                 .prepare_cached("SELECT hashes FROM tiles WHERE level = ?1 AND idx = ?2")?
                 .query_row(params![level, index as i64], |r| r.get(0))
                 .optional()?;
             match stored {
-                Some(hashes) if level == 0 && hashes.len() < FULL_LEAF_TILE_BYTES => {
-                    leaf_tail(c, index).map(Some)
-                }
+                Some(hashes) if level == 0 && hashes.is_empty() => leaf_tail(&tx, index).map(Some),
                 other => Ok(other),
             }
         })

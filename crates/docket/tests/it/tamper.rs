@@ -158,9 +158,9 @@ fn verify_names_the_first_bad_seq_for_every_kind_of_tampering() {
         Some(200),
     );
 
-    // The time index that turns time ranges into seq ranges, skewed.
     // An entry in the leaf tile still being filled (its hashes are a row
-    // each until the tile is full) is caught at its own seq too.
+    // each until the tile is full) is caught at its own seq too, and so is
+    // a hash of that tile changed or removed.
     case(
         "tail-entry",
         &|d| {
@@ -172,7 +172,29 @@ fn verify_names_the_first_bad_seq_for_every_kind_of_tampering() {
         },
         Some(280),
     );
+    case(
+        "tail-hash",
+        &|d| {
+            db(d)
+                .execute(
+                    "UPDATE leaf_tail SET hash = zeroblob(32) WHERE seq = 265",
+                    [],
+                )
+                .unwrap();
+        },
+        Some(265),
+    );
+    case(
+        "tail-hash-removed",
+        &|d| {
+            db(d)
+                .execute("DELETE FROM leaf_tail WHERE seq = 270", [])
+                .unwrap();
+        },
+        Some(270),
+    );
 
+    // The time index that turns time ranges into seq ranges, skewed.
     case(
         "time-index",
         &|d| {
