@@ -79,13 +79,94 @@ pub struct Batch<'a> {
     pub indexed_upto: u64,
 }
 
+/// Bytes of a full leaf tile: 256 hashes of 32 bytes.
+pub(crate) const FULL_LEAF_TILE_BYTES: usize = 256 * 32;
+const LEAVES_PER_TILE: u64 = 256;
+
+/// How a batch's tiles are written when the leaf tile being filled is kept
+/// a hash per row (`leaf_tail`, both backends): a commit then adds its own
+/// leaves instead of rewriting the tile's growing blob. The tile's own row
+/// exists from its first leaf on, with an empty blob (the one sign of a
+/// tile being filled) and the first `ts`; when it fills, the blob is written
+/// whole and its `leaf_tail` rows go, in the same transaction.
+pub(crate) struct TileWrites<'a> {
+    /// Tiles stored whole: every tile above the leaves, and leaf tiles that filled.
+    pub whole: Vec<&'a TileRow>,
+    /// `[from, to)` seqs of leaf tiles that filled: their `leaf_tail` rows go.
+    pub filled: Vec<(u64, u64)>,
+    /// The leaf tile being filled, if this batch added to it.
+    pub tail: Option<Tail<'a>>,
+}
+
+pub(crate) struct Tail<'a> {
+    pub index: u64,
+    pub first_ts: Option<i64>,
+    /// This batch's leaves: `(seq, hash)`.
+    pub leaves: Vec<(u64, &'a [u8])>,
+}
+
+impl Batch<'_> {
+    pub(crate) fn tile_writes(&self) -> TileWrites<'_> {
+        let mut out = TileWrites {
+            whole: Vec::new(),
+            filled: Vec::new(),
+            tail: None,
+        };
+        // Tiles only change with new entries; a batch without rows has none.
+        let Some(first_seq) = self.rows.first().map(|r| r.seq) else {
+            return out;
+        };
+        for t in self.tiles {
+            if t.level > 0 || t.hashes.len() == FULL_LEAF_TILE_BYTES {
+                out.whole.push(t);
+                if t.level == 0 {
+                    let from = t.index * LEAVES_PER_TILE;
+                    out.filled.push((from, from + LEAVES_PER_TILE));
+                }
+                continue;
+            }
+            let start = t.index * LEAVES_PER_TILE;
+            let leaves = t
+                .hashes
+                .chunks_exact(32)
+                .enumerate()
+                .map(|(pos, h)| (start + pos as u64, h))
+                .filter(|(seq, _)| *seq >= first_seq)
+                .collect();
+            out.tail = Some(Tail {
+                index: t.index,
+                first_ts: t.first_ts,
+                leaves,
+            });
+        }
+        out
+    }
+}
+
+/// The hashes of leaf tile `index` being filled, from its `leaf_tail` rows
+/// in `seq` order: those from the tile's start up to the first missing or
+/// malformed one, so that each hash stays at its entry's position.
+pub(crate) fn leaf_tail_hashes<'a>(
+    index: u64,
+    rows: impl IntoIterator<Item = (i64, &'a [u8])>,
+) -> Vec<u8> {
+    let mut hashes = Vec::with_capacity(FULL_LEAF_TILE_BYTES);
+    for (want, (seq, hash)) in (index * LEAVES_PER_TILE..).zip(rows) {
+        if u64::try_from(seq).ok() != Some(want) || hash.len() != 32 {
+            break;
+        }
+        hashes.extend_from_slice(hash);
+    }
+    hashes
+}
+
 /// Meta key of the postings watermark, written with each postings flush.
 pub const INDEXED_UPTO_META: &str = "indexed_upto";
 
 /// A C2SP tile: up to 256 consecutive hashes at tree level `8 * level`.
-/// The appender hands over a tile's whole contents each time it grows; how
-/// a backend stores a tile still filling is its own (SQLite keeps a leaf
-/// tile's hashes a row each until it is full). A full tile never changes.
+/// The appender hands over a tile's whole contents each time it grows; the
+/// backends store a leaf tile still filling a hash per row (see
+/// [`TileWrites`]). A full tile never changes.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TileRow {
     pub level: u8,

@@ -20,12 +20,58 @@ use r2d2_postgres::PostgresConnectionManager;
 
 use crate::backend::{
     Backend, Batch, INDEXED_UPTO_META, Row, StoredCheckpoint, TileRow, TileSummary,
+    leaf_tail_hashes,
 };
 use crate::error::StoreError;
 use crate::query::{Placeholder, SqlQuery, SqlValue};
 
 /// Migrations, in order; append only, never edit one that has shipped.
-const MIGRATIONS: &[&str] = &[include_str!("../migrations/postgres/0001_ledger.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("../migrations/postgres/0001_ledger.sql"),
+    include_str!("../migrations/postgres/0002_leaf_tail.sql"),
+];
+
+/// Run on every open, under the migration lock: a leaf tile being filled
+/// in the layout before `leaf_tail` (a non-empty partial blob, which an
+/// older docket writes) moves to `leaf_tail`, and rows of tiles since
+/// written whole go. Afterwards an empty level-0 blob is the one sign of a
+/// tile being filled.
+const TAKE_OVER_PARTIAL_TILES: &str = "
+INSERT INTO leaf_tail (seq, hash)
+SELECT t.idx * 256 + n, substring(t.hashes FROM n * 32 + 1 FOR 32)
+FROM tiles t CROSS JOIN generate_series(0, 255) AS n
+WHERE t.level = 0 AND octet_length(t.hashes) BETWEEN 1 AND 8191
+  AND n < octet_length(t.hashes) / 32
+ON CONFLICT (seq) DO UPDATE SET hash = EXCLUDED.hash;
+UPDATE tiles SET hashes = ''::bytea
+WHERE level = 0 AND octet_length(hashes) BETWEEN 1 AND 8191;
+DELETE FROM leaf_tail l WHERE EXISTS (
+    SELECT 1 FROM tiles t
+    WHERE t.level = 0 AND t.idx = l.seq / 256 AND octet_length(t.hashes) = 8192
+);
+";
+
+/// The `leaf_tail` rows of tile `t` as two arrays (seqs, hashes) in `seq`
+/// order, for a query over `tiles t`: read in the same statement as the
+/// blob, so both come from one snapshot.
+const TAIL_OF_T: &str = "(SELECT array_agg(seq ORDER BY seq) FROM leaf_tail
+     WHERE t.level = 0 AND octet_length(t.hashes) = 0
+       AND seq >= t.idx * 256 AND seq < t.idx * 256 + 256),
+    (SELECT array_agg(hash ORDER BY seq) FROM leaf_tail
+     WHERE t.level = 0 AND octet_length(t.hashes) = 0
+       AND seq >= t.idx * 256 AND seq < t.idx * 256 + 256)";
+
+/// The hashes of leaf tile `index` being filled from the two [`TAIL_OF_T`]
+/// columns starting at `col`.
+fn tail_from_row(index: u64, r: &postgres::Row, col: usize) -> Result<Vec<u8>, postgres::Error> {
+    let seqs: Option<Vec<i64>> = r.try_get(col)?;
+    let hashes: Option<Vec<Vec<u8>>> = r.try_get(col + 1)?;
+    let (seqs, hashes) = (seqs.unwrap_or_default(), hashes.unwrap_or_default());
+    Ok(leaf_tail_hashes(
+        index,
+        seqs.into_iter().zip(hashes.iter().map(Vec::as_slice)),
+    ))
+}
 
 /// Serializes schema creation and migrations between nodes opening the
 /// same database at once (`pg_advisory_xact_lock` key: "docket" in ASCII).
@@ -262,6 +308,7 @@ struct Statements {
     postings: Statement,
     watermark: Statement,
     tiles: Statement,
+    filled: Statement,
 }
 
 impl Statements {
@@ -273,8 +320,18 @@ impl Statements {
                 "INSERT INTO names (name) SELECT * FROM unnest($1::text[])
                  ON CONFLICT (name) DO NOTHING RETURNING name, id",
             )?,
+            // The entries, and (in the same round trip) the leaf tile being
+            // filled: its row once, for its first `ts` ($14 null: none),
+            // and the batch's leaves in `leaf_tail`.
             entries: client.prepare(
-                "INSERT INTO entries (seq, ts, mow, type, agent, human, project, tool, provider, model, outcome, classes, data)
+                "WITH tile AS (
+                     INSERT INTO tiles (level, idx, hashes, first_ts)
+                     SELECT 0, $14::bigint, ''::bytea, $15::bigint WHERE $14::bigint IS NOT NULL
+                     ON CONFLICT (level, idx) DO NOTHING
+                 ), tail AS (
+                     INSERT INTO leaf_tail (seq, hash) SELECT * FROM unnest($16::bigint[], $17::bytea[])
+                 )
+                 INSERT INTO entries (seq, ts, mow, type, agent, human, project, tool, provider, model, outcome, classes, data)
                  SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::int[], $4::bigint[], $5::bigint[],
                      $6::bigint[], $7::bigint[], $8::bigint[], $9::bigint[], $10::bigint[], $11::bigint[],
                      $12::text[], $13::bytea[])",
@@ -292,6 +349,8 @@ impl Statements {
                  SELECT * FROM unnest($1::smallint[], $2::bigint[], $3::bytea[], $4::bigint[])
                  ON CONFLICT (level, idx) DO UPDATE SET hashes = EXCLUDED.hashes",
             )?,
+
+            filled: client.prepare("DELETE FROM leaf_tail WHERE seq >= $1 AND seq < $2")?,
         })
     }
 }
@@ -357,6 +416,13 @@ impl PostgresBackend {
         let mut client = connect_writer(&pg, schema).map_err(err)?;
         warn_if_not_durable(&mut client);
         migrate(&mut client, schema)?;
+        {
+            let mut tx = client.transaction().map_err(err)?;
+            tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
+                .map_err(err)?;
+            tx.batch_execute(TAKE_OVER_PARTIAL_TILES).map_err(err)?;
+            tx.commit().map_err(err)?;
+        }
         let names = client
             .query("SELECT name, id FROM names", &[])
             .map_err(err)?
@@ -548,7 +614,7 @@ fn write_rows(
     added: &mut Vec<String>,
     batch: &Batch<'_>,
 ) -> Result<(), StoreError> {
-    let (rows, tiles) = (batch.rows, batch.tiles);
+    let rows = batch.rows;
     let mut seen = HashSet::new();
     let mut missing = Vec::new();
     for r in batch.postings {
@@ -583,6 +649,13 @@ fn write_rows(
     };
     let opt_id = |v: Option<&str>| v.map(id).transpose();
 
+    let writes = batch.tile_writes();
+    // The tail goes with the first chunk of entries.
+    let mut tail = writes.tail.map(|t| {
+        let seqs: Vec<i64> = t.leaves.iter().map(|(s, _)| *s as i64).collect();
+        let hashes: Vec<&[u8]> = t.leaves.iter().map(|(_, h)| *h).collect();
+        (Some(t.index as i64), t.first_ts, seqs, hashes)
+    });
     for chunk in chunks_by_size(rows) {
         let n = chunk.len();
         let mut seq = Vec::with_capacity(n);
@@ -615,11 +688,28 @@ fn write_rows(
             });
         }
         let [agent, human, project, tool, provider, model, outcome] = &attrs;
+        let (tile, first_ts, tail_seqs, tail_hashes) =
+            tail.take().unwrap_or((None, None, Vec::new(), Vec::new()));
         tx.execute(
             &stmts.entries,
             &[
-                &seq, &ts, &mow, &kind, agent, human, project, tool, provider, model, outcome,
-                &classes, &data,
+                &seq,
+                &ts,
+                &mow,
+                &kind,
+                agent,
+                human,
+                project,
+                tool,
+                provider,
+                model,
+                outcome,
+                &classes,
+                &data,
+                &tile,
+                &first_ts,
+                &tail_seqs,
+                &tail_hashes,
             ],
         )
         .map_err(err)?;
@@ -644,12 +734,17 @@ fn write_rows(
         )
         .map_err(err)?;
     }
-    if !tiles.is_empty() {
-        let level: Vec<i16> = tiles.iter().map(|t| i16::from(t.level)).collect();
-        let idx: Vec<i64> = tiles.iter().map(|t| t.index as i64).collect();
-        let hashes: Vec<&[u8]> = tiles.iter().map(|t| t.hashes.as_slice()).collect();
-        let first_ts: Vec<Option<i64>> = tiles.iter().map(|t| t.first_ts).collect();
+    let whole = &writes.whole;
+    if !whole.is_empty() {
+        let level: Vec<i16> = whole.iter().map(|t| i16::from(t.level)).collect();
+        let idx: Vec<i64> = whole.iter().map(|t| t.index as i64).collect();
+        let hashes: Vec<&[u8]> = whole.iter().map(|t| t.hashes.as_slice()).collect();
+        let first_ts: Vec<Option<i64>> = whole.iter().map(|t| t.first_ts).collect();
         tx.execute(&stmts.tiles, &[&level, &idx, &hashes, &first_ts])
+            .map_err(err)?;
+    }
+    for (from, to) in writes.filled {
+        tx.execute(&stmts.filled, &[&(from as i64), &(to as i64)])
             .map_err(err)?;
     }
     Ok(())
@@ -810,16 +905,25 @@ impl Backend for PostgresBackend {
     fn tiles(&self, level: u8) -> Result<Vec<TileRow>, StoreError> {
         let lvl = i16::from(level);
         self.read(|c| {
+            // One statement, so one snapshot of the blobs and the tail.
             c.query_typed(
-                "SELECT idx, hashes, first_ts FROM tiles WHERE level = $1 ORDER BY idx",
+                &format!(
+                    "SELECT idx, hashes, first_ts, {TAIL_OF_T} FROM tiles t WHERE level = $1 ORDER BY idx"
+                ),
                 &[(&lvl, Type::INT2)],
             )?
             .iter()
             .map(|r| {
+                let index = r.try_get::<_, i64>(0)? as u64;
+                let stored: Vec<u8> = r.try_get(1)?;
                 Ok(TileRow {
                     level,
-                    index: r.try_get::<_, i64>(0)? as u64,
-                    hashes: r.try_get(1)?,
+                    index,
+                    hashes: if level == 0 && stored.is_empty() {
+                        tail_from_row(index, r, 3)?
+                    } else {
+                        stored
+                    },
                     first_ts: r.try_get(2)?,
                 })
             })
@@ -830,7 +934,13 @@ impl Backend for PostgresBackend {
     fn leaf_tile_summaries(&self) -> Result<Vec<TileSummary>, StoreError> {
         self.read(|c| {
             c.query(
-                "SELECT idx, octet_length(hashes) / 32, first_ts FROM tiles WHERE level = 0 ORDER BY idx",
+                "SELECT idx,
+                        CASE WHEN octet_length(hashes) > 0 THEN octet_length(hashes) / 32
+                             ELSE (SELECT count(*) FROM leaf_tail
+                                   WHERE seq >= t.idx * 256 AND seq < t.idx * 256 + 256)::int
+                        END,
+                        first_ts
+                 FROM tiles t WHERE level = 0 ORDER BY idx",
                 &[],
             )?
             .iter()
@@ -861,11 +971,20 @@ impl Backend for PostgresBackend {
     fn tile(&self, level: u8, index: u64) -> Result<Option<Vec<u8>>, StoreError> {
         let (lvl, idx) = (i16::from(level), index as i64);
         self.read(|c| {
+            // One statement, so one snapshot: the commit that fills the
+            // tile writes its blob and deletes its tail.
             c.query_typed_opt(
-                "SELECT hashes FROM tiles WHERE level = $1 AND idx = $2",
+                &format!("SELECT hashes, {TAIL_OF_T} FROM tiles t WHERE level = $1 AND idx = $2"),
                 &[(&lvl, Type::INT2), int(&idx)],
             )?
-            .map(|r| r.try_get(0))
+            .map(|r| {
+                let stored: Vec<u8> = r.try_get(0)?;
+                if level == 0 && stored.is_empty() {
+                    tail_from_row(index, &r, 1)
+                } else {
+                    Ok(stored)
+                }
+            })
             .transpose()
         })
     }

@@ -12,7 +12,9 @@ use parking_lot::Mutex;
 use rusqlite::types::ValueRef;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, Transaction, params};
 
-use crate::backend::{Backend, Batch, INDEXED_UPTO_META, StoredCheckpoint, TileRow, TileSummary};
+use crate::backend::{
+    Backend, Batch, INDEXED_UPTO_META, StoredCheckpoint, TileRow, TileSummary, leaf_tail_hashes,
+};
 use crate::error::StoreError;
 use crate::query::{Placeholder, SqlQuery, SqlValue};
 
@@ -21,9 +23,6 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/sqlite/0001_ledger.sql"),
     include_str!("../migrations/sqlite/0002_leaf_tail.sql"),
 ];
-
-/// A full leaf tile's blob: 256 hashes of 32 bytes.
-const FULL_LEAF_TILE_BYTES: usize = 256 * 32;
 
 /// Run on every open for writing: a leaf tile being filled in the layout
 /// before `leaf_tail` (a non-empty partial blob, which an older docket
@@ -275,29 +274,26 @@ fn postings_insert(rows: usize) -> String {
     format!("INSERT INTO postings (col, val, seq, mow) VALUES {values}")
 }
 
-/// Leaves per leaf tile.
-const TILE_LEAVES: u64 = 256;
-
-/// The hashes of the leaf tile being filled, from `leaf_tail`: those from
-/// the tile's start up to the first missing or malformed one, so that each
-/// hash stays at its entry's position.
+/// The hashes of leaf tile `index` being filled, from `leaf_tail`.
 fn leaf_tail(c: &Connection, index: u64) -> Result<Vec<u8>, rusqlite::Error> {
-    let start = index * TILE_LEAVES;
+    let start = (index * 256) as i64;
     let mut stmt = c.prepare_cached(
         "SELECT seq, hash FROM leaf_tail WHERE seq >= ?1 AND seq < ?2 ORDER BY seq",
     )?;
-    let mut rows = stmt.query(params![start as i64, (start + TILE_LEAVES) as i64])?;
-    let mut hashes = Vec::with_capacity(FULL_LEAF_TILE_BYTES);
-    let mut next = start as i64;
-    while let Some(r) = rows.next()? {
-        let seq: i64 = r.get(0)?;
-        match r.get_ref(1)? {
-            ValueRef::Blob(h) if seq == next && h.len() == 32 => hashes.extend_from_slice(h),
-            _ => break,
-        }
-        next += 1;
-    }
-    Ok(hashes)
+    let rows = stmt
+        .query_map(params![start, start + 256], |r| {
+            // Anything but a blob reads as empty, which ends the tile there.
+            let hash = match r.get_ref(1)? {
+                ValueRef::Blob(h) => h.to_vec(),
+                _ => Vec::new(),
+            };
+            Ok((r.get::<_, i64>(0)?, hash))
+        })?
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(leaf_tail_hashes(
+        index,
+        rows.iter().map(|(seq, h)| (*seq, h.as_slice())),
+    ))
 }
 
 fn write_rows(
@@ -344,42 +340,27 @@ fn write_rows(
             row.bytes
         ])?;
     }
+    let writes = batch.tile_writes();
     let mut tile = tx.prepare_cached(
         "INSERT INTO tiles (level, idx, hashes, first_ts) VALUES (?1, ?2, ?3, ?4)
          ON CONFLICT (level, idx) DO UPDATE SET hashes = excluded.hashes",
     )?;
-    // Tiles only change with new entries; the tile being filled gets the
-    // hashes of this batch's entries, from the first one on.
-    let first_seq = batch.rows.first().map(|r| r.seq);
-    for t in batch.tiles {
-        if t.level > 0 || t.hashes.len() == FULL_LEAF_TILE_BYTES {
-            tile.execute(params![t.level, t.index as i64, t.hashes, t.first_ts])?;
-            if t.level == 0 {
-                tx.prepare_cached("DELETE FROM leaf_tail WHERE seq >= ?1 AND seq < ?2")?
-                    .execute(params![
-                        (t.index * TILE_LEAVES) as i64,
-                        ((t.index + 1) * TILE_LEAVES) as i64
-                    ])?;
-            }
-            continue;
-        }
-        // The leaf tile being filled: its row (for the first `ts`) once,
-        // then only the hashes of this batch's entries.
-        let Some(first_seq) = first_seq else {
-            continue;
-        };
+    for t in &writes.whole {
+        tile.execute(params![t.level, t.index as i64, t.hashes, t.first_ts])?;
+    }
+    for (from, to) in writes.filled {
+        tx.prepare_cached("DELETE FROM leaf_tail WHERE seq >= ?1 AND seq < ?2")?
+            .execute(params![from as i64, to as i64])?;
+    }
+    if let Some(tail) = writes.tail {
         tx.prepare_cached(
             "INSERT INTO tiles (level, idx, hashes, first_ts) VALUES (0, ?1, X'', ?2)
              ON CONFLICT (level, idx) DO NOTHING",
         )?
-        .execute(params![t.index as i64, t.first_ts])?;
-        let mut tail = tx.prepare_cached("INSERT INTO leaf_tail (seq, hash) VALUES (?1, ?2)")?;
-        let tile_start = t.index * TILE_LEAVES;
-        for (pos, hash) in t.hashes.chunks_exact(32).enumerate() {
-            let seq = tile_start + pos as u64;
-            if seq >= first_seq {
-                tail.execute(params![seq as i64, hash])?;
-            }
+        .execute(params![tail.index as i64, tail.first_ts])?;
+        let mut insert = tx.prepare_cached("INSERT INTO leaf_tail (seq, hash) VALUES (?1, ?2)")?;
+        for (seq, hash) in tail.leaves {
+            insert.execute(params![seq as i64, hash])?;
         }
     }
     if !batch.postings.is_empty() {

@@ -4,5 +4,5 @@
 
 mod conformance;
 mod failing;
-mod sqlite_tiles;
+mod leaf_tail;
 mod support;

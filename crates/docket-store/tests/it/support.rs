@@ -9,6 +9,8 @@ use serde_json::json;
 
 pub struct TestDb {
     pub backend: Arc<dyn Backend>,
+    /// Where the tables are, for tests that read or change them directly.
+    pub raw: Raw,
     /// Keeps the SQLite directory alive.
     _dir: Option<tempfile::TempDir>,
     reopen: Box<dyn Fn() -> Arc<dyn Backend> + Send + Sync>,
@@ -25,6 +27,70 @@ impl TestDb {
     }
 }
 
+/// Direct SQL access to a test database, past the backend.
+pub enum Raw {
+    Sqlite(std::path::PathBuf),
+    /// URL and schema.
+    Postgres(String, String),
+}
+
+impl Raw {
+    /// Runs `sql` (`$1`-style parameters, bytes or integers) and returns
+    /// the first column of each row as bytes or an integer.
+    pub fn query(&self, sql: &str, params: &[RawValue]) -> Vec<RawValue> {
+        match self {
+            Raw::Sqlite(path) => {
+                let c = rusqlite::Connection::open(path).unwrap();
+                let sql = sql.replace('$', "?");
+                let mut stmt = c.prepare(&sql).unwrap();
+                let params: Vec<&dyn rusqlite::ToSql> = params
+                    .iter()
+                    .map(|p| match p {
+                        RawValue::Int(i) => i as &dyn rusqlite::ToSql,
+                        RawValue::Bytes(b) => b as &dyn rusqlite::ToSql,
+                    })
+                    .collect();
+                let mut rows = stmt.query(params.as_slice()).unwrap();
+                let mut out = Vec::new();
+                while let Some(r) = rows.next().unwrap() {
+                    out.push(match r.get_ref(0).unwrap() {
+                        rusqlite::types::ValueRef::Blob(b) => RawValue::Bytes(b.to_vec()),
+                        v => RawValue::Int(v.as_i64().unwrap()),
+                    });
+                }
+                out
+            }
+            Raw::Postgres(url, schema) => {
+                let mut c = postgres::Client::connect(url, postgres::NoTls).unwrap();
+                c.batch_execute(&format!("SET search_path TO {schema}"))
+                    .unwrap();
+                let params: Vec<&(dyn postgres::types::ToSql + Sync)> = params
+                    .iter()
+                    .map(|p| match p {
+                        RawValue::Int(i) => i as &(dyn postgres::types::ToSql + Sync),
+                        RawValue::Bytes(b) => b as &(dyn postgres::types::ToSql + Sync),
+                    })
+                    .collect();
+                c.query(sql, &params)
+                    .unwrap()
+                    .iter()
+                    .map(|r| match *r.columns()[0].type_() {
+                        postgres::types::Type::BYTEA => RawValue::Bytes(r.get(0)),
+                        postgres::types::Type::INT4 => RawValue::Int(r.get::<_, i32>(0).into()),
+                        _ => RawValue::Int(r.get(0)),
+                    })
+                    .collect()
+            }
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RawValue {
+    Int(i64),
+    Bytes(Vec<u8>),
+}
+
 pub fn sqlite() -> TestDb {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("ledger.db");
@@ -32,6 +98,7 @@ pub fn sqlite() -> TestDb {
     let backend: Arc<dyn Backend> = Arc::new(SqliteBackend::open(&config).unwrap());
     TestDb {
         backend,
+        raw: Raw::Sqlite(path.clone()),
         _dir: Some(dir),
         reopen: Box::new(move || Arc::new(SqliteBackend::open(&config).unwrap())),
     }
@@ -55,6 +122,7 @@ pub fn postgres() -> TestDb {
     };
     TestDb {
         backend: open(),
+        raw: Raw::Postgres(url, schema),
         _dir: None,
         reopen: Box::new(open),
     }
