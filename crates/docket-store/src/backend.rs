@@ -92,7 +92,8 @@ const LEAVES_PER_TILE: u64 = 256;
 pub(crate) struct TileWrites<'a> {
     /// Tiles stored whole: every tile above the leaves, and leaf tiles that filled.
     pub whole: Vec<&'a TileRow>,
-    /// `[from, to)` seqs of leaf tiles that filled: their `leaf_tail` rows go.
+    /// `[from, to)` seqs of leaf tiles that filled and were begun before
+    /// this batch: their `leaf_tail` rows go.
     pub filled: Vec<(u64, u64)>,
     /// The leaf tile being filled, if this batch added to it.
     pub tail: Option<Tail<'a>>,
@@ -119,8 +120,9 @@ impl Batch<'_> {
         for t in self.tiles {
             if t.level > 0 || t.hashes.len() == FULL_LEAF_TILE_BYTES {
                 out.whole.push(t);
-                if t.level == 0 {
-                    let from = t.index * LEAVES_PER_TILE;
+                let from = t.index * LEAVES_PER_TILE;
+                // Only a tile begun before this batch has rows to drop.
+                if t.level == 0 && from < first_seq {
                     out.filled.push((from, from + LEAVES_PER_TILE));
                 }
                 continue;

@@ -31,20 +31,26 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/postgres/0002_leaf_tail.sql"),
 ];
 
-/// Run on every open, under the migration lock: a leaf tile being filled
-/// in the layout before `leaf_tail` (a non-empty partial blob, which an
-/// older docket writes) moves to `leaf_tail`, and rows of tiles since
-/// written whole go. Afterwards an empty level-0 blob is the one sign of a
-/// tile being filled.
+/// Run on every open (`docket verify` included), under the migration lock
+/// and with `tiles` locked against writers, so that an older docket still
+/// appending cannot grow the blob between the copy and the emptying: the
+/// last leaf tile, if it is in the layout before `leaf_tail` (a well-formed
+/// partial blob, which an older docket writes), moves to `leaf_tail`
+/// without overwriting a row already there, and rows of tiles since written
+/// whole go. Afterwards an empty level-0 blob is the one sign of a tile
+/// being filled. Anything malformed is left as found, for `docket verify`.
 const TAKE_OVER_PARTIAL_TILES: &str = "
+LOCK TABLE tiles IN SHARE ROW EXCLUSIVE MODE;
 INSERT INTO leaf_tail (seq, hash)
 SELECT t.idx * 256 + n, substring(t.hashes FROM n * 32 + 1 FOR 32)
 FROM tiles t CROSS JOIN generate_series(0, 255) AS n
-WHERE t.level = 0 AND octet_length(t.hashes) BETWEEN 1 AND 8191
+WHERE t.level = 0 AND t.idx = (SELECT max(idx) FROM tiles WHERE level = 0)
+  AND octet_length(t.hashes) BETWEEN 32 AND 8160 AND octet_length(t.hashes) % 32 = 0
   AND n < octet_length(t.hashes) / 32
-ON CONFLICT (seq) DO UPDATE SET hash = EXCLUDED.hash;
+ON CONFLICT (seq) DO NOTHING;
 UPDATE tiles SET hashes = ''::bytea
-WHERE level = 0 AND octet_length(hashes) BETWEEN 1 AND 8191;
+WHERE level = 0 AND idx = (SELECT max(idx) FROM tiles WHERE level = 0)
+  AND octet_length(hashes) BETWEEN 32 AND 8160 AND octet_length(hashes) % 32 = 0;
 DELETE FROM leaf_tail l WHERE EXISTS (
     SELECT 1 FROM tiles t
     WHERE t.level = 0 AND t.idx = l.seq / 256 AND octet_length(t.hashes) = 8192

@@ -24,17 +24,22 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/sqlite/0002_leaf_tail.sql"),
 ];
 
-/// Run on every open for writing: a leaf tile being filled in the layout
-/// before `leaf_tail` (a non-empty partial blob, which an older docket
-/// writes) moves to `leaf_tail`, and rows of tiles since written whole go.
-/// Afterwards an empty level-0 blob is the one sign of a tile being filled.
+/// Run on every open for writing (`docket verify --data-dir` included): the
+/// last leaf tile, if it is in the layout before `leaf_tail` (a well-formed
+/// partial blob, which an older docket writes), moves to `leaf_tail`
+/// without overwriting a row already there, and rows of tiles since written
+/// whole go. Afterwards an empty level-0 blob is the one sign of a tile
+/// being filled. Anything malformed is left as found, for `docket verify`.
 const TAKE_OVER_PARTIAL_TILES: &str = "
 WITH RECURSIVE pos(n) AS (SELECT 0 UNION ALL SELECT n + 1 FROM pos WHERE n < 255)
-INSERT OR REPLACE INTO leaf_tail (seq, hash)
+INSERT OR IGNORE INTO leaf_tail (seq, hash)
 SELECT t.idx * 256 + pos.n, substr(t.hashes, pos.n * 32 + 1, 32)
 FROM tiles t JOIN pos ON pos.n < length(t.hashes) / 32
-WHERE t.level = 0 AND length(t.hashes) BETWEEN 1 AND 8191;
-UPDATE tiles SET hashes = X'' WHERE level = 0 AND length(hashes) BETWEEN 1 AND 8191;
+WHERE t.level = 0 AND t.idx = (SELECT max(idx) FROM tiles WHERE level = 0)
+  AND length(t.hashes) BETWEEN 32 AND 8160 AND length(t.hashes) % 32 = 0;
+UPDATE tiles SET hashes = X''
+WHERE level = 0 AND idx = (SELECT max(idx) FROM tiles WHERE level = 0)
+  AND length(hashes) BETWEEN 32 AND 8160 AND length(hashes) % 32 = 0;
 DELETE FROM leaf_tail WHERE EXISTS (
     SELECT 1 FROM tiles
     WHERE level = 0 AND idx = leaf_tail.seq / 256 AND length(hashes) = 8192
@@ -186,7 +191,11 @@ impl SqliteBackend {
             .map_err(err)?;
         migrate(&mut conn)?;
         {
-            let tx = conn.transaction().map_err(err)?;
+            // Immediate: the write lock first, so that an older docket
+            // still appending cannot grow the blob between copy and emptying.
+            let tx = conn
+                .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+                .map_err(err)?;
             tx.execute_batch(TAKE_OVER_PARTIAL_TILES).map_err(err)?;
             tx.commit().map_err(err)?;
         }

@@ -87,17 +87,16 @@ impl LogSource for BackendSource<'_> {
     }
 
     fn leaf_tile(&self, index: u64) -> Result<Option<LeafTile>, StoreError> {
-        let hashes = self
-            .0
-            .tile(0, index)?
-            .map(|b| decode_hashes(&b))
-            .unwrap_or_default();
-        let first_ts = if hashes.is_empty() {
-            None
-        } else {
-            self.0.tile_first_ts(index)?
+        // A stored tile keeps its first `ts` even when none of its hashes
+        // read back, so a missing first hash is reported as that, not as
+        // an altered time index.
+        let Some(bytes) = self.0.tile(0, index)? else {
+            return Ok(Some(LeafTile::default()));
         };
-        Ok(Some(LeafTile { hashes, first_ts }))
+        Ok(Some(LeafTile {
+            hashes: decode_hashes(&bytes),
+            first_ts: self.0.tile_first_ts(index)?,
+        }))
     }
 
     fn upper_tiles(&self, level: u8) -> Result<Option<Vec<TileRow>>, StoreError> {

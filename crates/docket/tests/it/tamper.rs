@@ -193,6 +193,15 @@ fn verify_names_the_first_bad_seq_for_every_kind_of_tampering() {
         },
         Some(270),
     );
+    case(
+        "tail-first-hash-removed",
+        &|d| {
+            db(d)
+                .execute("DELETE FROM leaf_tail WHERE seq = 256", [])
+                .unwrap();
+        },
+        Some(256),
+    );
 
     // The time index that turns time ranges into seq ranges, skewed.
     case(
