@@ -22,7 +22,9 @@ use tokio::sync::oneshot;
 use crate::backend::{Backend, Batch, INDEXED_UPTO_META, IndexRow, Row, StoredCheckpoint, TileRow};
 use crate::error::StoreError;
 use crate::query::{self, Query};
-use crate::tiles::{TILE_HEIGHT, TILE_WIDTH, TreeReader, UpperLevels, decode_hashes, perfect_root};
+use crate::tiles::{
+    TILE_HEIGHT, TILE_WIDTH, TailTile, TreeReader, UpperLevels, decode_hashes, perfect_root,
+};
 
 /// An entry to append: its type, canonical body and the attributes queries
 /// filter on. Built by the caller, off the appender thread.
@@ -110,6 +112,7 @@ struct Shared {
     /// Entries durably committed; readers never look past this.
     size: AtomicU64,
     upper: UpperLevels,
+    tail: RwLock<TailTile>,
     /// `ts` of the first entry of each leaf tile: a sparse time index.
     block_ts: RwLock<Vec<i64>>,
     latest_checkpoint: Mutex<Option<StoredCheckpoint>>,
@@ -121,6 +124,7 @@ impl Shared {
     /// Takes over state reloaded from the database.
     fn adopt(&self, fresh: Shared) {
         *self.upper.levels.write() = fresh.upper.levels.into_inner();
+        *self.tail.write() = fresh.tail.into_inner();
         *self.block_ts.write() = fresh.block_ts.into_inner();
         self.indexed
             .store(fresh.indexed.into_inner(), Ordering::Release);
@@ -248,6 +252,7 @@ impl Ledger {
         TreeReader {
             backend: self.backend.as_ref(),
             upper: &self.shared.upper,
+            tail: &self.shared.tail,
         }
     }
 
@@ -566,6 +571,10 @@ fn load_state(backend: &dyn Backend) -> Result<(Edge, Shared, Vec<IndexRow>), St
     let shared = Shared {
         size: AtomicU64::new(size),
         upper,
+        tail: RwLock::new(TailTile {
+            index: size / TILE_WIDTH,
+            hashes: edge.partial[0].clone(),
+        }),
         block_ts: RwLock::new(block_ts),
         latest_checkpoint: Mutex::new(None),
         indexed: AtomicU64::new(indexed),
@@ -709,6 +718,10 @@ impl Appender {
                     }
                 }
                 self.shared.block_ts.write().extend(new_blocks);
+                *self.shared.tail.write() = TailTile {
+                    index: self.edge.next_seq / TILE_WIDTH,
+                    hashes: self.edge.partial[0].clone(),
+                };
                 self.shared
                     .size
                     .store(self.edge.next_seq, Ordering::Release);

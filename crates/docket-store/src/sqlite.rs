@@ -557,15 +557,23 @@ impl Backend for SqliteBackend {
 
     fn tile(&self, level: u8, index: u64) -> Result<Option<Vec<u8>>, StoreError> {
         self.read(|c| {
-            // One snapshot for the blob and the tail: the commit that fills
-            // the tile writes the one and deletes the other.
+            let blob = |c: &Connection| -> Result<Option<Vec<u8>>, rusqlite::Error> {
+                c.prepare_cached("SELECT hashes FROM tiles WHERE level = ?1 AND idx = ?2")?
+                    .query_row(params![level, index as i64], |r| r.get(0))
+                    .optional()
+            };
+            // A full tile never changes: one read, no transaction (the
+            // path nearly every proof takes).
+            match blob(c)? {
+                Some(hashes) if level == 0 && hashes.is_empty() => {}
+                other => return Ok(other),
+            }
+            // The tile being filled: its blob and its tail again, in one
+            // snapshot, since the commit that fills it writes the one and
+            // deletes the other.
             let tx = c.unchecked_transaction()?;
-            let stored: Option<Vec<u8>> = tx
-                .prepare_cached("SELECT hashes FROM tiles WHERE level = ?1 AND idx = ?2")?
-                .query_row(params![level, index as i64], |r| r.get(0))
-                .optional()?;
-            match stored {
-                Some(hashes) if level == 0 && hashes.is_empty() => leaf_tail(&tx, index).map(Some),
+            match blob(&tx)? {
+                Some(hashes) if hashes.is_empty() => leaf_tail(&tx, index).map(Some),
                 other => Ok(other),
             }
         })

@@ -49,6 +49,18 @@ impl UpperLevels {
     }
 }
 
+/// The leaf tile being filled, as committed. Proofs at the latest size
+/// all reach into it, so readers take it from here rather than from the
+/// store (where it is a row per hash). Replaced after each commit, before
+/// the new size is published: whatever size a reader saw, this tile holds
+/// every leaf of it, or has moved on to a later tile, the earlier one then
+/// being stored whole.
+#[derive(Default)]
+pub(crate) struct TailTile {
+    pub(crate) index: u64,
+    pub(crate) hashes: Vec<Hash>,
+}
+
 /// Folds `2^k` consecutive hashes of one level into their subtree hash.
 pub(crate) fn perfect_root(hashes: &[Hash]) -> Hash {
     debug_assert!(hashes.len().is_power_of_two());
@@ -70,6 +82,7 @@ pub(crate) fn decode_hashes(bytes: &[u8]) -> Vec<Hash> {
 pub(crate) struct TreeReader<'a> {
     pub(crate) backend: &'a dyn Backend,
     pub(crate) upper: &'a UpperLevels,
+    pub(crate) tail: &'a RwLock<TailTile>,
 }
 
 impl TreeReader<'_> {
@@ -96,6 +109,15 @@ impl TreeReader<'_> {
                 });
         }
         let tile_index = start / TILE_WIDTH;
+        let from = (start % TILE_WIDTH) as usize;
+        {
+            let tail = self.tail.read();
+            if tail.index == tile_index
+                && let Some(hashes) = tail.hashes.get(from..from + span as usize)
+            {
+                return Ok(perfect_root(hashes));
+            }
+        }
         let tile = match leaf_tiles.entry(tile_index) {
             std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
             std::collections::hash_map::Entry::Vacant(e) => {
@@ -105,7 +127,6 @@ impl TreeReader<'_> {
                 e.insert(decode_hashes(&bytes))
             }
         };
-        let from = (start % TILE_WIDTH) as usize;
         let hashes = tile
             .get(from..from + span as usize)
             .ok_or_else(|| StoreError::Corrupt(format!("leaf tile {tile_index} is short")))?;
