@@ -9,7 +9,7 @@ use base64::Engine;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use crate::support::{Server, config};
+use crate::support::{Server, assert_message_contains, config};
 
 async fn start() -> Server {
     let dir = tempfile::tempdir().unwrap();
@@ -142,10 +142,7 @@ async fn the_whole_lifecycle_is_in_the_ledger_and_verifies() {
         )
         .await;
     assert_eq!(st, StatusCode::UNAUTHORIZED, "{v}");
-    assert!(
-        v["error"]["message"].as_str().unwrap().contains("retired"),
-        "{v}"
-    );
+    assert_message_contains(&v, "retired");
 
     // A lead who may also approve: four eyes must still stop them approving their own request.
     let dev = s.user("dev", &["developer", "approver"]).await;
@@ -195,10 +192,7 @@ async fn the_whole_lifecycle_is_in_the_ledger_and_verifies() {
         }))
         .await;
     assert_eq!(st, StatusCode::FORBIDDEN, "{v}");
-    assert!(
-        v["error"]["message"].as_str().unwrap().contains("shell"),
-        "{v}"
-    );
+    assert_message_contains(&v, "shell");
 
     // The agent brings its own key; its DID is that key's did:key.
     let key = ed25519_dalek::SigningKey::from_bytes(&[7u8; 32]);
@@ -227,13 +221,7 @@ async fn the_whole_lifecycle_is_in_the_ledger_and_verifies() {
         .await;
     assert_eq!(st, StatusCode::FORBIDDEN, "{v}");
     assert_eq!(v["error"]["code"], "four_eyes", "{v}");
-    assert!(
-        v["error"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("four-eyes"),
-        "{v}"
-    );
+    assert_message_contains(&v, "four-eyes");
     let (st, v) = s
         .as_(
             &appr,
@@ -347,10 +335,7 @@ async fn the_whole_lifecycle_is_in_the_ledger_and_verifies() {
     assert_eq!(st, StatusCode::OK);
     let (st, v) = s.as_(&session, Method::GET, "/api/v1/me", json!({})).await;
     assert_eq!(st, StatusCode::UNAUTHORIZED);
-    assert!(
-        v["error"]["message"].as_str().unwrap().contains("revoked"),
-        "{v}"
-    );
+    assert_message_contains(&v, "revoked");
 
     // Rotation: both keys work during the grace period, then only the new.
     let cred = api_key.split('_').nth(1).unwrap().to_owned();
@@ -700,12 +685,7 @@ async fn an_access_review_revokes_what_the_reviewer_marks() {
         StatusCode::CONFLICT,
         "every agent needs a decision first: {v}"
     );
-    assert!(
-        v["error"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("triage-bot")
-    );
+    assert_message_contains(&v, "triage-bot");
     let decide = |token: String, body: Value| {
         let s = &s;
         async move {
@@ -734,13 +714,7 @@ async fn an_access_review_revokes_what_the_reviewer_marks() {
         )
         .await;
     assert_eq!(st, StatusCode::CONFLICT, "{v}");
-    assert!(
-        v["error"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("user admin"),
-        "{v}"
-    );
+    assert_message_contains(&v, "user admin");
     // Nobody decides on their own access.
     let (st, v) = decide(rev.clone(), json!({"user": "rev", "decision": "keep"})).await;
     assert_eq!(st, StatusCode::FORBIDDEN, "{v}");
@@ -1084,10 +1058,7 @@ async fn wrong_scope_is_refused_and_a_session_never_outlives_or_outgrows_its_key
         .await;
     assert_eq!(st, StatusCode::FORBIDDEN, "{v}");
     assert_eq!(v["error"]["code"], "out_of_scope");
-    assert!(
-        v["error"]["message"].as_str().unwrap().contains("email"),
-        "{v}"
-    );
+    assert_message_contains(&v, "email");
     let (st, v) = s
         .as_(
             &narrow,
@@ -1117,10 +1088,7 @@ async fn wrong_scope_is_refused_and_a_session_never_outlives_or_outgrows_its_key
         )
         .await;
     assert_eq!(st, StatusCode::FORBIDDEN, "{v}");
-    assert!(
-        v["error"]["message"].as_str().unwrap().contains("gpt-4o"),
-        "{v}"
-    );
+    assert_message_contains(&v, "gpt-4o");
     // Asking for nothing gets the key's scope and at most its lifetime.
     let (st, v) = s
         .as_(
@@ -1149,13 +1117,7 @@ async fn wrong_scope_is_refused_and_a_session_never_outlives_or_outgrows_its_key
     assert_eq!(st, StatusCode::OK);
     let (st, v) = s.as_(&session, Method::GET, "/api/v1/me", json!({})).await;
     assert_eq!(st, StatusCode::UNAUTHORIZED);
-    assert!(
-        v["error"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("ended with the key"),
-        "{v}"
-    );
+    assert_message_contains(&v, "ended with the key");
     s.stop().await;
 }
 
@@ -1269,10 +1231,7 @@ async fn nobody_acts_in_someone_elses_name() {
     let (st, v) = s.as_(&session, Method::GET, "/api/v1/me", json!({})).await;
     assert_eq!(st, StatusCode::FORBIDDEN);
     assert_eq!(v["error"]["code"], "user_disabled", "{v}");
-    assert!(
-        v["error"]["message"].as_str().unwrap().contains("disabled"),
-        "{v}"
-    );
+    assert_message_contains(&v, "disabled");
     s.stop().await;
 }
 
@@ -1333,13 +1292,7 @@ async fn with_verified_approvers_required_kyc_gates_approval_and_ownership() {
     kyc("appr").await;
     let (st, v) = s.as_(&appr, Method::POST, &approve, json!({})).await;
     assert_eq!(st, StatusCode::FORBIDDEN, "{v}");
-    assert!(
-        v["error"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("owning an agent"),
-        "{v}"
-    );
+    assert_message_contains(&v, "owning an agent");
     // Both verified: the registration goes through.
     kyc("dev").await;
     let (st, v) = s.as_(&appr, Method::POST, &approve, json!({})).await;
@@ -1483,10 +1436,7 @@ async fn edges_of_reviews_keys_and_visibility() {
         )
         .await;
     assert_eq!(st, StatusCode::BAD_REQUEST, "{v}");
-    assert!(
-        v["error"]["message"].as_str().unwrap().contains("weak key"),
-        "{v}"
-    );
+    assert_message_contains(&v, "weak key");
     // require_signature can be asked for at registration.
     let (st, v) = s
         .as_(
@@ -1577,13 +1527,7 @@ async fn edges_of_reviews_keys_and_visibility() {
         )
         .await;
     assert_eq!(st, StatusCode::CONFLICT, "{v}");
-    assert!(
-        v["error"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("no active admin"),
-        "{v}"
-    );
+    assert_message_contains(&v, "no active admin");
     s.stop().await;
 }
 

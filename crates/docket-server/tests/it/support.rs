@@ -158,3 +158,11 @@ impl Server {
         self.dir
     }
 }
+
+/// Asserts that the error body `v` says `text` in its message.
+pub fn assert_message_contains(v: &Value, text: &str) {
+    let message = v["error"]["message"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no error message in {v}"));
+    assert!(message.contains(text), "{text:?} not in the message of {v}");
+}

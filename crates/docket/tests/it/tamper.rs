@@ -59,6 +59,14 @@ fn set_data(conn: &Connection, seq: u64, bytes: &[u8]) {
     .unwrap();
 }
 
+/// Flips the low bit of byte `i` of entry `seq`.
+fn flip_bit(dir: &Path, seq: u64, i: usize) {
+    let conn = db(dir);
+    let mut bytes = data(&conn, seq);
+    bytes[i] ^= 0x01;
+    set_data(&conn, seq, &bytes);
+}
+
 #[test]
 fn verify_names_the_first_bad_seq_for_every_kind_of_tampering() {
     let root = tempfile::tempdir().unwrap();
@@ -82,30 +90,23 @@ fn verify_names_the_first_bad_seq_for_every_kind_of_tampering() {
         }
     };
 
+    let by_sql = |name: &str, sql: &str, want_seq: Option<u64>| {
+        case(
+            name,
+            &|d| {
+                db(d).execute(sql, []).unwrap();
+            },
+            want_seq,
+        );
+    };
+
     // Every byte of one entry, changed in turn.
     let len = data(&db(&pristine), 137).len();
     for i in 0..len {
-        case(
-            &format!("byte-{i}"),
-            &|d| {
-                let conn = db(d);
-                let mut bytes = data(&conn, 137);
-                bytes[i] ^= 0x01;
-                set_data(&conn, 137, &bytes);
-            },
-            Some(137),
-        );
+        case(&format!("byte-{i}"), &|d| flip_bit(d, 137, i), Some(137));
     }
 
-    case(
-        "deleted",
-        &|d| {
-            db(d)
-                .execute("DELETE FROM entries WHERE seq = 42", [])
-                .unwrap();
-        },
-        Some(42),
-    );
+    by_sql("deleted", "DELETE FROM entries WHERE seq = 42", Some(42));
 
     case(
         "reordered",
@@ -161,72 +162,32 @@ fn verify_names_the_first_bad_seq_for_every_kind_of_tampering() {
     // An entry in the leaf tile still being filled (its hashes are a row
     // each until the tile is full) is caught at its own seq too, and so is
     // a hash of that tile changed or removed.
-    case(
-        "tail-entry",
-        &|d| {
-            let conn = db(d);
-            let mut bytes = data(&conn, 280);
-            let last = bytes.len() - 3;
-            bytes[last] ^= 0x01;
-            set_data(&conn, 280, &bytes);
-        },
-        Some(280),
-    );
-    case(
+    case("tail-entry", &|d| flip_bit(d, 280, 30), Some(280));
+    by_sql(
         "tail-hash",
-        &|d| {
-            db(d)
-                .execute(
-                    "UPDATE leaf_tail SET hash = zeroblob(32) WHERE seq = 265",
-                    [],
-                )
-                .unwrap();
-        },
+        "UPDATE leaf_tail SET hash = zeroblob(32) WHERE seq = 265",
         Some(265),
     );
-    case(
+    by_sql(
         "tail-hash-removed",
-        &|d| {
-            db(d)
-                .execute("DELETE FROM leaf_tail WHERE seq = 270", [])
-                .unwrap();
-        },
+        "DELETE FROM leaf_tail WHERE seq = 270",
         Some(270),
     );
-    case(
+    by_sql(
         "tail-first-hash-removed",
-        &|d| {
-            db(d)
-                .execute("DELETE FROM leaf_tail WHERE seq = 256", [])
-                .unwrap();
-        },
+        "DELETE FROM leaf_tail WHERE seq = 256",
         Some(256),
     );
 
     // The time index that turns time ranges into seq ranges, skewed.
-    case(
+    by_sql(
         "time-index",
-        &|d| {
-            db(d)
-                .execute(
-                    "UPDATE tiles SET first_ts = first_ts + 3600000000 WHERE level = 0 AND idx = 1",
-                    [],
-                )
-                .unwrap();
-        },
+        "UPDATE tiles SET first_ts = first_ts + 3600000000 WHERE level = 0 AND idx = 1",
         Some(256),
     );
 
     // The last entries removed: the signed checkpoint still covers them.
-    case(
-        "truncated",
-        &|d| {
-            db(d)
-                .execute("DELETE FROM entries WHERE seq >= 290", [])
-                .unwrap();
-        },
-        None,
-    );
+    by_sql("truncated", "DELETE FROM entries WHERE seq >= 290", None);
 
     // A body rewritten and the whole tree and chain recomputed by someone
     // without the signing key: the signed checkpoint catches it.
