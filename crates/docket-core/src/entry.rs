@@ -250,7 +250,7 @@ impl CanonicalBody {
         if !value.is_object() {
             return Err(EntryError::BodyNotObject);
         }
-        let s = serde_json_canonicalizer::to_string(value)
+        let s = crate::jcs::to_string(value)
             .map_err(|e| EntryError::BodyNotCanonicalizable(e.to_string()))?;
         if s.len() > MAX_BODY_BYTES {
             return Err(EntryError::BodyTooLarge(s.len()));
@@ -365,8 +365,7 @@ impl Entry {
     /// Decodes any JSON rendering of an entry (pretty-printed, reordered) by
     /// canonicalizing it first. For entries that travelled inside documents.
     pub fn from_json_value(value: &serde_json::Value) -> Result<Self, EntryError> {
-        let bytes = serde_json_canonicalizer::to_vec(value)
-            .map_err(|e| EntryError::Malformed(e.to_string()))?;
+        let bytes = crate::jcs::to_vec(value).map_err(|e| EntryError::Malformed(e.to_string()))?;
         Self::decode(&bytes)
     }
 
@@ -376,7 +375,7 @@ impl Entry {
     pub fn check_body_canonical(&self) -> Result<(), EntryError> {
         let value: serde_json::Value = serde_json::from_str(self.body.as_str())
             .map_err(|e| EntryError::Malformed(e.to_string()))?;
-        let canon = serde_json_canonicalizer::to_string(&value)
+        let canon = crate::jcs::to_string(&value)
             .map_err(|e| EntryError::BodyNotCanonicalizable(e.to_string()))?;
         if canon == self.body.0 {
             Ok(())

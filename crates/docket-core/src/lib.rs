@@ -9,6 +9,7 @@ pub mod checkpoint;
 pub mod entry;
 pub mod identity;
 pub mod index;
+pub mod jcs;
 pub mod merkle;
 pub mod receipt;
 
