@@ -1,6 +1,8 @@
 //! The [`Backend`] trait: what a database must do for the ledger. Writes
 //! come from the ledger's single appender thread only; reads from anywhere.
 
+use std::sync::Arc;
+
 use docket_core::{EntryType, Hash, IndexFields, Timestamp};
 
 use crate::error::StoreError;
@@ -14,7 +16,8 @@ pub struct Row {
     pub kind: EntryType,
     /// Canonical entry bytes: what the leaf hash covers.
     pub bytes: Vec<u8>,
-    pub index: IndexFields,
+    /// Shared with the entry's [`IndexRow`] while its postings wait.
+    pub index: Arc<IndexFields>,
 }
 
 /// The attributes of one committed entry, waiting to be written as postings.
@@ -24,7 +27,7 @@ pub struct IndexRow {
     /// Minute of the week of the entry's `ts` (UTC).
     pub mow: u16,
     pub kind: EntryType,
-    pub index: IndexFields,
+    pub index: Arc<IndexFields>,
 }
 
 /// Which attribute a posting is for; stored as a small integer.

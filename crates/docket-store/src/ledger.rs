@@ -558,7 +558,7 @@ fn load_state(backend: &dyn Backend) -> Result<(Edge, Shared, Vec<IndexRow>), St
             seq,
             mow: e.ts.minute_of_week(),
             kind: e.kind,
-            index,
+            index: Arc::new(index),
         });
         Ok(())
     })?;
@@ -621,7 +621,7 @@ impl Appender {
         }
     }
 
-    fn commit(&mut self, batch: Vec<Request>, n: usize) {
+    fn commit(&mut self, mut batch: Vec<Request>, n: usize) {
         let started = Instant::now();
         let before = self.edge.clone();
         let pending_before = self.pending.len();
@@ -631,8 +631,8 @@ impl Appender {
         let mut touched: BTreeMap<(u8, u64), Option<Vec<Hash>>> = BTreeMap::new();
         let mut new_upper: Vec<(u8, Hash)> = Vec::new();
         let mut new_blocks: Vec<i64> = Vec::new();
-        for req in &batch {
-            for e in &req.entries {
+        for req in &mut batch {
+            for e in &mut req.entries {
                 let seq = self.edge.next_seq;
                 let ts = (self.config.clock)().as_micros().max(self.edge.last_ts);
                 let bytes = encode_parts(
@@ -660,7 +660,8 @@ impl Appender {
                     ts: Timestamp::from_micros(ts),
                     kind: e.kind,
                     bytes,
-                    index: e.index.clone(),
+                    // Moved, not copied: the request is answered, not replayed.
+                    index: Arc::new(std::mem::take(&mut e.index)),
                 });
             }
         }

@@ -1199,13 +1199,13 @@ mod tests {
 
     #[test]
     fn big_batches_split_by_bytes_and_small_ones_do_not() {
-        use docket_core::{EntryType, IndexFields};
+        use docket_core::EntryType;
         let row = |len: usize| Row {
             seq: 0,
             ts: Timestamp::from_micros(0),
             kind: EntryType::Note,
             bytes: vec![0; len],
-            index: IndexFields::default(),
+            index: Default::default(),
         };
         let small: Vec<Row> = (0..500).map(|_| row(700)).collect();
         assert_eq!(chunks_by_size(&small).count(), 1);
@@ -1247,11 +1247,11 @@ mod tests {
             ts: Timestamp::from_micros(1_700_000_000_000_000 + seq as i64),
             kind: EntryType::Receipt,
             bytes: format!("{{\"seq\":{seq},\"agent\":\"{agent}\"}}").into_bytes(),
-            index: IndexFields {
+            index: std::sync::Arc::new(IndexFields {
                 agent: Some(agent.into()),
                 data_classes: classes.iter().map(|c| c.to_string()).collect(),
                 ..Default::default()
-            },
+            }),
         }
     }
 
