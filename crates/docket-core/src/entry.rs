@@ -392,20 +392,74 @@ impl Entry {
 
 /// Encodes an entry from its parts; see [`Entry::encode`].
 pub fn encode_parts(seq: Seq, ts: Timestamp, kind: EntryType, prev: &Hash, body: &str) -> Vec<u8> {
-    use std::io::Write;
     let mut out = Vec::with_capacity(body.len() + 180);
-    out.extend_from_slice(b"{\"body\":");
+    out.extend_from_slice(BODY_OPEN);
     out.extend_from_slice(body.as_bytes());
+    write_after_body(&mut out, seq, ts, kind, prev);
+    out
+}
+
+/// What an entry's canonical bytes start with; the body follows.
+const BODY_OPEN: &[u8] = b"{\"body\":";
+
+/// The rest of an entry's canonical bytes after its body: the four members
+/// sequencing fixes.
+fn write_after_body(out: &mut Vec<u8>, seq: Seq, ts: Timestamp, kind: EntryType, prev: &Hash) {
+    use std::io::Write;
     out.extend_from_slice(b",\"prev\":\"");
     let mut hex_prev = [0u8; 64];
     hex::encode_to_slice(prev.0, &mut hex_prev).expect("32 bytes are 64 hex digits");
     out.extend_from_slice(&hex_prev);
     let _ = write!(out, "\",\"seq\":{},\"ts\":\"", seq.0);
-    ts.write_log_form(&mut out);
+    ts.write_log_form(out);
     out.extend_from_slice(b"\",\"type\":\"");
     out.extend_from_slice(kind.as_str().as_bytes());
     out.extend_from_slice(b"\"}");
-    out
+}
+
+/// A canonical body with its entry's leaf hash begun.
+///
+/// An entry's canonical bytes put the body first, so the leaf hash
+/// (`SHA-256(0x00 ‖ bytes)`, RFC 6962) can take in everything up to the end
+/// of the body where the body is prepared, on the caller's thread. The
+/// single appender thread then hashes only the hundred-odd bytes of `prev`,
+/// `seq`, `ts` and `type` ([`HashedBody::seal`]); a property test checks the
+/// result against [`leaf_hash`] of [`encode_parts`].
+#[derive(Clone)]
+pub struct HashedBody {
+    body: CanonicalBody,
+    begun: sha2::Sha256,
+}
+
+impl HashedBody {
+    pub fn new(body: CanonicalBody) -> Self {
+        use sha2::Digest;
+        let mut begun = sha2::Sha256::new();
+        begun.update([0x00]);
+        begun.update(BODY_OPEN);
+        begun.update(body.as_str().as_bytes());
+        Self { body, begun }
+    }
+
+    pub fn body(&self) -> &CanonicalBody {
+        &self.body
+    }
+
+    /// The canonical bytes of the entry with this body and these parts, and
+    /// its leaf hash.
+    pub fn seal(&self, seq: Seq, ts: Timestamp, kind: EntryType, prev: &Hash) -> (Vec<u8>, Hash) {
+        use sha2::Digest;
+        let bytes = encode_parts(seq, ts, kind, prev, self.body.as_str());
+        let mut h = self.begun.clone();
+        h.update(&bytes[BODY_OPEN.len() + self.body.as_str().len()..]);
+        (bytes, Hash(h.finalize().into()))
+    }
+}
+
+impl fmt::Debug for HashedBody {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("HashedBody").field(&self.body).finish()
+    }
 }
 
 /// Parses 64 lowercase hex digits into a hash.
@@ -464,6 +518,27 @@ mod tests {
             e.seq = Seq(seq);
             prop_assert_eq!(e.encode(), canonicalizer_encoding(&e));
             prop_assert_eq!(Entry::decode(&e.encode()).unwrap(), e);
+        }
+
+        #[test]
+        fn a_hashed_body_seals_to_the_entry_and_its_leaf_hash(
+            text in "\\PC{0,300}",
+            seq in 0u64..MAX_SEQ,
+            micros in 0i64..253_402_300_799_999_999,
+            kind in proptest::sample::select(EntryType::ALL.to_vec()),
+            prev in any::<[u8; 32]>(),
+        ) {
+            let e = Entry {
+                seq: Seq(seq),
+                ts: Timestamp::from_micros(micros),
+                kind,
+                prev: Hash(prev),
+                body: CanonicalBody::from_value(&json!({ "text": text })).unwrap(),
+            };
+            let (bytes, leaf) = HashedBody::new(e.body.clone()).seal(e.seq, e.ts, e.kind, &e.prev);
+            prop_assert_eq!(&bytes, &e.encode());
+            prop_assert_eq!(leaf, leaf_hash(&bytes));
+            prop_assert_eq!(leaf, e.leaf_hash());
         }
     }
 

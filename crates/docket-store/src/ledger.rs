@@ -11,7 +11,7 @@ use std::thread::JoinHandle;
 use std::time::Instant;
 
 use crossbeam_channel::{Receiver, Sender};
-use docket_core::entry::encode_parts;
+use docket_core::entry::HashedBody;
 use docket_core::merkle::{self, leaf_hash};
 use docket_core::{
     CanonicalBody, Entry, EntryType, Hash, IndexFields, LogSigner, Receipt, Seq, Timestamp,
@@ -31,7 +31,9 @@ use crate::tiles::{
 #[derive(Clone, Debug)]
 pub struct NewEntry {
     pub kind: EntryType,
-    pub body: CanonicalBody,
+    /// The canonical body, its leaf hash begun here rather than on the
+    /// appender thread.
+    pub body: HashedBody,
     pub index: IndexFields,
 }
 
@@ -42,7 +44,7 @@ impl NewEntry {
         let index = IndexFields::from_body(body).map_err(|e| StoreError::Invalid(e.to_string()))?;
         Ok(Self {
             kind,
-            body: canonical,
+            body: HashedBody::new(canonical),
             index,
         })
     }
@@ -635,14 +637,12 @@ impl Appender {
             for e in &mut req.entries {
                 let seq = self.edge.next_seq;
                 let ts = (self.config.clock)().as_micros().max(self.edge.last_ts);
-                let bytes = encode_parts(
+                let (bytes, leaf) = e.body.seal(
                     Seq(seq),
                     Timestamp::from_micros(ts),
                     e.kind,
                     &self.edge.prev,
-                    e.body.as_str(),
                 );
-                let leaf = leaf_hash(&bytes);
                 if seq.is_multiple_of(TILE_WIDTH) {
                     new_blocks.push(ts);
                 }
