@@ -118,9 +118,9 @@ fn spawn_wal_checkpointer(path: PathBuf) -> Result<std::sync::mpsc::Sender<()>, 
 /// Interned attribute values and their ids. Looked up about eighteen times
 /// per appended entry on the appender thread, so hashed with foldhash
 /// rather than SipHash, whose hashing was about 3 % of that thread's
-/// samples at 256 writers. foldhash is seeded per map, so colliding names
-/// cannot be chosen without the seed; the names come from authenticated
-/// callers and each is interned once.
+/// samples at 256 writers. foldhash resists deliberately colliding keys
+/// only a little (it is seeded per map); what makes that acceptable here is
+/// that the names come from authenticated callers and each is interned once.
 type Names = HashMap<String, i64, foldhash::fast::RandomState>;
 
 struct Writer {
