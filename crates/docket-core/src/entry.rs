@@ -441,10 +441,6 @@ impl HashedBody {
         Self { body, begun }
     }
 
-    pub fn body(&self) -> &CanonicalBody {
-        &self.body
-    }
-
     /// The canonical bytes of the entry with this body and these parts, and
     /// its leaf hash.
     pub fn seal(&self, seq: Seq, ts: Timestamp, kind: EntryType, prev: &Hash) -> (Vec<u8>, Hash) {

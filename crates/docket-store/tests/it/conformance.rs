@@ -3,13 +3,10 @@
 use std::sync::Arc;
 
 use docket_core::{Entry, EntryType, Hash, LogSigner, Timestamp};
-use docket_store::{
-    BackendSource, Ledger, LedgerConfig, NewEntry, Order, Query, TimeWindow, VerifyOptions,
-    verify_log,
-};
+use docket_store::{Ledger, LedgerConfig, NewEntry, Order, Query, TimeWindow};
 use serde_json::json;
 
-use crate::support::{TestDb, receipt};
+use crate::support::{TestDb, receipt, verify_all};
 
 fn append_n(ledger: &Ledger, from: u64, n: u64) {
     let entries: Vec<NewEntry> = (from..from + n).map(receipt).collect();
@@ -144,13 +141,7 @@ pub fn checkpoints_and_receipts(db: TestDb) {
     ledger.checkpoint(&signer).unwrap().unwrap();
     let all = ledger.backend().checkpoints(0, 10).unwrap();
     assert_eq!(all.iter().map(|c| c.size).collect::<Vec<_>>(), vec![20, 25]);
-    let report = verify_log(
-        &BackendSource(ledger.backend().as_ref()),
-        &signer.verifier(),
-        &VerifyOptions { check_bodies: true },
-        &|_| {},
-    )
-    .unwrap();
+    let report = verify_all(&ledger, &signer);
     assert_eq!((report.entries, report.checkpoints), (25, 2));
 }
 
@@ -304,13 +295,7 @@ pub fn a_failed_write_acknowledges_nothing_and_the_log_goes_on(db: TestDb) {
     );
     let signer = LogSigner::generate("test.docket/log").unwrap();
     ledger.checkpoint(&signer).unwrap();
-    let report = verify_log(
-        &BackendSource(ledger.backend().as_ref()),
-        &signer.verifier(),
-        &VerifyOptions::default(),
-        &|_| {},
-    )
-    .unwrap();
+    let report = verify_all(&ledger, &signer);
     assert_eq!(report.entries, 6);
 }
 

@@ -8,9 +8,9 @@ use std::sync::Arc;
 
 use docket_core::LogSigner;
 use docket_core::merkle::MemoryTree;
-use docket_store::{BackendSource, Ledger, LedgerConfig, VerifyOptions, verify_log};
+use docket_store::{Ledger, LedgerConfig};
 
-use crate::support::{RawValue, TestDb, receipt};
+use crate::support::{RawValue, TestDb, receipt, verify_all};
 
 fn open(db: &TestDb) -> Ledger {
     Ledger::open(db.reopen(), LedgerConfig::default()).unwrap()
@@ -80,13 +80,7 @@ fn check(ledger: &Ledger, size: u64, signer: &LogSigner) {
         docket_core::merkle::verify_inclusion(&proof, seq, size, &leaf, &root).unwrap();
     }
     ledger.checkpoint(signer).unwrap();
-    let report = verify_log(
-        &BackendSource(ledger.backend().as_ref()),
-        &signer.verifier(),
-        &VerifyOptions { check_bodies: true },
-        &|_| {},
-    )
-    .unwrap();
+    let report = verify_all(ledger, signer);
     assert_eq!(report.entries, size);
 }
 

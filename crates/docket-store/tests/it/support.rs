@@ -2,9 +2,12 @@
 
 use std::sync::Arc;
 
+use docket_core::LogSigner;
 use docket_store::postgres::{PostgresBackend, PostgresConfig};
 use docket_store::sqlite::{SqliteBackend, SqliteConfig};
-use docket_store::{Backend, Ledger, LedgerConfig, NewEntry};
+use docket_store::{
+    Backend, BackendSource, Ledger, LedgerConfig, NewEntry, VerifyOptions, VerifyReport, verify_log,
+};
 use serde_json::json;
 
 pub struct TestDb {
@@ -168,4 +171,16 @@ pub fn receipt(i: u64) -> NewEntry {
         "request_digest": format!("{:064x}", i),
     });
     NewEntry::new(docket_core::EntryType::Receipt, &body).unwrap()
+}
+
+/// `docket verify` over the whole of `ledger`'s store, re-canonicalizing
+/// every body; panics naming the first problem.
+pub fn verify_all(ledger: &Ledger, signer: &LogSigner) -> VerifyReport {
+    verify_log(
+        &BackendSource(ledger.backend().as_ref()),
+        &signer.verifier(),
+        &VerifyOptions { check_bodies: true },
+        &|_| {},
+    )
+    .unwrap()
 }
