@@ -384,6 +384,11 @@ impl Entry {
         }
     }
 
+    /// The body's canonical JSON text.
+    pub fn body_json(&self) -> &str {
+        self.body.as_str()
+    }
+
     /// The body parsed as JSON.
     pub fn body_value(&self) -> serde_json::Value {
         serde_json::from_str(self.body.as_str()).unwrap_or(serde_json::Value::Null)

@@ -5,6 +5,7 @@
 //! auditor needs to check Docket's evidence offline is built from it alone.
 
 pub mod audit;
+pub mod bodies;
 pub mod checkpoint;
 pub mod entry;
 pub mod identity;
@@ -12,6 +13,7 @@ pub mod index;
 pub mod jcs;
 pub mod merkle;
 pub mod receipt;
+pub mod writers;
 
 pub use audit::{ChainChecker, ChainError, ChainProblem, CompactTree};
 pub use checkpoint::{CheckpointError, LogSigner, LogVerifier, SignedCheckpoint};

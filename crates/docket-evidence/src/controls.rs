@@ -15,6 +15,9 @@ pub enum Status {
     NotSatisfied,
     /// Docket has no source for this yet; never counted as passing.
     NoSource,
+    /// The test had nothing to test in the window (its figures say how
+    /// many it checked: none); never counted as passing.
+    NotObserved,
     /// The test passed on the entries of the window.
     Satisfied,
     /// A figure reported for the auditor, with no threshold to pass.
@@ -26,6 +29,7 @@ impl Status {
         match self {
             Status::NotSatisfied => "not_satisfied",
             Status::NoSource => "no_source",
+            Status::NotObserved => "not_observed",
             Status::Satisfied => "satisfied",
             Status::Observed => "observed",
         }
@@ -99,6 +103,10 @@ pub const CRITERIA: &[CriterionDef] = &[
             test(
                 "cc6.1-customer-data",
                 "Receipts that touched classified data, with the humans involved",
+            ),
+            test(
+                "cc6.1-writers",
+                "Every entry written by the writer its type allows; agent-reported entries never counted as observed",
             ),
         ],
     },
@@ -309,6 +317,10 @@ pub const CRITERIA: &[CriterionDef] = &[
                 "a1.2-provider-errors",
                 "Error and timeout rate per provider per day",
             ),
+            test(
+                "a1.2-unrecorded-outcomes",
+                "Calls the gateway forwarded whose outcome no receipt records = 0",
+            ),
             missing(
                 "a1.2-gateway-down",
                 "Periods where the gateway was down (checkpoint gaps)",
@@ -426,7 +438,7 @@ pub struct ControlsReport {
     pub criteria: Vec<CriterionResult>,
 }
 
-pub const CONTROLS_FORMAT: &str = "docket-controls/v1";
+pub const CONTROLS_FORMAT: &str = "docket-controls/v2";
 
 /// One provider or model in the vendor rollup.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -445,11 +457,16 @@ pub struct VendorLine {
     pub cost_ppm: u64,
 }
 
-/// `vendors.json`: share of calls and cost per provider and model.
+/// `vendors.json`: share of calls and cost per provider and model, of the
+/// calls Docket's gateway carried; what agents report of their own calls
+/// is counted apart and in no share.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct VendorRollup {
     pub calls: u64,
     pub cost_micro_usd: u64,
     /// Providers (model = None) each followed by their models, by calls descending.
     pub lines: Vec<VendorLine>,
+    /// Receipts naming a provider that are the agent's own account.
+    pub agent_reported_calls: u64,
+    pub agent_reported_cost_micro_usd: u64,
 }

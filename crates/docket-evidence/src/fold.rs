@@ -8,9 +8,13 @@
 use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
+use docket_core::bodies::{self, DecisionBody, Outcome, ReceiptBody, Source, Stage};
 use docket_core::identity::event::{ChangeRequest, ReviewEvent};
 use docket_core::identity::registry::{AgentStatus, ChangeStatus, Credential};
-use docket_core::identity::{Actor, AgentId, CredentialId, Event, KycStatus, Registry};
+use docket_core::identity::{
+    Actor, AgentId, CredentialId, Event, HumanAssurance, KycStatus, Registry, UserId,
+};
+use docket_core::writers::{Standing, WriteCheck};
 use docket_core::{Entry, EntryType, Timestamp};
 use serde_json::value::RawValue;
 use serde_json::{Map, Value, json};
@@ -259,6 +263,28 @@ pub struct Fold {
     agent_seq: HashMap<AgentId, u64>,
     by_type: BTreeMap<&'static str, u64>,
     withheld: u64,
+    /// The write table and the links between entries (CC6.1).
+    writes: WriteCheck,
+    /// Disclosed entries of the window, all checked against the table.
+    written: u64,
+    writer_findings: Tally,
+    /// Receipts of calls the gateway carried, and of those the ones whose
+    /// decision precedes the window.
+    observed_receipts: u64,
+    unlinked: u64,
+    /// Receipts naming a provider that are the agent's own word.
+    reported_calls: u64,
+    reported_cost: u64,
+    // What the threshold tests looked at, so a test with nothing to look
+    // at says so instead of passing.
+    decisions: u64,
+    allowed_decisions: u64,
+    gateway_allowed: u64,
+    registrations: u64,
+    registration_approvals: u64,
+    agent_credentials_issued: u64,
+    change_requests: u64,
+    change_approvals: u64,
     // CC6.1
     receipts: u64,
     unregistered: Tally,
@@ -323,6 +349,21 @@ impl Fold {
             agent_seq: HashMap::new(),
             by_type: BTreeMap::new(),
             withheld: 0,
+            writes: WriteCheck::new(),
+            written: 0,
+            writer_findings: Tally::default(),
+            observed_receipts: 0,
+            unlinked: 0,
+            reported_calls: 0,
+            reported_cost: 0,
+            decisions: 0,
+            allowed_decisions: 0,
+            gateway_allowed: 0,
+            registrations: 0,
+            registration_approvals: 0,
+            agent_credentials_issued: 0,
+            change_requests: 0,
+            change_approvals: 0,
             receipts: 0,
             unregistered: Tally::default(),
             assurance: [0; 3],
@@ -427,14 +468,41 @@ impl Fold {
     /// One disclosed entry of the window, in `seq` order.
     pub fn entry(&mut self, e: &Line<'_>, sink: &mut dyn RecordSink) -> std::io::Result<()> {
         *self.by_type.entry(e.kind.as_str()).or_default() += 1;
-        // Receipts are most of a window: read through a borrowed view.
+        self.written += 1;
+        let seq = e.seq;
         if e.kind == EntryType::Receipt {
-            let view: ReceiptView<'_> = serde_json::from_str(e.body.get()).unwrap_or_default();
-            self.receipt(e.seq, e.ts, &view);
+            let read = bodies::parse::<ReceiptBody>(e.body.get())
+                .map_err(|p| format!("receipt body does not read as one: {p}"))
+                .and_then(|r| {
+                    let standing = self.writes.check_receipt(seq, e.ts, &r)?;
+                    Ok((r, standing))
+                });
+            match read {
+                Ok((r, standing)) => self.receipt(seq, e.ts, &r, standing),
+                Err(problem) => self.writer_findings.push(seq, problem),
+            }
             return Ok(());
         }
-        let seq = e.seq;
+        let standing = self
+            .writes
+            .check(seq, e.ts, e.kind, e.body.get(), &self.registry);
         let body = &e.value();
+        if Event::is_identity_type(e.kind)
+            && let Ok((event, actor)) = Event::from_body(e.kind, body)
+        {
+            // Folded whatever the check says, as the server folds it: the
+            // registry is what the server acted on.
+            if standing.is_ok() {
+                self.identity(seq, e.ts, &actor, &event);
+            }
+            self.note_identity(seq, e.ts, &event);
+            self.registry.apply(seq, e.ts, &actor, &event);
+        }
+        if let Err(problem) = standing {
+            // Not counted, not carried into the records: listed.
+            self.writer_findings.push(seq, problem);
+            return Ok(());
+        }
         if let Some(actor) = body.get("actor")
             && let Some(sig) = actor.get("signature")
         {
@@ -447,7 +515,12 @@ impl Fold {
             sink.line(file, &line)?;
         }
         match e.kind {
-            EntryType::Decision => self.decision(seq, body),
+            EntryType::Decision => {
+                // The write check read it as one already.
+                if let Ok(d) = bodies::parse::<DecisionBody>(e.body.get()) {
+                    self.decision(seq, &d);
+                }
+            }
             EntryType::Anomaly => {
                 let cat = str_of(body, "category").unwrap_or("uncategorized");
                 let sev = str_of(body, "severity").unwrap_or("unknown");
@@ -467,13 +540,6 @@ impl Fold {
                     .push(seq, format!("{} {what}", e.kind.as_str()));
             }
             _ => {}
-        }
-        if Event::is_identity_type(e.kind)
-            && let Ok((event, actor)) = Event::from_body(e.kind, body)
-        {
-            self.identity(seq, e.ts, &actor, &event);
-            self.note_identity(seq, e.ts, &event);
-            self.registry.apply(seq, e.ts, &actor, &event);
         }
         Ok(())
     }
@@ -565,18 +631,18 @@ impl Fold {
         }
     }
 
-    fn receipt(&mut self, seq: u64, ts: Timestamp, r: &ReceiptView<'_>) {
+    fn receipt(&mut self, seq: u64, ts: Timestamp, r: &ReceiptBody, standing: Standing) {
         self.receipts += 1;
-        let agent = text(r.agent);
-        let agent = agent.as_deref();
+        self.observed_receipts += u64::from(standing.observed());
+        let agent = r.agent.as_ref().map(AgentId::as_str);
         if let Some(p) = self.agent_problem(agent) {
             self.unregistered.push_with(seq, || p.note(agent));
             self.inactive.push_with(seq, || p.note(agent));
         } else {
-            match text(r.credential) {
+            match r.credential() {
                 None => self.unregistered.push(seq, "names no credential"),
                 Some(c) => {
-                    let cred = self.registry.credentials.get(c.as_ref());
+                    let cred = self.registry.credentials.get(c);
                     // A receipt is written when the call ends: the
                     // credential must have been live when it began, some
                     // minutes earlier.
@@ -597,65 +663,64 @@ impl Fold {
                 }
             }
         }
-        let actor = r
-            .actor
-            .and_then(|a| serde_json::from_str::<ActorView<'_>>(a.get()).ok());
-        if let Some(a) = &actor
-            && let Some(sig) = a.signature
-        {
-            self.signature(
-                seq,
-                ts,
-                text(a.did).as_deref(),
-                text(a.agent).as_deref(),
-                sig.get(),
-            );
-        }
-        let assurance = actor.and_then(|a| text(a.human_assurance));
-        let slot = match assurance.as_deref() {
-            Some("session") => 0,
-            Some("asserted") => 1,
+        let (assurance, human_of_actor) = match &r.actor {
+            Actor::Agent {
+                agent,
+                did,
+                signature,
+                human_assurance,
+                human,
+                ..
+            } => {
+                if let Some(sig) = signature {
+                    let raw = sig.to_string();
+                    self.signature(seq, ts, Some(did.as_str()), Some(agent.as_str()), &raw);
+                }
+                (Some(*human_assurance), human.as_ref())
+            }
+            _ => (None, None),
+        };
+        let slot = match assurance {
+            Some(HumanAssurance::Session) => 0,
+            Some(HumanAssurance::Asserted) => 1,
             _ => 2,
         };
         self.assurance[slot] += 1;
-        let human = text(r.human);
-        let classes: Vec<String> = r
-            .data_classes
-            .and_then(|c| serde_json::from_str::<Vec<Value>>(c.get()).ok())
-            .unwrap_or_default()
-            .into_iter()
-            .filter_map(|v| match v {
-                Value::String(s) => Some(s),
-                _ => None,
-            })
-            .collect();
-        if !classes.is_empty() {
+        let human = r.human.as_ref().or(human_of_actor);
+        if !r.data_classes.is_empty() {
             self.classified.push(
                 seq,
                 format!(
                     "{} for {}",
-                    classes.join(","),
-                    human.as_deref().unwrap_or("no named human")
+                    r.data_classes.join(","),
+                    human.map_or("no named human", UserId::as_str)
                 ),
             );
-            if let Some(h) = &human {
+            if let Some(h) = human {
                 self.classified_humans.insert(h.to_string());
             }
         }
         // Tool calls recorded without a provider are not AI-vendor traffic.
-        let Some(provider) = text(r.provider) else {
+        let Some(provider) = r.provider.as_deref() else {
             return;
         };
-        let provider = provider.as_ref();
-        let model = text(r.model).or_else(|| text(r.tool));
-        let model = model.as_deref().unwrap_or("unknown");
-        let outcome = text(r.outcome);
-        let error_text = text(r.error);
-        let body_cost = number(r.cost_micro_usd);
-        let body_in = number(r.input_tokens);
-        let body_out = number(r.output_tokens);
-        let error = outcome.is_some_and(|o| o != "ok");
-        let timeout = error_text.is_some_and(|e| {
+        let cost = r.cost_micro_usd.unwrap_or(0);
+        if !standing.observed() {
+            // The agent's word: shown apart, never in the shares.
+            self.reported_calls += 1;
+            self.reported_cost = self.reported_cost.saturating_add(cost);
+            return;
+        }
+        if standing == Standing::ObservedUnlinked {
+            self.unlinked += 1;
+        }
+        let model = r
+            .model
+            .as_deref()
+            .or(r.tool.as_deref())
+            .unwrap_or("unknown");
+        let error = r.outcome.as_deref().is_some_and(|o| o != "ok");
+        let timeout = r.error.as_deref().is_some_and(|e| {
             let e = e.to_ascii_lowercase();
             e.contains("timed out") || e.contains("timeout")
         });
@@ -667,7 +732,12 @@ impl Fold {
             Some(v) => v,
             None => models.entry(model.to_owned()).or_default(),
         };
-        v.add(body_cost, body_in, body_out, error);
+        v.add(
+            cost,
+            r.input_tokens.unwrap_or(0),
+            r.output_tokens.unwrap_or(0),
+            error,
+        );
         let day = ts.as_micros().div_euclid(86_400_000_000);
         let days = match self.provider_days.get_mut(provider) {
             Some(d) => d,
@@ -679,24 +749,28 @@ impl Fold {
         d.2 += u64::from(timeout);
     }
 
-    fn decision(&mut self, seq: u64, body: &Value) {
-        let outcome = str_of(body, "outcome").unwrap_or("unknown");
-        let agent = str_of(body, "agent");
-        if outcome == "allow"
-            && let Some(p) = self.agent_problem(agent)
-        {
-            self.inactive
-                .push_with(seq, || format!("allowed: {}", p.note(agent)));
+    fn decision(&mut self, seq: u64, d: &DecisionBody) {
+        let (agent, outcome) = (d.agent.as_str(), d.outcome);
+        self.decisions += 1;
+        if outcome == Outcome::Allow {
+            self.allowed_decisions += 1;
+            self.gateway_allowed += u64::from(d.source == Source::Gateway);
+            if let Some(p) = self.agent_problem(Some(agent)) {
+                self.inactive
+                    .push_with(seq, || format!("allowed: {}", p.note(Some(agent))));
+            }
         }
-        if str_of(body, "stage") == Some("scope") {
-            let what = str_of(body, "model")
-                .or(str_of(body, "tool"))
-                .or(str_of(body, "dataset"))
+        if d.stage == Stage::Scope {
+            let r = &d.resource;
+            let what = r
+                .model
+                .as_deref()
+                .or(r.tool.as_deref())
+                .or(r.dataset.as_deref())
                 .unwrap_or("?");
-            let agent = str_of(body, "agent").unwrap_or("?");
             self.out_of_scope
                 .push(seq, format!("{agent} -> {what}: {outcome}"));
-            if outcome == "allow" {
+            if outcome == Outcome::Allow {
                 self.out_of_scope_allowed += 1;
             }
         }
@@ -705,6 +779,33 @@ impl Fold {
     /// Tests on identity events of the window, against the registry as it
     /// stood just before the event.
     fn identity(&mut self, seq: u64, _ts: Timestamp, actor: &Actor, event: &Event) {
+        let provisioning = |r: &ChangeRequest| {
+            matches!(
+                r,
+                ChangeRequest::AgentRegister { .. } | ChangeRequest::AgentRetire { .. }
+            )
+        };
+        match event {
+            Event::ChangeRequested { request, .. } if !provisioning(request) => {
+                self.change_requests += 1
+            }
+            Event::ChangeApproved { request, .. } => {
+                self.change_approvals += 1;
+                if self
+                    .registry
+                    .changes
+                    .get(request)
+                    .is_some_and(|c| matches!(c.request, ChangeRequest::AgentRegister { .. }))
+                {
+                    self.registration_approvals += 1;
+                }
+            }
+            Event::AgentRegistered { .. } => self.registrations += 1,
+            Event::CredentialIssued { credential, .. } if credential.agent.is_some() => {
+                self.agent_credentials_issued += 1
+            }
+            _ => {}
+        }
         match event {
             // Registrations and retirements are provisioning (CC6.2), not
             // configuration changes: they carry no rollback plan.
@@ -851,10 +952,12 @@ impl Fold {
     }
 
     /// The derived files' contents, computed from what was fed.
-    pub fn finish(self) -> Derived {
+    pub fn finish(mut self) -> Derived {
         let vendors = self.vendor_rollup();
         let registry = self.registry_snapshot();
-        let controls = self.controls(&vendors);
+        let mut writes = std::mem::take(&mut self.writes);
+        let unrecorded = writes.unrecorded(self.to);
+        let controls = self.controls(&vendors, unrecorded);
         Derived {
             controls,
             vendors,
@@ -906,6 +1009,8 @@ impl Fold {
             calls,
             cost_micro_usd: cost,
             lines,
+            agent_reported_calls: self.reported_calls,
+            agent_reported_cost_micro_usd: self.reported_cost,
         }
     }
 
@@ -1018,7 +1123,11 @@ impl Fold {
         })
     }
 
-    fn controls(&self, vendors: &VendorRollup) -> ControlsReport {
+    fn controls(
+        &self,
+        vendors: &VendorRollup,
+        unrecorded: (&[(u64, String)], u64),
+    ) -> ControlsReport {
         let mut criteria = Vec::new();
         for def in CRITERIA {
             let tests: Vec<TestResult> = def
@@ -1035,7 +1144,7 @@ impl Fold {
                         items_omitted: 0,
                     };
                     if t.no_source.is_none() {
-                        self.run(t.id, &mut r, vendors);
+                        self.run(t.id, &mut r, vendors, unrecorded);
                     }
                     r
                 })
@@ -1074,15 +1183,26 @@ impl Fold {
     }
 
     /// Fills one test's figures, items and status.
-    fn run(&self, id: &str, r: &mut TestResult, vendors: &VendorRollup) {
-        let zero = |r: &mut TestResult, name: &str, t: &Tally| {
+    fn run(
+        &self,
+        id: &str,
+        r: &mut TestResult,
+        vendors: &VendorRollup,
+        unrecorded: (&[(u64, String)], u64),
+    ) {
+        // A threshold test: none of `t` among the `tested` things it looked
+        // at. With nothing to look at it is not observed, never satisfied.
+        let zero = |r: &mut TestResult, name: &str, t: &Tally, tested: u64| {
+            r.figures.insert("tested".into(), json!(tested));
             r.figures.insert(name.into(), json!(t.count()));
             r.items = t.items.clone();
             r.items_omitted = t.omitted;
-            r.status = if t.count() == 0 {
-                Status::Satisfied
-            } else {
+            r.status = if t.count() > 0 {
                 Status::NotSatisfied
+            } else if tested == 0 {
+                Status::NotObserved
+            } else {
+                Status::Satisfied
             };
         };
         let listed = |r: &mut TestResult, name: &str, t: &Tally| {
@@ -1094,7 +1214,7 @@ impl Fold {
         match id {
             "cc6.1-registered-agent" => {
                 r.figures.insert("receipts".into(), json!(self.receipts));
-                zero(r, "receipts_failing", &self.unregistered);
+                zero(r, "receipts_failing", &self.unregistered, self.receipts);
             }
             "cc6.1-authenticated-human" => {
                 let [session, asserted, none] = self.assurance;
@@ -1109,26 +1229,86 @@ impl Fold {
                 );
                 r.status = Status::Observed;
             }
-            "cc6.1-inactive-agents" => zero(r, "actions", &self.inactive),
+            "cc6.1-inactive-agents" => zero(
+                r,
+                "actions",
+                &self.inactive,
+                self.receipts + self.allowed_decisions,
+            ),
             "cc6.1-agent-signatures" => {
                 r.figures
                     .insert("verified".into(), json!(self.signatures_verified));
                 r.figures
                     .insert("without_base".into(), json!(self.signatures_without_base));
-                zero(r, "failed", &self.signatures_failed);
+                zero(
+                    r,
+                    "failed",
+                    &self.signatures_failed,
+                    self.signatures_verified
+                        + self.signatures_without_base
+                        + self.signatures_failed.count(),
+                );
+            }
+            "cc6.1-writers" => {
+                zero(r, "entries_failing", &self.writer_findings, self.written);
+                r.figures.insert(
+                    "gateway_observed_receipts".into(),
+                    json!(self.observed_receipts),
+                );
+                r.figures.insert(
+                    "gateway_receipts_decided_before_window".into(),
+                    json!(self.unlinked),
+                );
+                r.figures.insert(
+                    "agent_reported_receipts".into(),
+                    json!(self.receipts - self.observed_receipts),
+                );
+            }
+            "a1.2-unrecorded-outcomes" => {
+                let (listed, count) = unrecorded;
+                r.figures
+                    .insert("tested".into(), json!(self.gateway_allowed));
+                r.figures
+                    .insert("calls_without_receipt".into(), json!(count));
+                r.items = listed
+                    .iter()
+                    .map(|(seq, note)| Item {
+                        seq: *seq,
+                        note: note.clone(),
+                    })
+                    .collect();
+                r.items_omitted = count - listed.len() as u64;
+                r.status = if count > 0 {
+                    Status::NotSatisfied
+                } else if self.gateway_allowed == 0 {
+                    Status::NotObserved
+                } else {
+                    Status::Satisfied
+                };
             }
             "cc6.1-customer-data" => {
                 listed(r, "receipts_with_data_classes", &self.classified);
                 r.figures
                     .insert("humans".into(), json!(self.classified_humans));
             }
-            "cc6.2-unapproved-registrations" => {
-                zero(r, "registrations", &self.unapproved_registrations)
-            }
-            "cc6.2-self-approved" => zero(r, "approvals", &self.self_approved_registrations),
-            "cc6.2-credentials-inactive-agents" => {
-                zero(r, "credentials", &self.credentials_to_inactive)
-            }
+            "cc6.2-unapproved-registrations" => zero(
+                r,
+                "registrations",
+                &self.unapproved_registrations,
+                self.registrations,
+            ),
+            "cc6.2-self-approved" => zero(
+                r,
+                "approvals",
+                &self.self_approved_registrations,
+                self.registration_approvals,
+            ),
+            "cc6.2-credentials-inactive-agents" => zero(
+                r,
+                "credentials",
+                &self.credentials_to_inactive,
+                self.agent_credentials_issued,
+            ),
             "cc6.2-owner-kyc" => {
                 let mut t = Tally::default();
                 for a in self.registry.agents.values() {
@@ -1154,20 +1334,18 @@ impl Fold {
                         );
                     }
                 }
-                r.figures.insert(
-                    "agents".into(),
-                    json!(
-                        self.registry
-                            .agents
-                            .values()
-                            .filter(|a| a.status != AgentStatus::Retired)
-                            .count()
-                    ),
-                );
-                zero(r, "owner_not_verified", &t);
+                let agents = self
+                    .registry
+                    .agents
+                    .values()
+                    .filter(|a| a.status != AgentStatus::Retired)
+                    .count() as u64;
+                r.figures.insert("agents".into(), json!(agents));
+                zero(r, "owner_not_verified", &t, agents);
             }
             "cc6.3-retired-live-credential" => {
                 let mut t = Tally::default();
+                let mut tested = 0;
                 for c in self.sorted_credentials() {
                     let Some(agent) = &c.record.agent else {
                         continue;
@@ -1177,6 +1355,7 @@ impl Fold {
                         .agents
                         .get(agent)
                         .is_some_and(|a| a.status == AgentStatus::Retired);
+                    tested += u64::from(retired);
                     if retired && self.registry.credential_dead_at(c, self.to).is_none() {
                         t.push(
                             self.credential_seq.get(&c.record.id).copied().unwrap_or(0),
@@ -1187,15 +1366,17 @@ impl Fold {
                         );
                     }
                 }
-                zero(r, "credentials", &t);
+                zero(r, "credentials", &t, tested);
             }
             "cc6.3-rotation" => {
                 let mut t = Tally::default();
+                let mut tested = 0;
                 let limit = ROTATION_DAYS * 86_400_000_000;
                 for c in self.sorted_credentials() {
                     if self.registry.credential_dead_at(c, self.to).is_some() {
                         continue;
                     }
+                    tested += 1;
                     let age = self.to.as_micros() - c.issued_at.as_micros();
                     if age > limit {
                         t.push(
@@ -1210,7 +1391,7 @@ impl Fold {
                 }
                 r.figures
                     .insert("rotation_days".into(), json!(ROTATION_DAYS));
-                zero(r, "credentials_overdue", &t);
+                zero(r, "credentials_overdue", &t, tested);
             }
             "cc6.3-quarterly-review" if self.window.project.is_some() => {
                 r.status = Status::NoSource;
@@ -1223,14 +1404,18 @@ impl Fold {
                 listed(r, "attempts", &self.out_of_scope);
                 r.figures
                     .insert("allowed".into(), json!(self.out_of_scope_allowed));
-                r.status = if self.out_of_scope_allowed == 0 {
-                    Status::Satisfied
-                } else {
+                r.figures.insert("tested".into(), json!(self.decisions));
+                r.status = if self.out_of_scope_allowed > 0 {
                     Status::NotSatisfied
+                } else if self.decisions == 0 {
+                    Status::NotObserved
+                } else {
+                    Status::Satisfied
                 };
             }
             "cc6.6-exceeding-scope" => {
                 let mut t = Tally::default();
+                let mut tested = 0;
                 for c in self.sorted_credentials() {
                     let (Some(agent), Some(scope)) = (&c.record.agent, &c.record.scope) else {
                         continue;
@@ -1238,6 +1423,7 @@ impl Fold {
                     if self.registry.credential_dead_at(c, self.to).is_some() {
                         continue;
                     }
+                    tested += 1;
                     if let Some(a) = self.registry.agents.get(agent)
                         && let Some((field, value)) = scope.first_outside(&a.record.scope)
                     {
@@ -1250,12 +1436,17 @@ impl Fold {
                         );
                     }
                 }
-                zero(r, "credentials", &t);
+                zero(r, "credentials", &t, tested);
             }
             "cc7.1-unrecorded-changes" => {
                 r.figures
                     .insert("changes_applied".into(), json!(self.changes_applied));
-                zero(r, "without_change_record", &self.unrecorded_changes);
+                zero(
+                    r,
+                    "without_change_record",
+                    &self.unrecorded_changes,
+                    self.changes_applied,
+                );
             }
             "cc7.2-anomalies" => {
                 let rows: Vec<Value> = self
@@ -1274,11 +1465,23 @@ impl Fold {
             "cc8.1-unapproved-changes" => {
                 r.figures
                     .insert("changes_applied".into(), json!(self.changes_applied));
-                zero(r, "unapproved", &self.unapproved_changes);
+                zero(
+                    r,
+                    "unapproved",
+                    &self.unapproved_changes,
+                    self.changes_applied,
+                );
             }
-            "cc8.1-self-approved" => zero(r, "approvals", &self.self_approved_changes),
-            "cc8.1-test-evidence" => zero(r, "changes", &self.without_tests),
-            "cc8.1-rollback-plan" => zero(r, "requests", &self.without_rollback),
+            "cc8.1-self-approved" => zero(
+                r,
+                "approvals",
+                &self.self_approved_changes,
+                self.change_approvals,
+            ),
+            "cc8.1-test-evidence" => zero(r, "changes", &self.without_tests, self.changes_applied),
+            "cc8.1-rollback-plan" => {
+                zero(r, "requests", &self.without_rollback, self.change_requests)
+            }
             "cc9.2-vendor-share" => {
                 let providers: Vec<Value> = vendors
                     .lines
@@ -1292,6 +1495,14 @@ impl Fold {
                 r.figures
                     .insert("cost_micro_usd".into(), json!(vendors.cost_micro_usd));
                 r.figures.insert("providers".into(), json!(providers));
+                r.figures.insert(
+                    "agent_reported_calls".into(),
+                    json!(vendors.agent_reported_calls),
+                );
+                r.figures.insert(
+                    "agent_reported_cost_micro_usd".into(),
+                    json!(vendors.agent_reported_cost_micro_usd),
+                );
                 r.status = Status::Observed;
             }
             "a1.2-provider-errors" => {
@@ -1386,50 +1597,6 @@ fn record_line(e: &Line<'_>, body: &Value) -> Vec<u8> {
     line
 }
 
-/// The receipt members the tests read, borrowed from the line; any member
-/// of an unexpected type reads as absent, as in the `Value` path.
-#[derive(Default, serde::Deserialize)]
-struct ReceiptView<'a> {
-    #[serde(borrow, default)]
-    agent: Option<&'a RawValue>,
-    #[serde(borrow, default)]
-    credential: Option<&'a RawValue>,
-    #[serde(borrow, default)]
-    human: Option<&'a RawValue>,
-    #[serde(borrow, default)]
-    provider: Option<&'a RawValue>,
-    #[serde(borrow, default)]
-    model: Option<&'a RawValue>,
-    #[serde(borrow, default)]
-    tool: Option<&'a RawValue>,
-    #[serde(borrow, default)]
-    outcome: Option<&'a RawValue>,
-    #[serde(borrow, default)]
-    error: Option<&'a RawValue>,
-    #[serde(borrow, default)]
-    cost_micro_usd: Option<&'a RawValue>,
-    #[serde(borrow, default)]
-    input_tokens: Option<&'a RawValue>,
-    #[serde(borrow, default)]
-    output_tokens: Option<&'a RawValue>,
-    #[serde(borrow, default)]
-    data_classes: Option<&'a RawValue>,
-    #[serde(borrow, default)]
-    actor: Option<&'a RawValue>,
-}
-
-#[derive(Default, serde::Deserialize)]
-struct ActorView<'a> {
-    #[serde(borrow, default)]
-    human_assurance: Option<&'a RawValue>,
-    #[serde(borrow, default)]
-    agent: Option<&'a RawValue>,
-    #[serde(borrow, default)]
-    did: Option<&'a RawValue>,
-    #[serde(borrow, default)]
-    signature: Option<&'a RawValue>,
-}
-
 /// The recorded RFC 9421 signature of an agent's request.
 #[derive(serde::Deserialize)]
 struct RecordedSignature {
@@ -1451,11 +1618,6 @@ fn text(raw: Option<&RawValue>) -> Option<Cow<'_, str>> {
         Ok(s) => Some(Cow::Borrowed(s)),
         Err(_) => serde_json::from_str::<String>(raw).ok().map(Cow::Owned),
     }
-}
-
-/// A JSON member as an unsigned integer, 0 when it is not one.
-fn number(raw: Option<&RawValue>) -> u64 {
-    raw.and_then(|r| r.get().parse::<u64>().ok()).unwrap_or(0)
 }
 
 /// An entry line parsed once: the envelope, and the body borrowed raw.

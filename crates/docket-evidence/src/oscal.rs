@@ -257,6 +257,7 @@ fn status_text(status: Status) -> &'static str {
     match status {
         Status::NotSatisfied => "Not satisfied",
         Status::NoSource => "No source",
+        Status::NotObserved => "Not observed (the window holds nothing this test checks)",
         Status::Satisfied => "Satisfied",
         Status::Observed => "Observed (a figure for the auditor, with no threshold to pass)",
     }
@@ -362,7 +363,7 @@ fn finding_json(
         Status::NotSatisfied => ("not-satisfied", "fail"),
         // Anything else with a finding is not satisfied: only a test that
         // ran and passed counts as passing.
-        Status::NoSource | Status::Observed => ("not-satisfied", "other"),
+        Status::NoSource | Status::NotObserved | Status::Observed => ("not-satisfied", "other"),
     };
     let mut status = Map::new();
     status.insert("state".into(), state.into());
@@ -649,7 +650,7 @@ mod tests {
                         assert!(states.iter().all(|s| *s == "satisfied"));
                         assert_eq!(targets, controls);
                     }
-                    Status::NotSatisfied | Status::NoSource => {
+                    Status::NotSatisfied | Status::NoSource | Status::NotObserved => {
                         assert!(states.iter().all(|s| *s == "not-satisfied"));
                         assert_eq!(targets, controls);
                     }

@@ -24,7 +24,7 @@ use zip::write::SimpleFileOptions;
 use crate::controls::WindowInfo;
 use crate::fold::{Derived, Fold, Line, RecordFile, RecordSink, Refs};
 
-pub const PACK_FORMAT: &str = "docket-evidence/v1";
+pub const PACK_FORMAT: &str = "docket-evidence/v2";
 pub const MANIFEST: &str = "manifest.json";
 pub const MANIFEST_SIG: &str = "manifest.sig";
 pub const CHECKPOINT: &str = "checkpoint.txt";

@@ -88,6 +88,7 @@ fn label(status: Status) -> &'static str {
     match status {
         Status::NotSatisfied => "Not satisfied",
         Status::NoSource => "No source",
+        Status::NotObserved => "Not observed",
         Status::Satisfied => "Satisfied",
         Status::Observed => "Observed",
     }
@@ -98,6 +99,7 @@ fn colour(status: Status) -> &'static str {
     match status {
         Status::NotSatisfied => "#b00020",
         Status::NoSource => "#c08a00",
+        Status::NotObserved => "#6b6b6b",
         Status::Satisfied => "#1b7a3a",
         Status::Observed => "#1f5fbf",
     }
@@ -246,10 +248,11 @@ fn summary(out: &mut String, report: &ControlsReport) {
     out.push_str("</section>\n");
 }
 
-const STATUSES: [Status; 4] = [
+const STATUSES: [Status; 5] = [
     Status::Satisfied,
     Status::NotSatisfied,
     Status::NoSource,
+    Status::NotObserved,
     Status::Observed,
 ];
 
@@ -434,6 +437,10 @@ fn test(out: &mut String, t: &TestResult) {
         Status::Observed => {
             out.push_str("<p class=\"muted\">A figure reported for the auditor, with no threshold to pass.</p>\n")
         }
+        Status::NotObserved => out.push_str(
+            "<p><strong>Not observed:</strong> the window holds nothing this test checks, \
+             so it is not counted as passing.</p>\n",
+        ),
         Status::NotSatisfied | Status::Satisfied => {
             if let Some(reason) = &t.reason {
                 w!(out, "<p>{}</p>\n", escape(reason));
@@ -682,6 +689,8 @@ mod tests {
                 line("anthropic", None, 30, 375_000),
                 line("anthropic", Some("claude-sonnet"), 30, 375_000),
             ],
+            agent_reported_calls: 0,
+            agent_reported_cost_micro_usd: 0,
         };
         (report, vendors)
     }

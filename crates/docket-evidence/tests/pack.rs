@@ -337,7 +337,11 @@ fn a_receipt_made_with_a_revoked_credential_is_a_finding() {
         .map(|e| (e.entry_type(), e.to_body(&admin)))
         .collect();
     let receipt = json!({"agent": "bot", "project": "support", "credential": cred,
-                         "provider": "openai", "model": "gpt-4o-mini", "outcome": "ok"});
+                         "provider": "openai", "model": "gpt-4o-mini", "outcome": "ok",
+                         "source": "agent_reported",
+                         "actor": {"kind": "agent", "agent": "bot", "credential": cred,
+                                   "did": Did::from_key(&key.verifying_key()).as_str(),
+                                   "human_assurance": "none"}});
     log.push((EntryType::Receipt, receipt.clone())); // seq 2: live
     let revoked = Event::CredentialRevoked {
         credential: cred.parse().unwrap(),
@@ -346,7 +350,10 @@ fn a_receipt_made_with_a_revoked_credential_is_a_finding() {
         reason: "leaked".into(),
     };
     log.push((revoked.entry_type(), revoked.to_body(&admin))); // seq 3
-    log.push((EntryType::Note, json!({"text": "later"})));
+    log.push((
+        EntryType::Note,
+        json!({"text": "later", "source": "human_reported", "actor": admin}),
+    ));
     log.push((EntryType::Receipt, receipt)); // seq 5: 20 minutes after the revocation
     let (signer, pack) = build_log_pack(&log);
     assert!(verify_bytes(&signer, pack.clone()).ok);

@@ -7,7 +7,7 @@
 use std::collections::BTreeSet;
 use std::fmt::Write as _;
 
-use crate::request::{Action, Context, Principal, Request, Resource, ResourceKind};
+use crate::request::{Action, ActionExt, Context, Principal, Request, Resource, ResourceKind};
 
 const MODELS: [(&str, &str); 9] = [
     ("gpt-4o", "openai"),

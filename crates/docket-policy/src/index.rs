@@ -24,7 +24,7 @@ use cedar_policy::{
 use serde_json::{Value, json};
 
 use crate::error::PolicyError;
-use crate::request::{Action, Request, ResourceKind};
+use crate::request::{Action, ActionExt, Request, ResourceKind};
 use crate::schema::Names;
 
 /// The policies of one action, partitioned by what they are filed under.

@@ -29,7 +29,7 @@ mod translate;
 pub use error::PolicyError;
 pub use limits::{MAX_NESTING, MAX_POLICIES, MAX_TEXT_BYTES};
 pub use request::{
-    Action, Context, Decision, Outcome, Principal, Request, Resource, ResourceKind,
+    Action, ActionExt, Context, Decision, Outcome, Principal, Request, Resource, ResourceKind,
     hour_and_weekday,
 };
 pub use schema::schema_text;

@@ -5,40 +5,18 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-/// What the agent wants to do.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Action {
-    CallModel,
-    CallTool,
-    ReadData,
-    WriteData,
-    Embed,
+pub use docket_core::bodies::{Action, Outcome};
+
+/// What policy needs to know of an [`Action`] beyond its name.
+pub trait ActionExt {
+    /// The only kind of resource the schema lets this action apply to.
+    fn resource_kind(self) -> ResourceKind;
+    /// Its position in [`Action::ALL`], for per-action tables.
+    fn index(self) -> usize;
 }
 
-impl Action {
-    /// Every action, in the order Docket lists them.
-    pub const ALL: [Action; 5] = [
-        Action::CallModel,
-        Action::CallTool,
-        Action::ReadData,
-        Action::WriteData,
-        Action::Embed,
-    ];
-
-    /// The action's name, as in the JSON and in `Docket::Action::"<name>"`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Action::CallModel => "call_model",
-            Action::CallTool => "call_tool",
-            Action::ReadData => "read_data",
-            Action::WriteData => "write_data",
-            Action::Embed => "embed",
-        }
-    }
-
-    /// The only kind of resource the schema lets this action apply to.
-    pub fn resource_kind(self) -> ResourceKind {
+impl ActionExt for Action {
+    fn resource_kind(self) -> ResourceKind {
         match self {
             Action::CallModel | Action::Embed => ResourceKind::Model,
             Action::CallTool => ResourceKind::Tool,
@@ -46,14 +24,8 @@ impl Action {
         }
     }
 
-    pub(crate) fn index(self) -> usize {
+    fn index(self) -> usize {
         self as usize
-    }
-}
-
-impl fmt::Display for Action {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
     }
 }
 
@@ -157,32 +129,6 @@ pub struct Request {
     pub action: Action,
     pub resource: Resource,
     pub context: Context,
-}
-
-/// What policy says about a request.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Outcome {
-    Allow,
-    Deny,
-    RequireApproval,
-}
-
-impl Outcome {
-    /// The outcome's name, as in the JSON.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Outcome::Allow => "allow",
-            Outcome::Deny => "deny",
-            Outcome::RequireApproval => "require_approval",
-        }
-    }
-}
-
-impl fmt::Display for Outcome {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
 }
 
 /// The answer to a [`Request`], with what it rests on.

@@ -4,7 +4,7 @@ use std::sync::{Arc, LazyLock};
 
 use cedar_policy::{EntityId, EntityTypeName, EntityUid, Schema, Validator};
 
-use crate::request::{Action, ResourceKind};
+use crate::request::{Action, ActionExt, ResourceKind};
 
 /// The schema text, in Cedar's human schema syntax: the contract policy
 /// authors write against, served to them as is.

@@ -14,6 +14,7 @@ use sha2::{Digest, Sha256};
 use crate::error::{PolicyError, render};
 use crate::index::{self, Slice};
 use crate::limits::{self, MAX_POLICIES};
+use crate::request::ActionExt;
 use crate::request::{Decision, Outcome, Request};
 use crate::schema::{Names, docket};
 use crate::translate::{EntityCache, request as cedar_request};

@@ -279,7 +279,7 @@ fn strings(set: &BTreeSet<String>) -> RestrictedExpression {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::request::{Action, Context};
+    use crate::request::{Action, ActionExt, Context};
     use crate::schema::docket;
 
     fn sample(kind: ResourceKind, action: Action, human: Option<&str>) -> Request {

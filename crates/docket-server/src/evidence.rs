@@ -10,6 +10,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use docket_core::bodies::ExportBody;
+use docket_core::identity::Actor;
 use docket_core::identity::event::IDENTITY_TYPES;
 use docket_core::{Entry, EntryType, LogSigner, Receipt, Timestamp};
 use docket_evidence::controls::WindowInfo;
@@ -17,7 +19,6 @@ use docket_evidence::pack::{Manifest, PackHeader, PackWriter};
 use docket_store::query::{Order, Query};
 use docket_store::{Ledger, NewEntry, StoreError};
 use serde::{Deserialize, Serialize};
-use serde_json::json;
 use tokio::sync::watch;
 
 use crate::error::ApiError;
@@ -167,32 +168,38 @@ pub fn export<W: Write + Seek>(
     writer.finish().map_err(ApiError::internal)
 }
 
-/// The `export` entry's body.
+/// The `export` entry.
 pub fn export_entry(
     manifest: &Manifest,
     manifest_sha256: &str,
     file: Option<&str>,
-    actor: serde_json::Value,
+    actor: Actor,
 ) -> Result<NewEntry, ApiError> {
     let w = &manifest.window;
-    let mut body = json!({
-        "from": w.from,
-        "to": w.to,
-        "first_seq": w.first_seq,
-        "end_seq": w.end_seq,
-        "tree_size": manifest.checkpoint.size,
-        "entries": manifest.entries,
-        "withheld": manifest.withheld,
-        "manifest_sha256": manifest_sha256,
-        "actor": actor,
-    });
-    if let Some(p) = &w.project {
-        body["project"] = json!(p);
-    }
-    if let Some(f) = file {
-        body["file"] = json!(f);
-    }
-    NewEntry::new(EntryType::Export, &body).map_err(ApiError::from)
+    let time = |t: &str| {
+        Timestamp::parse_rfc3339(t)
+            .map_err(|e| ApiError::internal(format!("the manifest's window: {e}")))
+    };
+    let project = w
+        .project
+        .as_deref()
+        .map(str::parse)
+        .transpose()
+        .map_err(|e| ApiError::internal(format!("the manifest's project: {e}")))?;
+    let body = ExportBody {
+        from: time(&w.from)?,
+        to: time(&w.to)?,
+        first_seq: w.first_seq,
+        end_seq: w.end_seq,
+        tree_size: manifest.checkpoint.size,
+        entries: manifest.entries,
+        withheld: manifest.withheld,
+        manifest_sha256: manifest_sha256.to_owned(),
+        project,
+        file: file.map(str::to_owned),
+        actor,
+    };
+    crate::governance::entry(EntryType::Export, &body)
 }
 
 /// How often scheduled packs are written.
@@ -304,7 +311,9 @@ pub fn run_schedule(
         &manifest,
         &sha,
         Some(&name),
-        json!({"kind": "system", "reason": format!("scheduled {schedule:?} export").to_lowercase()}),
+        Actor::System {
+            reason: format!("scheduled {schedule:?} export").to_lowercase(),
+        },
     )?;
     ledger.append_blocking(vec![entry]).map_err(store)?;
     tracing::info!(file = %path.display(), from = %from, to = %to, entries = manifest.entries, "evidence pack written");

@@ -225,6 +225,57 @@ impl std::fmt::Debug for Identity {
     }
 }
 
+/// Fails closed around an identity entry that cannot be read: skipping an
+/// unreadable revocation or suspension would bring a credential or agent
+/// back to life, so whatever agent or credential it names is suspended or
+/// revoked until a person looks (`docket verify` names the entry). The
+/// server still starts: one bad entry must not take every agent down.
+fn quarantine(registry: &mut Registry, entry: &docket_core::Entry) {
+    use serde_json::Value;
+    let body = entry.body_value();
+    let reason = format!(
+        "identity entry at seq {} cannot be read; quarantined until reviewed",
+        entry.seq
+    );
+    let actor = Actor::System {
+        reason: reason.clone(),
+    };
+    let agent = body
+        .get("agent")
+        .and_then(Value::as_str)
+        .and_then(|a| a.parse::<AgentId>().ok());
+    if let Some(agent) = agent
+        && let Some(project) = registry
+            .agents
+            .get(&agent)
+            .map(|a| a.record.project.clone())
+    {
+        let event = Event::AgentSuspended {
+            agent,
+            project,
+            reason: reason.clone(),
+        };
+        registry.apply(entry.seq.0, entry.ts, &actor, &event);
+    }
+    let credential = match body.get("credential") {
+        Some(Value::String(c)) => Some(c.as_str()),
+        Some(Value::Object(c)) => c.get("id").and_then(Value::as_str),
+        _ => None,
+    }
+    .and_then(|c| c.parse::<CredentialId>().ok());
+    if let Some(credential) = credential
+        && registry.credentials.contains_key(&credential)
+    {
+        let event = Event::CredentialRevoked {
+            credential,
+            agent: None,
+            project: None,
+            reason,
+        };
+        registry.apply(entry.seq.0, entry.ts, &actor, &event);
+    }
+}
+
 impl Identity {
     /// Folds every identity entry of the ledger into a registry. Blocking:
     /// reads the store.
@@ -236,13 +287,13 @@ impl Identity {
             ..Query::default()
         };
         ledger.scan(query, |entry| {
-            // Fail closed: skipping an unreadable revocation or suspension
-            // would bring a credential or agent back to life.
-            let (event, actor) =
-                Event::from_body(entry.kind, &entry.body_value()).map_err(|e| {
-                    StoreError::Corrupt(format!("identity entry at seq {}: {e}", entry.seq))
-                })?;
-            registry.apply(entry.seq.0, entry.ts, &actor, &event);
+            match Event::from_body(entry.kind, &entry.body_value()) {
+                Ok((event, actor)) => registry.apply(entry.seq.0, entry.ts, &actor, &event),
+                Err(e) => {
+                    crate::integrity::finding("registry", entry.seq.0, &e.to_string());
+                    quarantine(&mut registry, &entry);
+                }
+            }
             Ok::<_, StoreError>(ControlFlow::Continue(()))
         })?;
         let last_used = match ledger.backend().meta(LAST_USED_META)? {

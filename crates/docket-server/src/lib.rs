@@ -12,6 +12,7 @@ pub mod governance;
 pub mod httpsig;
 pub mod identity;
 pub mod init;
+pub mod integrity;
 pub mod routes;
 mod telemetry;
 

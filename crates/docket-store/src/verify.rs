@@ -7,6 +7,7 @@
 
 use std::fmt;
 
+use docket_core::writers::{LogWrites, WritesReport};
 use docket_core::{ChainChecker, ChainProblem};
 use docket_core::{Hash, LogVerifier};
 
@@ -120,6 +121,9 @@ impl LogSource for BackendSource<'_> {
 pub struct VerifyOptions {
     /// Also re-canonicalize every body (slower).
     pub check_bodies: bool,
+    /// Leave out the write-table check ([`docket_core::writers`]): hashes,
+    /// chain, tiles and checkpoints only.
+    pub skip_writers: bool,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -128,6 +132,9 @@ pub struct VerifyReport {
     pub checkpoints: u64,
     pub tiles: u64,
     pub root: Hash,
+    /// Entries whose hashes hold but that break the write table, and
+    /// forwarded calls without a receipt; `None` when skipped.
+    pub writes: Option<WritesReport>,
 }
 
 /// Why a log failed verification, and where.
@@ -184,6 +191,7 @@ struct Walk<'a> {
     checkpoints_checked: u64,
     /// How many entries this walk checks: the log's size when it began.
     target: u64,
+    writes: Option<LogWrites>,
 }
 
 impl Walk<'_> {
@@ -291,6 +299,9 @@ impl Walk<'_> {
                 return Err(at(e.seq, e.problem.to_string()));
             }
         };
+        if let Some(w) = &mut self.writes {
+            w.push(&entry);
+        }
         if let Some((_, tile)) = &self.tile {
             if std::mem::take(&mut self.first_in_tile)
                 && tile.first_ts != Some(entry.ts.as_micros())
@@ -350,6 +361,7 @@ pub fn verify_log(
         checkpoints_done: false,
         checkpoints_checked: 0,
         target,
+        writes: (!options.skip_writers).then(LogWrites::new),
     };
     // Read and hash on one thread, check on this one.
     let (tx, rx) = crossbeam_channel::bounded::<Vec<(u64, Vec<u8>, Hash)>>(8);
@@ -443,5 +455,6 @@ pub fn verify_log(
         checkpoints: walk.checkpoints_checked,
         tiles: walk.tiles_checked,
         root: walk.checker.root(),
+        writes: walk.writes.map(LogWrites::finish),
     })
 }

@@ -436,7 +436,21 @@ const TOOLS: [&str; 6] = [
 ];
 
 pub fn agent_name(i: usize) -> String {
-    format!("did:key:z6MkbenchAgent{i:04}")
+    format!("bench-agent-{i:04}")
+}
+
+/// Agent `i`'s actor as the server stamps it: its DID (from a key fixed by
+/// `i`) and one of its credentials.
+fn agent_actor(i: usize, credential: &str) -> serde_json::Value {
+    let mut seed = [7u8; 32];
+    seed[..8].copy_from_slice(&(i as u64).to_le_bytes());
+    let did = docket_core::identity::Did::from_key(
+        &ed25519_dalek::SigningKey::from_bytes(&seed).verifying_key(),
+    );
+    json!({
+        "kind": "agent", "agent": agent_name(i), "did": did, "credential": credential,
+        "human_assurance": "asserted",
+    })
 }
 
 /// A realistic receipt body of about `size` canonical bytes, as the JSON
@@ -454,16 +468,20 @@ fn receipt_json(rng: &mut impl Rng, size: usize) -> Vec<u8> {
     let tool = rng
         .gen_bool(0.4)
         .then(|| TOOLS[rng.gen_range(0..TOOLS.len())]);
+    // An agent's own account of a call, as `POST /entries` stores it.
+    let credential = format!("{:016x}", rng.r#gen::<u64>());
     let mut body = json!({
+        "actor": agent_actor(agent, &credential),
+        "source": "agent_reported",
         "agent": agent_name(agent),
         "human": format!("user-{:03}", rng.gen_range(0..HUMANS)),
         "project": PROJECTS[agent % PROJECTS.len()],
         "provider": provider,
         "model": model,
         "tool": tool,
-        "outcome": if rng.gen_bool(0.95) { "allow" } else { "deny" },
+        "outcome": if rng.gen_bool(0.95) { "ok" } else { "error" },
         "data_classes": classes,
-        "credential": format!("cred_{:016x}", rng.r#gen::<u64>()),
+        "credential": credential,
         "request_digest": format!("sha256:{:064x}", rng.r#gen::<u128>()),
         "response_digest": format!("sha256:{:064x}", rng.r#gen::<u128>()),
         "input_tokens": rng.gen_range(10..4000),

@@ -60,6 +60,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     }
     let options = VerifyOptions {
         check_bodies: args.bodies,
+        skip_writers: false,
     };
     let (outcome, origin) = if let Some(server) = &args.server {
         let client = Client::new(&ServerArgs {
@@ -118,22 +119,47 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     match outcome {
         Ok((report, secs)) => {
             let rate = report.entries as f64 / secs.max(1e-9);
+            let writes = report.writes.clone().unwrap_or_default();
+            let clean = writes.total == 0 && writes.unrecorded_total == 0;
+            let listed = |f: &[docket_core::writers::WriteFinding]| {
+                f.iter()
+                    .map(|f| serde_json::json!({"seq": f.seq, "problem": f.problem}))
+                    .collect::<Vec<_>>()
+            };
             if args.json {
                 println!(
                     "{}",
                     serde_json::json!({
-                        "ok": true, "origin": origin, "entries": report.entries,
+                        "ok": clean, "origin": origin, "entries": report.entries,
                         "checkpoints": report.checkpoints, "tiles": report.tiles,
                         "root": report.root.to_string(), "seconds": secs, "entries_per_second": rate,
+                        "integrity": "ok",
+                        "writer_findings": {"total": writes.total, "listed": listed(&writes.findings)},
+                        "unrecorded_outcomes": {"total": writes.unrecorded_total, "listed": listed(&writes.unrecorded)},
                     })
                 );
             } else {
+                let verdict = if clean { "ok" } else { "FAILED" };
                 println!(
-                    "ok: {} entries, {} checkpoints and {} tiles of {origin} verify; root {} ({:.2} s, {:.0} entries/s)",
+                    "{verdict}: {} entries, {} checkpoints and {} tiles of {origin} verify; root {} ({:.2} s, {:.0} entries/s)",
                     report.entries, report.checkpoints, report.tiles, report.root, secs, rate
                 );
+                print_findings(
+                    "entries break the write table (who may write each type)",
+                    writes.total,
+                    &writes.findings,
+                );
+                print_findings(
+                    "calls were forwarded with no receipt of their outcome",
+                    writes.unrecorded_total,
+                    &writes.unrecorded,
+                );
             }
-            Ok(ExitCode::SUCCESS)
+            Ok(if clean {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            })
         }
         Err(failure) => {
             if args.json {
@@ -146,6 +172,20 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::from(1))
         }
+    }
+}
+
+/// Prints `total` findings under `what`, those listed by `seq`.
+fn print_findings(what: &str, total: u64, listed: &[docket_core::writers::WriteFinding]) {
+    if total == 0 {
+        return;
+    }
+    println!("{total} {what}:");
+    for f in listed {
+        println!("  seq {}: {}", f.seq, f.problem);
+    }
+    if total > listed.len() as u64 {
+        println!("  … and {} more", total - listed.len() as u64);
     }
 }
 

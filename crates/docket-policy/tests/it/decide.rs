@@ -1,6 +1,6 @@
 //! Decisions of the documented example policies: outcome, determining policies and reason.
 
-use docket_policy::{Action, Decision, Outcome, PolicySet, Request, ResourceKind};
+use docket_policy::{Action, ActionExt, Decision, Outcome, PolicySet, Request, ResourceKind};
 
 use crate::{EXAMPLES, WEDNESDAY_10H, compile, model_call};
 

@@ -11,6 +11,7 @@ pub mod forward;
 pub mod price;
 pub mod wire;
 
+use docket_core::bodies::ReceiptBody;
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
@@ -580,54 +581,37 @@ impl Facts {
             p.settle(cost, input + output, now);
         }
         let a = &self.agent;
-        let mut body = json!({
-            "agent": a.agent,
-            "project": a.project,
-            "credential": a.credential,
-            "provider": self.provider,
-            "model": self.model,
-            "api": self.api.path(),
-            "stream": self.stream,
-            "decision": self.decision,
-            "request_sha256": self.request_sha256,
-            "input_tokens": input,
-            "output_tokens": output,
-            "usage_source": usage_source,
-            "cost_micro_usd": cost,
-            "latency_us": u64::try_from(self.started.elapsed().as_micros()).unwrap_or(u64::MAX),
-            "outcome": outcome,
-            "source": Source::Gateway,
-            "actor": a.actor,
-        });
-        if let Some(h) = &a.human {
-            body["human"] = json!(h);
-        }
+        let mut r = ReceiptBody::new(
+            a.agent.clone(),
+            a.project.clone(),
+            a.credential.clone(),
+            Source::Gateway,
+            a.actor.clone(),
+        );
+        r.human = a.human.clone();
         if let docket_core::identity::Actor::Agent { task: Some(t), .. } = &a.actor {
-            body["session"] = json!(t);
+            r.session = Some(t.clone());
         }
-        if !self.resource.data_classes.is_empty() {
-            body["data_classes"] = json!(self.resource.data_classes);
-        }
-        if let Some(e) = &self.resource.environment {
-            body["environment"] = json!(e);
-        }
-        if let Some(id) = self.approval {
-            body["approval"] = json!(id);
-        }
-        if let Some(s) = upstream_status {
-            body["upstream_status"] = json!(s.as_u16());
-        }
-        if let Some(d) = response_sha256 {
-            body["response_sha256"] = json!(d);
-        }
-        if let Some(id) = response_id {
-            body["response_id"] = json!(id);
-        }
-        if let Some(e) = error {
-            body["error"] = json!(e.chars().take(1000).collect::<String>());
-        }
-        let entry = docket_store::NewEntry::new(docket_core::EntryType::Receipt, &body)
-            .map_err(ApiError::from)?;
+        r.provider = Some(self.provider.clone());
+        r.model = Some(self.model.clone());
+        r.api = Some(self.api.path().to_owned());
+        r.stream = Some(self.stream);
+        r.decision = Some(self.decision);
+        r.request_sha256 = Some(self.request_sha256.clone());
+        r.input_tokens = Some(input);
+        r.output_tokens = Some(output);
+        r.usage_source = Some(usage_source.to_owned());
+        r.cost_micro_usd = Some(u64::try_from(cost).unwrap_or(0));
+        r.latency_us = Some(u64::try_from(self.started.elapsed().as_micros()).unwrap_or(u64::MAX));
+        r.outcome = Some(outcome.to_owned());
+        r.data_classes = self.resource.data_classes.iter().cloned().collect();
+        r.environment = self.resource.environment.clone();
+        r.approval = self.approval;
+        r.upstream_status = upstream_status.map(|s| s.as_u16());
+        r.response_sha256 = response_sha256;
+        r.response_id = response_id;
+        r.error = error.map(|e| e.chars().take(1000).collect());
+        let entry = crate::governance::entry(docket_core::EntryType::Receipt, &r)?;
         let acks = state.governance.append(vec![entry]).await?;
         Ok(acks[0].seq.0)
     }

@@ -8,11 +8,15 @@ use std::collections::HashMap;
 use std::ops::ControlFlow;
 use std::time::Duration;
 
-use docket_core::identity::{AgentId, ProjectId, UserId};
+use docket_core::bodies::{
+    self, ApprovalDecidedBody, ApprovalRequestedBody, ApprovalUsedBody, ApprovalVerdict,
+};
+use docket_core::identity::{AgentId, ProjectId, Registry, UserId};
+use docket_core::writers;
 use docket_core::{Entry, EntryType, Timestamp};
 use docket_store::{Ledger, Order, Query, StoreError};
 use parking_lot::Mutex;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use serde_json::Value;
 use tokio::sync::Notify;
 
@@ -79,42 +83,6 @@ impl Approval {
     }
 }
 
-/// The on-ledger bodies (besides `actor`, which the writer adds).
-#[derive(Serialize, Deserialize)]
-pub struct RequestedBody {
-    pub agent: AgentId,
-    pub project: ProjectId,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub human: Option<UserId>,
-    pub decision: u64,
-    pub request_sha256: String,
-    pub summary: Value,
-    pub summary_sha256: String,
-    pub expires_at: Timestamp,
-}
-
-#[derive(Serialize, Deserialize)]
-pub struct DecidedBody {
-    pub approval: u64,
-    pub agent: AgentId,
-    pub project: ProjectId,
-    /// "approve" or "deny".
-    pub decision: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub reason: Option<String>,
-    /// What the approver was shown, and its digest as they echoed it.
-    pub shown: Value,
-    pub shown_sha256: String,
-    pub by: UserId,
-}
-
-#[derive(Serialize, Deserialize)]
-pub struct UsedBody {
-    pub approval: u64,
-    pub agent: AgentId,
-    pub project: ProjectId,
-}
-
 #[derive(Default)]
 pub struct Approvals {
     map: Mutex<HashMap<u64, Approval>>,
@@ -129,9 +97,10 @@ impl std::fmt::Debug for Approvals {
 }
 
 impl Approvals {
-    /// Folds the approval entries of the last `ttl` from the ledger.
+    /// Folds the approval entries of the last `ttl` from the ledger. An
+    /// entry that does not read as its type is reported and passed over.
     /// Blocking: reads the store.
-    pub fn load(ledger: &Ledger, ttl: Duration) -> Result<Self, StoreError> {
+    pub fn load(ledger: &Ledger, ttl: Duration, registry: &Registry) -> Result<Self, StoreError> {
         let this = Self::default();
         let since = Timestamp::from_micros(
             Timestamp::now().as_micros() - i64::try_from(ttl.as_micros()).unwrap_or(i64::MAX),
@@ -147,85 +116,98 @@ impl Approvals {
             ..Query::default()
         };
         ledger.scan(query, |entry| {
-            this.apply(&entry).map_err(|e| {
-                StoreError::Corrupt(format!("approval entry at seq {}: {e}", entry.seq))
-            })?;
+            if let Err(problem) = this.apply(&entry, Some(registry)) {
+                crate::integrity::finding("approvals", entry.seq.0, &problem);
+            }
             Ok::<_, StoreError>(ControlFlow::Continue(()))
         })?;
         Ok(this)
     }
 
-    /// Folds one appended approval entry in.
-    pub fn apply(&self, entry: &Entry) -> Result<(), serde_json::Error> {
-        self.apply_parts(entry.kind, entry.seq.0, entry.ts, entry.body_value())
-    }
-
-    /// [`Approvals::apply`] from the parts the appender acknowledged.
-    pub fn apply_parts(
-        &self,
-        kind: EntryType,
-        seq: u64,
-        ts: Timestamp,
-        body: Value,
-    ) -> Result<(), serde_json::Error> {
-        let mut map = self.map.lock();
-        match kind {
-            EntryType::ApprovalRequested => {
-                let b: RequestedBody = serde_json::from_value(body)?;
-                // Forget what can no longer matter.
-                map.retain(|_, a| !a.expired(ts));
-                map.insert(
-                    seq,
-                    Approval {
-                        id: seq,
-                        agent: b.agent,
-                        project: b.project,
-                        human: b.human,
-                        decision: b.decision,
-                        request_sha256: b.request_sha256,
-                        summary: b.summary,
-                        summary_sha256: b.summary_sha256,
-                        requested_at: ts,
-                        expires_at: b.expires_at,
-                        status: Status::Pending,
-                    },
-                );
-            }
+    /// Folds one logged approval entry in. With `registry`, a decision is
+    /// held to the four-eyes rule as the approval route holds it (by the
+    /// roles and ownership of now): one that breaks it is refused.
+    pub fn apply(&self, entry: &Entry, registry: Option<&Registry>) -> Result<(), String> {
+        let (seq, ts, body) = (entry.seq.0, entry.ts, entry.body_json());
+        match entry.kind {
+            EntryType::ApprovalRequested => self.requested(seq, ts, bodies::parse(body)?),
             EntryType::ApprovalDecided => {
-                let b: DecidedBody = serde_json::from_value(body)?;
-                if let Some(a) = map.get_mut(&b.approval) {
-                    a.status = if b.decision == "approve" {
-                        Status::Approved {
-                            by: b.by,
-                            at: ts,
-                            seq,
-                        }
-                    } else {
-                        Status::Denied {
-                            by: b.by,
-                            at: ts,
-                            seq,
-                            reason: b.reason.unwrap_or_default(),
-                        }
-                    };
+                let b: ApprovalDecidedBody = bodies::parse(body)?;
+                writers::check_decided(&b)?;
+                if let Some(registry) = registry {
+                    let bound = self.get(b.approval).and_then(|a| a.human);
+                    writers::approver_may_decide(registry, &b.by, &b.agent, bound.as_ref())
+                        .map_err(|e| e.to_string())?;
                 }
-                drop(map);
-                self.decided.notify_waiters();
+                self.decided(seq, ts, b)
             }
-            EntryType::ApprovalUsed => {
-                let b: UsedBody = serde_json::from_value(body)?;
-                if let Some(a) = map.get_mut(&b.approval)
-                    && let Status::Approved { by, .. } = &a.status
-                {
-                    a.status = Status::Used {
-                        by: by.clone(),
-                        seq,
-                    };
-                }
-            }
-            _ => {}
+            EntryType::ApprovalUsed => self.used(seq, &bodies::parse(body)?),
+            other => return Err(format!("{other} is not an approval entry")),
         }
         Ok(())
+    }
+
+    /// An action was held: `seq` is the request's id.
+    pub fn requested(&self, seq: u64, ts: Timestamp, b: ApprovalRequestedBody) {
+        let mut map = self.map.lock();
+        // Forget what can no longer matter.
+        map.retain(|_, a| !a.expired(ts));
+        map.insert(
+            seq,
+            Approval {
+                id: seq,
+                agent: b.agent,
+                project: b.project,
+                human: b.human,
+                decision: b.decision,
+                request_sha256: b.request_sha256,
+                summary: b.summary,
+                summary_sha256: b.summary_sha256,
+                requested_at: ts,
+                expires_at: b.expires_at,
+                status: Status::Pending,
+            },
+        );
+    }
+
+    /// An approver decided; only a pending request of the same agent
+    /// changes, so a decision can neither be taken back nor moved.
+    pub fn decided(&self, seq: u64, ts: Timestamp, b: ApprovalDecidedBody) {
+        let mut map = self.map.lock();
+        if let Some(a) = map.get_mut(&b.approval)
+            && a.agent == b.agent
+            && a.status == Status::Pending
+        {
+            a.status = match b.decision {
+                ApprovalVerdict::Approve => Status::Approved {
+                    by: b.by,
+                    at: ts,
+                    seq,
+                },
+                ApprovalVerdict::Deny => Status::Denied {
+                    by: b.by,
+                    at: ts,
+                    seq,
+                    reason: b.reason.unwrap_or_default(),
+                },
+            };
+        }
+        drop(map);
+        self.decided.notify_waiters();
+    }
+
+    /// An approved call went ahead.
+    pub fn used(&self, seq: u64, b: &ApprovalUsedBody) {
+        let mut map = self.map.lock();
+        if let Some(a) = map.get_mut(&b.approval)
+            && a.agent == b.agent
+            && let Status::Approved { by, .. } = &a.status
+        {
+            a.status = Status::Used {
+                by: by.clone(),
+                seq,
+            };
+        }
     }
 
     pub fn get(&self, id: u64) -> Option<Approval> {

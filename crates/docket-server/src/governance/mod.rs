@@ -10,16 +10,21 @@ use std::ops::ControlFlow;
 use std::sync::Arc;
 use std::time::Duration;
 
+use docket_core::bodies::{
+    self, ApprovalDecidedBody, ApprovalRequestedBody, ApprovalUsedBody, ApprovalVerdict,
+    DecisionBody, HeldSummary, PolicyRef, ReceiptBody, ResourceRef,
+};
 use docket_core::identity::governance::{LimitTarget, Limits};
 use docket_core::identity::{
     Actor, AgentId, CredentialId, ProjectId, Registry, ScopeField, UserId,
 };
+use docket_core::writers::{self, ApproverRefusal, approver_may_decide};
 use docket_core::{Entry, EntryType, Timestamp};
 use docket_policy::{Decision, Outcome, PolicySet};
 use docket_store::{Appended, Ledger, NewEntry, Order, Query, StoreError};
 use parking_lot::RwLock;
 use serde::Serialize;
-use serde_json::{Value, json};
+use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 use crate::error::ApiError;
@@ -37,18 +42,7 @@ pub struct Compiled {
     pub set: PolicySet,
 }
 
-/// The stage of the decision that settled the outcome.
-#[derive(Copy, Clone, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Stage {
-    KillSwitch,
-    Scope,
-    Policy,
-    Budget,
-    RateLimit,
-    Concurrency,
-    Approval,
-}
+pub use docket_core::bodies::{Source, Stage};
 
 impl From<limits::Stage> for Stage {
     fn from(s: limits::Stage) -> Self {
@@ -58,14 +52,6 @@ impl From<limits::Stage> for Stage {
             limits::Stage::Concurrency => Stage::Concurrency,
         }
     }
-}
-
-/// Who reports an action: the gateway saw it, or the agent says so.
-#[derive(Copy, Clone, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Source {
-    Gateway,
-    AgentReported,
 }
 
 /// The agent behind a request, as authentication resolved it.
@@ -390,9 +376,13 @@ impl Governance {
             let registry = identity.read();
             compile_active(&registry).map_err(|e| StoreError::Corrupt(e.to_string()))?
         };
-        let approvals = Approvals::load(&ledger, approval_ttl)?;
-        let limiter = Arc::new(Limiter::default());
-        load_usage(&ledger, &limiter)?;
+        let (approvals, limiter) = {
+            let registry = identity.read();
+            let approvals = Approvals::load(&ledger, approval_ttl, &registry)?;
+            let limiter = Arc::new(Limiter::default());
+            load_usage(&ledger, &limiter, &registry)?;
+            (approvals, limiter)
+        };
         Ok(Self {
             identity,
             compiled: RwLock::new(Arc::new(compiled)),
@@ -458,19 +448,22 @@ impl Governance {
             let expires_at = Timestamp::from_micros(
                 now.as_micros() + i64::try_from(self.approval_ttl.as_micros()).unwrap_or(i64::MAX),
             );
-            let summary_sha256 = sha256_json(&summary);
-            let body = approval_body(caller, req, seq, &summary, &summary_sha256, expires_at)?;
+            let summary = serde_json::to_value(&summary).map_err(ApiError::internal)?;
+            let body = ApprovalRequestedBody {
+                agent: caller.agent.clone(),
+                project: caller.project.clone(),
+                human: caller.human.clone(),
+                decision: seq,
+                request_sha256: req.request_sha256.clone(),
+                summary_sha256: sha256_json(&summary),
+                summary,
+                expires_at,
+                actor: caller.actor.clone(),
+            };
             let acks = self
                 .append(vec![entry(EntryType::ApprovalRequested, &body)?])
                 .await?;
-            self.approvals
-                .apply_parts(
-                    EntryType::ApprovalRequested,
-                    acks[0].seq.0,
-                    acks[0].ts,
-                    body,
-                )
-                .map_err(ApiError::internal)?;
+            self.approvals.requested(acks[0].seq.0, acks[0].ts, body);
             approval = self.approvals.get(acks[0].seq.0);
         }
         Ok(Decided {
@@ -607,13 +600,7 @@ impl Governance {
         let seq = acks[0].seq.0;
         if allowed && let Some(ack) = acks.get(1) {
             self.approvals
-                .apply_parts(
-                    EntryType::ApprovalUsed,
-                    ack.seq.0,
-                    ack.ts,
-                    used_body(caller, approval_id),
-                )
-                .map_err(ApiError::internal)?;
+                .used(ack.seq.0, &used_body(caller, approval_id));
         }
         let Evaluation {
             outcome,
@@ -666,14 +653,26 @@ impl Governance {
                 a.state(now)
             )));
         }
-        if a.human.as_ref() == Some(user) {
-            return Err(ApiError::new(
-                axum::http::StatusCode::FORBIDDEN,
-                docket_core::identity::registry::Rule::FourEyes.code(),
-                format!(
-                    "four-eyes rule: {user} asked for this action (the agent acts on their behalf) and cannot approve it"
-                ),
-            ));
+        // Four eyes: never the human the agent acts for, its owner, or
+        // whoever requested the agent (the verifiers hold the log to the
+        // same rule).
+        let refused = approver_may_decide(&self.identity.read(), user, &a.agent, a.human.as_ref());
+        match refused {
+            Ok(()) => {}
+            Err(ApproverRefusal::FourEyes(m)) => {
+                return Err(ApiError::new(
+                    axum::http::StatusCode::FORBIDDEN,
+                    docket_core::identity::registry::Rule::FourEyes.code(),
+                    m,
+                ));
+            }
+            Err(ApproverRefusal::NotAnApprover(m)) => {
+                return Err(ApiError::new(
+                    axum::http::StatusCode::FORBIDDEN,
+                    "forbidden",
+                    m,
+                ));
+            }
         }
         if approve && self.identity.config.require_verified_approvers {
             self.identity
@@ -700,40 +699,42 @@ impl Governance {
                 "a denial needs a reason the agent's owner can read",
             ));
         }
-        let body = approvals::DecidedBody {
+        let body = ApprovalDecidedBody {
             approval: id,
             agent: a.agent.clone(),
             project: a.project.clone(),
-            decision: if approve { "approve" } else { "deny" }.into(),
+            decision: if approve {
+                ApprovalVerdict::Approve
+            } else {
+                ApprovalVerdict::Deny
+            },
             reason,
             shown: a.summary.clone(),
             shown_sha256: a.summary_sha256.clone(),
             by: user.clone(),
+            human: Some(user.clone()),
+            actor: approver.actor(),
         };
-        let mut value = serde_json::to_value(&body).map_err(ApiError::internal)?;
-        value["actor"] = serde_json::to_value(approver.actor()).map_err(ApiError::internal)?;
-        value["human"] = Value::String(user.to_string());
         let acks = self
-            .append(vec![entry(EntryType::ApprovalDecided, &value)?])
+            .append(vec![entry(EntryType::ApprovalDecided, &body)?])
             .await?;
-        self.approvals
-            .apply_parts(EntryType::ApprovalDecided, acks[0].seq.0, acks[0].ts, value)
-            .map_err(ApiError::internal)?;
+        self.approvals.decided(acks[0].seq.0, acks[0].ts, body);
         self.approvals
             .get(id)
             .ok_or_else(|| ApiError::not_found(format!("no approval {id}")))
     }
 
     /// Appends `receipt`, the one agent-reported outcome of `decision` (an
-    /// allow decision about `agent`), and counts its cost against the
-    /// budgets; 409 `already_recorded` when the decision has its outcome.
+    /// allow decision about `agent`); 409 `already_recorded` when the
+    /// decision has its outcome. Its cost is the agent's word, so it counts
+    /// against no budget (budgets count what the gateway observed).
     /// Runs on a task of its own: a client that goes away cannot leave the
-    /// claim taken without a receipt, nor a durable receipt without its claim.
+    /// claim taken without a receipt.
     pub async fn record_outcome(
         self: &Arc<Self>,
         decision: Entry,
         agent: String,
-        receipt: Value,
+        receipt: ReceiptBody,
     ) -> Result<Vec<Appended>, ApiError> {
         let this = self.clone();
         tokio::spawn(async move {
@@ -749,16 +750,7 @@ impl Governance {
                 Ok(e) => this.append(vec![e]).await,
                 Err(e) => Err(e),
             };
-            let acks = appended.inspect_err(|_| this.unclaim_record(seq))?;
-            // The tool's cost counts now, as it will after a restart (which
-            // reads it back from this receipt).
-            if let Some(cost) = receipt.get("cost_micro_usd").and_then(Value::as_i64) {
-                let now = Timestamp::now();
-                for target in limit_targets(&receipt) {
-                    this.limiter.add_spent(target, acks[0].ts, cost, now);
-                }
-            }
-            Ok(acks)
+            appended.inspect_err(|_| this.unclaim_record(seq))
         })
         .await
         .map_err(ApiError::internal)?
@@ -814,8 +806,10 @@ impl Governance {
     }
 }
 
-fn entry(kind: EntryType, body: &Value) -> Result<NewEntry, ApiError> {
-    NewEntry::new(kind, body).map_err(ApiError::from)
+/// A typed body as an entry to append.
+pub fn entry<B: Serialize>(kind: EntryType, body: &B) -> Result<NewEntry, ApiError> {
+    let value = serde_json::to_value(body).map_err(ApiError::internal)?;
+    NewEntry::new(kind, &value).map_err(ApiError::from)
 }
 
 pub fn sha256_json(v: &Value) -> String {
@@ -854,9 +848,9 @@ fn recorded_in(ledger: &Ledger, query: Query, seq: u64, upto: u64) -> Result<boo
         if entry.seq.0 >= upto {
             return Ok::<_, StoreError>(ControlFlow::Break(()));
         }
-        let body = entry.body_value();
-        found = body.get("decision").and_then(Value::as_u64) == Some(seq)
-            && body.get("source").and_then(Value::as_str) == Some("agent_reported");
+        // An unreadable receipt records nothing; the scan at start reported it.
+        found = bodies::parse::<ReceiptBody>(entry.body_json())
+            .is_ok_and(|r| r.decision == Some(seq) && r.source == Source::AgentReported);
         Ok(if found {
             ControlFlow::Break(())
         } else {
@@ -866,10 +860,15 @@ fn recorded_in(ledger: &Ledger, query: Query, seq: u64, upto: u64) -> Result<boo
     Ok(found)
 }
 
-/// Sums this month's receipts into the budgets' counters, and the last two
-/// minutes' allow decisions and receipts into the rate windows, so a restart
-/// resets neither.
-fn load_usage(ledger: &Ledger, limiter: &Limiter) -> Result<(), StoreError> {
+/// Sums this month's gateway receipts into the budgets' counters, and the
+/// last two minutes' allow decisions and gateway receipts into the rate
+/// windows, so a restart resets neither. Decisions and receipts are read
+/// together, in `seq` order, through the write check: a receipt counts only
+/// if it follows the gateway's allow decision for the same agent and
+/// credential. What agents report of themselves counts against no budget;
+/// an entry that cannot be read, or that breaks the write table, is
+/// reported and counts for nothing.
+fn load_usage(ledger: &Ledger, limiter: &Limiter, registry: &Registry) -> Result<(), StoreError> {
     let now = Timestamp::now();
     let dt = now.to_datetime();
     let month_start = dt
@@ -878,99 +877,122 @@ fn load_usage(ledger: &Ledger, limiter: &Limiter) -> Result<(), StoreError> {
         .map_err(|e| StoreError::Invalid(e.to_string()))?;
     let month_start = Timestamp::from_datetime(month_start);
     let window_start = Timestamp::from_micros(now.as_micros() - 2 * 60_000_000);
-    // In a month's first minutes the window reaches into the last month.
-    each_entry(
-        ledger,
-        month_start.min(window_start),
-        EntryType::Receipt,
-        |entry, body| {
-            let recent = entry.ts >= window_start;
-            let cost = body.get("cost_micro_usd").and_then(Value::as_i64);
-            let tokens = ["input_tokens", "output_tokens"]
-                .iter()
-                .filter_map(|k| body.get(*k).and_then(Value::as_u64))
-                .sum();
-            for target in limit_targets(body) {
-                if let Some(cost) = cost {
-                    limiter.add_spent(target.clone(), entry.ts, cost, now);
-                }
-                if recent {
-                    limiter.add_used(target, entry.ts, 0, tokens, now);
-                }
-            }
-        },
-    )?;
-    // A request counts in the minute it was admitted: its allow decision.
-    each_entry(ledger, window_start, EntryType::Decision, |entry, body| {
-        if body.get("outcome").and_then(Value::as_str) == Some("allow") {
-            for target in limit_targets(body) {
-                limiter.add_used(target, entry.ts, 1, 0, now);
-            }
-        }
-    })
-}
-
-/// Calls `f` with every entry of `kind` from `from` on, in `seq` order.
-fn each_entry(
-    ledger: &Ledger,
-    from: Timestamp,
-    kind: EntryType,
-    mut f: impl FnMut(&Entry, &Value),
-) -> Result<(), StoreError> {
     let query = Query {
-        from: Some(from),
-        types: vec![kind],
+        // In a month's first minutes the window reaches into the last month.
+        from: Some(month_start.min(window_start)),
+        types: vec![EntryType::Decision, EntryType::Receipt],
         order: Order::Asc,
         ..Query::default()
     };
+    let mut check = writers::WriteCheck::new();
     ledger.scan(query, |entry| {
-        f(&entry, &entry.body_value());
+        let counted = match entry.kind {
+            EntryType::Receipt => bodies::parse::<ReceiptBody>(entry.body_json()).and_then(|r| {
+                let standing = check.check_receipt(entry.seq.0, entry.ts, &r)?;
+                if standing.observed() {
+                    count_receipt(limiter, &entry, &r, window_start, now);
+                }
+                Ok(())
+            }),
+            _ => check
+                .check(
+                    entry.seq.0,
+                    entry.ts,
+                    entry.kind,
+                    entry.body_json(),
+                    registry,
+                )
+                .and_then(|_| bodies::parse::<DecisionBody>(entry.body_json()))
+                .map(|d| {
+                    // A request counts in the minute it was admitted.
+                    if d.outcome == Outcome::Allow && entry.ts >= window_start {
+                        let targets =
+                            limit_targets(Some(&d.agent), Some(&d.project), Some(&d.credential));
+                        for target in targets {
+                            limiter.add_used(target, entry.ts, 1, 0, now);
+                        }
+                    }
+                }),
+        };
+        if let Err(problem) = counted {
+            crate::integrity::finding("usage", entry.seq.0, &problem);
+        }
         Ok::<_, StoreError>(ControlFlow::Continue(()))
     })
 }
 
-/// The project, agent and credential an entry's body names: what its use
-/// counts against.
-fn limit_targets(body: &Value) -> Vec<LimitTarget> {
-    let id = |k: &str| body.get(k).and_then(Value::as_str);
-    [
-        id("project")
-            .and_then(|p| p.parse().ok())
-            .map(|project| LimitTarget::Project { project }),
-        id("agent")
-            .and_then(|a| a.parse().ok())
-            .map(|agent| LimitTarget::Agent { agent }),
-        id("credential")
-            .and_then(|c| c.parse().ok())
-            .map(|credential| LimitTarget::Credential { credential }),
-    ]
-    .into_iter()
-    .flatten()
-    .collect()
+/// A gateway receipt's cost into the budgets, and its tokens into the
+/// rate windows if it is recent.
+fn count_receipt(
+    limiter: &Limiter,
+    entry: &Entry,
+    r: &ReceiptBody,
+    window_start: Timestamp,
+    now: Timestamp,
+) {
+    let recent = entry.ts >= window_start;
+    for target in limit_targets(r.agent.as_ref(), r.project.as_ref(), r.credential()) {
+        if let Some(cost) = r.cost_micro_usd {
+            let cost = i64::try_from(cost).unwrap_or(i64::MAX);
+            limiter.add_spent(target.clone(), entry.ts, cost, now);
+        }
+        if recent {
+            limiter.add_used(target, entry.ts, 0, r.tokens(), now);
+        }
+    }
 }
 
-fn resource_fields(req: &ActionRequest, body: &mut serde_json::Map<String, Value>) {
+/// The project, agent and credential an action counts against.
+fn limit_targets(
+    agent: Option<&AgentId>,
+    project: Option<&ProjectId>,
+    credential: Option<&CredentialId>,
+) -> Vec<LimitTarget> {
+    let mut out = Vec::with_capacity(3);
+    if let Some(project) = project {
+        out.push(LimitTarget::Project {
+            project: project.clone(),
+        });
+    }
+    if let Some(agent) = agent {
+        out.push(LimitTarget::Agent {
+            agent: agent.clone(),
+        });
+    }
+    if let Some(credential) = credential {
+        out.push(LimitTarget::Credential {
+            credential: credential.clone(),
+        });
+    }
+    out
+}
+
+/// What a decision or a held summary names of the resource.
+fn resource_ref(req: &ActionRequest) -> ResourceRef {
     let r = &req.resource;
+    let mut m = ResourceRef {
+        data_classes: r.data_classes.iter().cloned().collect(),
+        environment: r.environment.clone(),
+        ..ResourceRef::default()
+    };
     match req.action {
         docket_policy::Action::CallModel | docket_policy::Action::Embed => {
-            body.insert("model".into(), json!(r.id));
-            if let Some(p) = &r.provider {
-                body.insert("provider".into(), json!(p));
-            }
+            m.model = Some(r.id.clone());
+            m.provider = r.provider.clone();
         }
-        docket_policy::Action::CallTool => {
-            body.insert("tool".into(), json!(r.id));
-        }
+        docket_policy::Action::CallTool => m.tool = Some(r.id.clone()),
         docket_policy::Action::ReadData | docket_policy::Action::WriteData => {
-            body.insert("dataset".into(), json!(r.id));
+            m.dataset = Some(r.id.clone())
         }
     }
-    if !r.data_classes.is_empty() {
-        body.insert("data_classes".into(), json!(r.data_classes));
+    m
+}
+
+fn raw(v: &Value) -> Option<Box<serde_json::value::RawValue>> {
+    if v.is_null() {
+        return None;
     }
-    if let Some(env) = &r.environment {
-        body.insert("environment".into(), json!(env));
-    }
+    serde_json::value::to_raw_value(v).ok()
 }
 
 /// The `decision` entry: who, what, the outcome and why, which policy
@@ -980,105 +1002,62 @@ fn decision_body(
     req: &ActionRequest,
     eval: &Evaluation,
     approval: Option<u64>,
-) -> Value {
-    let mut body = serde_json::Map::new();
-    body.insert("agent".into(), json!(caller.agent));
-    body.insert("project".into(), json!(caller.project));
-    if let Some(h) = &caller.human {
-        body.insert("human".into(), json!(h));
-    }
-    body.insert("credential".into(), json!(caller.credential));
-    body.insert("action".into(), json!(req.action));
-    resource_fields(req, &mut body);
-    body.insert("outcome".into(), json!(eval.outcome));
-    body.insert("stage".into(), json!(eval.stage));
-    body.insert("reason".into(), json!(eval.reason));
-    let mut policy = json!({
-        "version": eval.policy_version,
-        "sha256": eval.policy_sha256,
-    });
-    if let Some(d) = &eval.decision {
-        policy["determining"] = json!(d.determining);
-        if !d.errors.is_empty() {
-            policy["errors"] = json!(d.errors);
-        }
-    }
-    body.insert("policy".into(), policy);
-    if let Some(inputs) = &eval.inputs {
-        body.insert(
-            "inputs".into(),
-            serde_json::to_value(inputs).unwrap_or(Value::Null),
-        );
-    }
-    body.insert("request_sha256".into(), json!(req.request_sha256));
-    body.insert(
-        "estimated_cost_micro_usd".into(),
-        json!(req.claim.estimate_micro_usd),
-    );
-    if !req.extra.is_null() {
-        body.insert("request".into(), req.extra.clone());
-    }
-    if let Some(a) = approval {
-        body.insert("approval".into(), json!(a));
-    }
-    body.insert("source".into(), json!(req.source));
-    body.insert(
-        "actor".into(),
-        serde_json::to_value(&caller.actor).unwrap_or(Value::Null),
-    );
-    Value::Object(body)
-}
-
-/// What an approver is shown about a held action.
-fn summary(caller: &AgentCaller, req: &ActionRequest, eval: &Evaluation) -> Value {
-    let mut body = serde_json::Map::new();
-    body.insert("agent".into(), json!(caller.agent));
-    body.insert("project".into(), json!(caller.project));
-    body.insert("human".into(), json!(caller.human));
-    body.insert("action".into(), json!(req.action));
-    resource_fields(req, &mut body);
-    body.insert(
-        "estimated_cost_micro_usd".into(),
-        json!(req.claim.estimate_micro_usd),
-    );
-    body.insert("request_sha256".into(), json!(req.request_sha256));
-    body.insert("policy_version".into(), json!(eval.policy_version));
-    body.insert("reason".into(), json!(eval.reason));
-    if !req.extra.is_null() {
-        body.insert("request".into(), req.extra.clone());
-    }
-    Value::Object(body)
-}
-
-fn approval_body(
-    caller: &AgentCaller,
-    req: &ActionRequest,
-    decision: u64,
-    summary: &Value,
-    summary_sha256: &str,
-    expires_at: Timestamp,
-) -> Result<Value, ApiError> {
-    let mut value = serde_json::to_value(approvals::RequestedBody {
+) -> DecisionBody {
+    DecisionBody {
         agent: caller.agent.clone(),
         project: caller.project.clone(),
         human: caller.human.clone(),
-        decision,
+        credential: caller.credential.clone(),
+        action: req.action,
+        resource: resource_ref(req),
+        outcome: eval.outcome,
+        stage: eval.stage,
+        reason: eval.reason.clone(),
+        policy: PolicyRef {
+            version: eval.policy_version,
+            sha256: eval.policy_sha256.clone(),
+            determining: eval.decision.as_ref().map(|d| d.determining.clone()),
+            errors: eval
+                .decision
+                .as_ref()
+                .map(|d| d.errors.clone())
+                .unwrap_or_default(),
+        },
+        inputs: eval
+            .inputs
+            .as_ref()
+            .and_then(|i| serde_json::value::to_raw_value(i).ok()),
         request_sha256: req.request_sha256.clone(),
-        summary: summary.clone(),
-        summary_sha256: summary_sha256.to_owned(),
-        expires_at,
-    })
-    .map_err(ApiError::internal)?;
-    value["actor"] = serde_json::to_value(&caller.actor).map_err(ApiError::internal)?;
-    Ok(value)
+        estimated_cost_micro_usd: u64::try_from(req.claim.estimate_micro_usd).unwrap_or(0),
+        request: raw(&req.extra),
+        approval,
+        source: req.source,
+        actor: caller.actor.clone(),
+    }
+}
+
+/// What an approver is shown about a held action.
+fn summary(caller: &AgentCaller, req: &ActionRequest, eval: &Evaluation) -> HeldSummary {
+    HeldSummary {
+        agent: caller.agent.clone(),
+        project: caller.project.clone(),
+        human: caller.human.clone(),
+        action: req.action,
+        resource: resource_ref(req),
+        estimated_cost_micro_usd: u64::try_from(req.claim.estimate_micro_usd).unwrap_or(0),
+        request_sha256: req.request_sha256.clone(),
+        policy_version: eval.policy_version,
+        reason: eval.reason.clone(),
+        request: (!req.extra.is_null()).then(|| req.extra.clone()),
+    }
 }
 
 /// Goes in one transaction with the decision that names the approval.
-fn used_body(caller: &AgentCaller, approval: u64) -> Value {
-    json!({
-        "approval": approval,
-        "agent": caller.agent,
-        "project": caller.project,
-        "actor": caller.actor,
-    })
+fn used_body(caller: &AgentCaller, approval: u64) -> ApprovalUsedBody {
+    ApprovalUsedBody {
+        approval,
+        agent: caller.agent.clone(),
+        project: caller.project.clone(),
+        actor: caller.actor.clone(),
+    }
 }

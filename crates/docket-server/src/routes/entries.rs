@@ -5,8 +5,10 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
-use docket_core::identity::{Actor, Event, HumanAssurance, ScopeField};
+use docket_core::bodies::{self, Source};
+use docket_core::identity::{Actor, HumanAssurance, ScopeField};
 use docket_core::merkle::Hash;
+use docket_core::writers::{self, Reporters};
 use docket_core::{EntryType, IndexFields};
 use docket_store::{NewEntry, Order, Query, TimeWindow};
 use serde::{Deserialize, Serialize};
@@ -151,15 +153,20 @@ fn check_scope(state: &AppState, caller: &Caller, index: &IndexFields) -> Result
     Ok(())
 }
 
-/// Puts the caller into an appended body: `actor`, and for agents the
-/// `agent`, `project` and `human` members, which must agree with the
-/// credential if the body names them; for people `human` when absent.
+/// Puts the caller into an appended body: `actor` and `source` (the
+/// caller's own word), and for agents the `agent`, `project`, `credential`
+/// and `human` members, which must agree with the credential if the body
+/// names them; for people `human` when absent.
 fn attribute(caller: &Caller, body: &mut Value) -> Result<(), String> {
     let Value::Object(map) = body else {
         return Err("must be a JSON object".into());
     };
-    if map.contains_key("actor") {
-        return Err("actor is set by Docket from the request's credentials; leave it out".into());
+    for member in ["actor", "source"] {
+        if map.contains_key(member) {
+            return Err(format!(
+                "{member} is set by Docket from the request's credentials; leave it out"
+            ));
+        }
     }
     let mut actor = caller.actor();
     fn pin(
@@ -178,17 +185,19 @@ fn attribute(caller: &Caller, body: &mut Value) -> Result<(), String> {
             )),
         }
     }
-    match (&mut actor, caller) {
+    let source = match (&mut actor, caller) {
         (
             Actor::Agent {
                 human,
                 human_assurance,
+                credential,
                 ..
             },
             Caller::Agent { agent, project, .. },
         ) => {
             pin(map, "agent", agent.as_str())?;
             pin(map, "project", project.as_str())?;
+            pin(map, "credential", credential.as_str())?;
             if human.is_none()
                 && let Some(Value::String(named)) = map.get("human")
             {
@@ -199,20 +208,50 @@ fn attribute(caller: &Caller, body: &mut Value) -> Result<(), String> {
             if let Some(h) = human.as_ref() {
                 pin(map, "human", h.as_str())?;
             }
+            Source::AgentReported
         }
         // A person may write about another person (a reviewer's note on
         // alice's session); `actor` still says who wrote it.
         (Actor::Human { user, .. }, _) => {
             map.entry("human")
                 .or_insert_with(|| Value::String(user.to_string()));
+            Source::HumanReported
         }
-        _ => {}
-    }
+        _ => return Err("only agents and people report entries".into()),
+    };
+    map.insert("source".into(), Value::String(source.as_str().to_owned()));
     map.insert(
         "actor".into(),
         serde_json::to_value(&actor).map_err(|e| e.to_string())?,
     );
     Ok(())
+}
+
+/// Whether `caller` may append `kind` through `POST /entries`: only the
+/// types the write table lets agents or people report, each by whom it
+/// names. Everything else is Docket's to write, through the route the
+/// refusal names.
+fn check_reporter(caller: &Caller, kind: EntryType) -> Result<(), String> {
+    let rule = writers::rule(kind);
+    let may = match (rule.reporters, caller) {
+        (Reporters::Nobody, _) => false,
+        (_, Caller::Agent { .. }) => true,
+        (Reporters::AgentsAndPeople, Caller::Human { .. }) => true,
+        _ => false,
+    };
+    if may {
+        return Ok(());
+    }
+    Err(match rule.reporters {
+        Reporters::Agents => format!(
+            "{kind} entries through this route are an agent's own account; people do not report them. It is written by {}",
+            rule.written_by
+        ),
+        _ => format!(
+            "{kind} entries are written only by {}, never through POST /entries",
+            rule.written_by
+        ),
+    })
 }
 
 #[derive(Deserialize)]
@@ -294,20 +333,19 @@ pub async fn append(
             .kind
             .parse()
             .map_err(|e| ApiError::bad_request("unknown_type", format!("{}type: {e}", at(i))))?;
-        if Event::is_identity_type(kind) {
-            return Err(ApiError::bad_request(
+        check_reporter(&caller, kind).map_err(|e| {
+            ApiError::new(
+                StatusCode::FORBIDDEN,
                 "reserved_type",
-                format!(
-                    "{}type: {kind} entries are written only by Docket itself, through the identity API",
-                    at(i)
-                ),
-            ));
-        }
+                format!("{}type: {e}", at(i)),
+            )
+        })?;
         let mut body = item.body;
-        attribute(&caller, &mut body)
-            .map_err(|e| ApiError::bad_request("invalid_body", format!("{}body: {e}", at(i))))?;
-        let entry = NewEntry::new(kind, &body)
-            .map_err(|e| ApiError::bad_request("invalid_body", format!("{}body: {e}", at(i))))?;
+        let invalid =
+            |e: String| ApiError::bad_request("invalid_body", format!("{}body: {e}", at(i)));
+        attribute(&caller, &mut body).map_err(invalid)?;
+        let body = bodies::parse_reported(kind, &body).map_err(invalid)?;
+        let entry = NewEntry::new(kind, &body).map_err(|e| invalid(e.to_string()))?;
         if let Some(ps) = &projects {
             check_projects(&state, ps, &entry.index).map_err(|e| {
                 ApiError::new(

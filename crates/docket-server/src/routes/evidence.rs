@@ -51,7 +51,7 @@ pub async fn export_pack(
         let id: ProjectId = parse_id("project", project)?;
         state.identity.read().project(&id)?;
     }
-    let actor = serde_json::to_value(caller.actor()).map_err(ApiError::internal)?;
+    let actor = caller.actor();
     let st = state.clone();
     let (file, manifest, sha) = blocking(move || {
         let tmp = tempfile::tempfile().map_err(ApiError::internal)?;

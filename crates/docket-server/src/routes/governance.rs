@@ -9,6 +9,8 @@ use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use docket_core::EntryType;
 use docket_core::Timestamp;
+use docket_core::bodies::{self, DecisionBody, Outcome, ReceiptBody};
+use docket_core::identity::Actor;
 use docket_core::identity::event::{AccessRule, ChangeRequest};
 use docket_core::identity::governance::{ChangeInfo, KillTarget, LimitTarget, Limits};
 use docket_core::identity::{AgentId, ProjectId, Registry, Scope};
@@ -714,8 +716,10 @@ pub struct RecordRequest {
     /// SHA-256 of the tool's output, computed by the agent.
     output_sha256: Option<String>,
     latency_ms: Option<u64>,
+    /// What the tool cost, as the agent reports it; shown apart from
+    /// what the gateway observed and counted against no budget.
     #[serde(default)]
-    cost_micro_usd: i64,
+    cost_micro_usd: u64,
     error: Option<String>,
 }
 
@@ -742,66 +746,56 @@ pub async fn record(
     let ledger = state.ledger.clone();
     let seq = req.decision;
     let decision = super::blocking(move || Ok(ledger.entry(seq)?)).await?;
-    let body = decision.body_value();
-    if decision.kind != EntryType::Decision
-        || body.get("agent").and_then(Value::as_str) != Some(agent.agent.as_str())
-    {
+    let body = match decision.kind {
+        EntryType::Decision => bodies::parse::<DecisionBody>(decision.body_json()).ok(),
+        _ => None,
+    };
+    let Some(body) = body.filter(|d| d.agent == agent.agent) else {
         return Err(ApiError::bad_request(
             "invalid_request",
             format!("entry {seq} is not a decision about agent {}", agent.agent),
         ));
-    }
-    if body.get("outcome").and_then(Value::as_str) != Some("allow") {
+    };
+    if body.outcome != Outcome::Allow {
         return Err(ApiError::new(
             StatusCode::CONFLICT,
             "not_allowed",
             format!("decision {seq} did not allow the action; there is no outcome to record"),
         ));
     }
-    if body.get("source").and_then(Value::as_str) != Some("agent_reported") {
+    if body.source != Source::AgentReported {
         return Err(ApiError::new(
             StatusCode::CONFLICT,
             "not_agent_reported",
             format!("decision {seq} is the gateway's: Docket recorded that call's outcome itself"),
         ));
     }
-    let mut receipt = json!({
-        "agent": agent.agent,
-        "project": agent.project,
-        "credential": agent.credential,
-        "decision": seq,
-        "source": Source::AgentReported,
-        "outcome": req.outcome,
-        "cost_micro_usd": req.cost_micro_usd.max(0),
-        "actor": agent.actor,
-    });
-    for k in [
-        "action",
-        "tool",
-        "dataset",
-        "data_classes",
-        "environment",
-        "approval",
-    ] {
-        if let Some(v) = body.get(k) {
-            receipt[k] = v.clone();
-        }
-    }
-    if let Some(h) = &agent.human {
-        receipt["human"] = json!(h);
-    }
-    if let Some(v) = req.status {
-        receipt["status"] = json!(v);
-    }
-    if let Some(v) = &req.output_sha256 {
-        receipt["output_sha256"] = json!(v);
-    }
-    if let Some(v) = req.latency_ms {
-        receipt["latency_ms"] = json!(v);
-    }
-    if let Some(v) = &req.error {
-        receipt["error"] = json!(v.chars().take(2000).collect::<String>());
-    }
+    let session = match &agent.actor {
+        Actor::Agent { task, .. } => task.clone(),
+        _ => None,
+    };
+    let mut receipt = ReceiptBody::new(
+        agent.agent.clone(),
+        agent.project.clone(),
+        agent.credential.clone(),
+        Source::AgentReported,
+        agent.actor.clone(),
+    );
+    receipt.human = agent.human.clone();
+    receipt.session = session;
+    receipt.action = Some(body.action);
+    receipt.tool = body.resource.tool;
+    receipt.dataset = body.resource.dataset;
+    receipt.data_classes = body.resource.data_classes;
+    receipt.environment = body.resource.environment;
+    receipt.decision = Some(seq);
+    receipt.approval = body.approval;
+    receipt.output_sha256 = req.output_sha256;
+    receipt.cost_micro_usd = Some(req.cost_micro_usd);
+    receipt.latency_ms = req.latency_ms;
+    receipt.outcome = Some(req.outcome);
+    receipt.status = req.status;
+    receipt.error = req.error.map(|v| v.chars().take(2000).collect());
     let acks = state
         .governance
         .record_outcome(decision, agent.agent.to_string(), receipt)

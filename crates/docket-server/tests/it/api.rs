@@ -63,8 +63,8 @@ async fn append_read_and_query() {
     let s = Server::start().await;
     let first = s
         .append(
-            "receipt",
-            json!({"agent": "did:key:a", "data_classes": ["customer_data"], "n": 1}),
+            "note",
+            json!({"agent": "agent-a", "data_classes": ["customer_data"], "n": 1}),
         )
         .await;
     let b = s.base_size;
@@ -73,8 +73,8 @@ async fn append_read_and_query() {
         .post(
             "/api/v1/entries",
             &json!({"entries": [
-                {"type": "receipt", "body": {"agent": "did:key:b", "n": 2}},
-                {"type": "decision", "body": {"agent": "did:key:a", "outcome": "deny", "n": 3}},
+                {"type": "note", "body": {"agent": "agent-b", "n": 2, "outcome": "deny"}},
+                {"type": "verification", "body": {"agent": "agent-a", "method": "json-schema", "verdict": "fail"}},
             ]}),
         )
         .await;
@@ -83,12 +83,12 @@ async fn append_read_and_query() {
 
     let (status, e) = s.get(&format!("/api/v1/entries/{}", b + 2)).await;
     assert_eq!(status, StatusCode::OK);
-    assert_eq!(e["entry"]["type"], "decision");
-    assert_eq!(e["entry"]["body"]["n"], 3);
+    assert_eq!(e["entry"]["type"], "verification");
+    assert_eq!(e["entry"]["body"]["verdict"], "fail");
     assert_eq!(e["leaf_hash"], v["entries"][1]["leaf_hash"]);
     assert_eq!(e["entry"]["prev"], v["entries"][0]["leaf_hash"]);
 
-    let (_, page) = s.get("/api/v1/entries?agent=did:key:a&count=true").await;
+    let (_, page) = s.get("/api/v1/entries?agent=agent-a&count=true").await;
     let seqs: Vec<u64> = page["entries"]
         .as_array()
         .unwrap()
@@ -100,19 +100,19 @@ async fn append_read_and_query() {
     let (_, page) = s.get("/api/v1/entries?data_class=customer_data").await;
     assert_eq!(page["entries"].as_array().unwrap().len(), 1);
     let (_, page) = s
-        .get("/api/v1/entries?type=receipt,decision&order=asc&limit=2")
+        .get("/api/v1/entries?type=note,verification&order=asc&limit=2")
         .await;
     assert_eq!(page["entries"][0]["seq"], b);
     let cursor = page["next_cursor"].as_str().unwrap().to_owned();
     let (_, page) = s
         .get(&format!(
-            "/api/v1/entries?type=receipt,decision&order=asc&limit=2&cursor={cursor}"
+            "/api/v1/entries?type=note,verification&order=asc&limit=2&cursor={cursor}"
         ))
         .await;
     assert_eq!(page["entries"][0]["seq"], b + 2);
     assert!(page["next_cursor"].is_null());
     let (_, page) = s
-        .get("/api/v1/entries?type=decision,receipt&outcome=deny")
+        .get("/api/v1/entries?type=verification,note&outcome=deny")
         .await;
     assert_eq!(page["entries"].as_array().unwrap().len(), 1);
     s.stop().await;

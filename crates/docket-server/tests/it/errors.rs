@@ -40,9 +40,9 @@ async fn bad_appends_say_what_is_wrong_and_write_nothing() {
             "unknown field `extra`",
         ),
         (
-            json!({"type": "receipt", "body": {"agent": 7}}),
+            json!({"type": "note", "body": {"agent": 7}}),
             "invalid_body",
-            "body.agent must be a string",
+            "body: agent: invalid type: integer `7`",
         ),
         (
             json!({"entries": []}),

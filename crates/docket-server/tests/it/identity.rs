@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 
 use crate::support::{Server, assert_message_contains, config};
 
-async fn start() -> Server {
+pub(crate) async fn start() -> Server {
     let dir = tempfile::tempdir().unwrap();
     let mut c = config(dir.path());
     c.identity.expiry_sweep_ms = 50;
@@ -19,7 +19,7 @@ async fn start() -> Server {
 }
 
 impl Server {
-    async fn as_(
+    pub(crate) async fn as_(
         &self,
         token: &str,
         method: Method,
@@ -31,7 +31,7 @@ impl Server {
     }
 
     /// Creates a user with `roles` and a password, and logs them in.
-    async fn user(&self, id: &str, roles: &[&str]) -> String {
+    pub(crate) async fn user(&self, id: &str, roles: &[&str]) -> String {
         let (st, v) = self
             .post(
                 "/api/v1/users",
@@ -59,7 +59,7 @@ impl Server {
         Ok(v["token"].as_str().unwrap().to_owned())
     }
 
-    async fn entry(&self, seq: u64) -> Value {
+    pub(crate) async fn entry(&self, seq: u64) -> Value {
         let (st, v) = self.get(&format!("/api/v1/entries/{seq}")).await;
         assert_eq!(st, StatusCode::OK, "{v}");
         v["entry"].clone()
@@ -80,7 +80,7 @@ fn seq_of(v: &Value, kind: &str) -> u64 {
 /// Sets up admin, a developer and an approver in project `support`, and a
 /// registered agent `support-bot` owned by the developer. Returns
 /// (developer token, approver token, agent API key, agent private key).
-async fn registered_agent(s: &Server) -> (String, String, String, String) {
+pub(crate) async fn registered_agent(s: &Server) -> (String, String, String, String) {
     let dev = s.user("dev", &["developer"]).await;
     let appr = s.user("appr", &["approver"]).await;
     let (st, v) = s
@@ -325,7 +325,7 @@ async fn the_whole_lifecycle_is_in_the_ledger_and_verifies() {
             json!({"type": "agent.registered", "body": {}}),
         )
         .await;
-    assert_eq!(st, StatusCode::BAD_REQUEST);
+    assert_eq!(st, StatusCode::FORBIDDEN);
     assert_eq!(v["error"]["code"], "reserved_type");
 
     // The task ends: the session key stops working at once.

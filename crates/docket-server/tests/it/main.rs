@@ -8,3 +8,4 @@ mod evidence;
 mod identity;
 mod postgres;
 mod support;
+mod writers;

@@ -31,14 +31,14 @@ async fn the_server_runs_on_postgresql() {
 
     for i in 0..5 {
         s.append(
-            "receipt",
-            json!({"agent": format!("did:key:a{}", i % 2), "data_classes": ["pii"], "i": i}),
+            "note",
+            json!({"agent": format!("agent-a{}", i % 2), "data_classes": ["pii"], "i": i}),
         )
         .await;
     }
     let (_, log) = s.get("/api/v1/log").await;
     assert_eq!(log["backend"], "postgres");
-    let (_, page) = s.get("/api/v1/entries?agent=did:key:a0&count=true").await;
+    let (_, page) = s.get("/api/v1/entries?agent=agent-a0&count=true").await;
     assert_eq!(page["count"], 3);
     s.wait_for_checkpoint(5).await;
     let (status, r) = s.get("/api/v1/receipts/3").await;

@@ -179,7 +179,10 @@ pub fn verify_all(ledger: &Ledger, signer: &LogSigner) -> VerifyReport {
     verify_log(
         &BackendSource(ledger.backend().as_ref()),
         &signer.verifier(),
-        &VerifyOptions { check_bodies: true },
+        &VerifyOptions {
+            check_bodies: true,
+            ..VerifyOptions::default()
+        },
         &|_| {},
     )
     .unwrap()

@@ -19,7 +19,7 @@ fn verify_and_query_a_running_server() {
         };
         s.append(
             &c,
-            json!({"agent": format!("did:key:z6Mk{}", i % 2), "data_classes": classes, "i": i}),
+            json!({"agent": format!("agent-{}", i % 2), "data_classes": classes, "i": i}),
         )
         .unwrap();
     }
@@ -59,7 +59,7 @@ fn verify_and_query_a_running_server() {
         "--token",
         &s.token,
         "--agent",
-        "did:key:z6Mk1",
+        "agent-1",
         "--data-class",
         "customer_data",
         "--count",
@@ -81,12 +81,12 @@ fn verify_and_query_a_running_server() {
     assert_eq!(page["count"], 5);
 
     let out = run(&[
-        "query", "--server", &s.base, "--token", &s.token, "--type", "receipt", "--limit", "2",
+        "query", "--server", &s.base, "--token", &s.token, "--type", "note", "--limit", "2",
         "--order", "asc",
     ]);
     let table = stdout(&out);
     assert!(
-        table.contains("did:key:z6Mk0") && table.contains("more: --cursor a3"),
+        table.contains("agent-0") && table.contains("more: --cursor a3"),
         "{table}"
     );
 
@@ -125,9 +125,7 @@ fn a_log_that_grows_while_it_is_verified_verifies() {
                     let r = c
                         .post(format!("{base}/api/v1/entries"))
                         .bearer_auth(&token)
-                        .json(
-                            &json!({"type": "receipt", "body": {"agent": format!("w{w}"), "n": n}}),
-                        )
+                        .json(&json!({"type": "note", "body": {"agent": format!("w{w}"), "n": n}}))
                         .send()
                         .unwrap();
                     assert_eq!(r.status(), reqwest::StatusCode::CREATED);

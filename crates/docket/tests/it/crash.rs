@@ -23,9 +23,7 @@ fn a_killed_server_loses_no_acknowledged_entry() {
                     let r = c
                         .post(format!("{base}/api/v1/entries"))
                         .bearer_auth(&token)
-                        .json(
-                            &json!({"type": "receipt", "body": {"agent": format!("w{w}"), "i": i}}),
-                        )
+                        .json(&json!({"type": "note", "body": {"agent": format!("w{w}"), "i": i}}))
                         .send();
                     match r {
                         Ok(r) if r.status() == reqwest::StatusCode::CREATED => {

@@ -85,20 +85,20 @@ fn policy_tests() -> Value {
 
 // ---- time -------------------------------------------------------------------
 
-fn now_micros() -> i64 {
+pub(crate) fn now_micros() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap()
         .as_micros() as i64
 }
 
-fn rfc3339(micros: i64) -> String {
+pub(crate) fn rfc3339(micros: i64) -> String {
     Timestamp::from_micros(micros).to_string()
 }
 
 /// The next whole second, once it has passed: a window end no entry
 /// written so far reaches, and that the export accepts as closed.
-fn close_window() -> i64 {
+pub(crate) fn close_window() -> i64 {
     let now = now_micros();
     let end = now - now.rem_euclid(1_000_000) + 1_000_000;
     loop {
@@ -355,7 +355,14 @@ provider = "anthropic"
 }
 
 /// `docket evidence export` as `token`.
-fn export(base: &str, token: &str, from: &str, to: &str, project: Option<&str>, out: &Path) {
+pub(crate) fn export(
+    base: &str,
+    token: &str,
+    from: &str,
+    to: &str,
+    project: Option<&str>,
+    out: &Path,
+) {
     let mut cmd = docket();
     cmd.args([
         "evidence", "export", "--server", base, "--token", token, "--from", from, "--to", to,
@@ -741,12 +748,12 @@ fn build_window() -> Window {
 
 /// A pack's files, uncompressed, in their order in the zip.
 #[derive(Clone)]
-struct Pack {
+pub(crate) struct Pack {
     files: Vec<(String, Vec<u8>)>,
 }
 
 impl Pack {
-    fn open(path: &Path) -> Self {
+    pub(crate) fn open(path: &Path) -> Self {
         let mut zip = zip::ZipArchive::new(std::fs::File::open(path).unwrap()).unwrap();
         let files = (0..zip.len())
             .map(|i| {
@@ -772,12 +779,12 @@ impl Pack {
             .1
     }
 
-    fn json(&self, name: &str) -> Value {
+    pub(crate) fn json(&self, name: &str) -> Value {
         serde_json::from_slice(self.get(name)).unwrap_or_else(|e| panic!("{name}: {e}"))
     }
 
     /// Lines of a JSON-lines file, parsed.
-    fn lines(&self, name: &str) -> Vec<Value> {
+    pub(crate) fn lines(&self, name: &str) -> Vec<Value> {
         self.get(name)
             .split(|b| *b == b'\n')
             .filter(|l| !l.is_empty())
@@ -852,7 +859,7 @@ impl Pack {
 }
 
 /// What `docket verify PACK --key K --json` said.
-struct Verdict {
+pub(crate) struct Verdict {
     code: Option<i32>,
     out: Value,
     text: String,
@@ -885,7 +892,7 @@ impl Verdict {
             .any(|(c, l)| c == check && l == location)
     }
 
-    fn assert_ok(&self, what: &str) {
+    pub(crate) fn assert_ok(&self, what: &str) {
         assert_eq!(self.code, Some(0), "{what} must verify: {}", self.text);
         assert_eq!(self.out["ok"], true, "{what}: {}", self.text);
     }
@@ -903,7 +910,7 @@ impl Verdict {
     }
 }
 
-fn verify_with(pack: &Path, key: &str) -> Verdict {
+pub(crate) fn verify_with(pack: &Path, key: &str) -> Verdict {
     let o: Output = docket()
         .arg("verify")
         .arg(pack)
@@ -930,7 +937,7 @@ fn verify_tampered(dir: &Path, name: &str, pack: &Pack) -> Verdict {
 }
 
 /// The test with `id` in `controls.json`.
-fn control_test<'a>(controls: &'a Value, id: &str) -> &'a Value {
+pub(crate) fn control_test<'a>(controls: &'a Value, id: &str) -> &'a Value {
     controls["criteria"]
         .as_array()
         .unwrap()
@@ -1017,6 +1024,21 @@ fn a_pack_of_a_real_window_verifies_and_its_controls_show_what_happened() {
     assert_eq!(t["status"], "satisfied", "{t}");
     let t = control_test(&controls, "cc6.1-inactive-agents");
     assert_eq!(t["figures"]["actions"], 0, "{t}");
+    // Every entry of a real window keeps to the write table; the gateway's
+    // receipts are observed and the recorded tool outcomes are the agents'
+    // word, counted apart.
+    let t = control_test(&controls, "cc6.1-writers");
+    assert_eq!(t["figures"]["entries_failing"], 0, "{t}");
+    assert_eq!(t["status"], "satisfied", "{t}");
+    assert_eq!(
+        t["figures"]["gateway_observed_receipts"],
+        f.gateway_calls(),
+        "{t}"
+    );
+    assert_eq!(t["figures"]["agent_reported_receipts"], f.recorded, "{t}");
+    let t = control_test(&controls, "a1.2-unrecorded-outcomes");
+    assert_eq!(t["figures"]["calls_without_receipt"], 0, "{t}");
+    assert_eq!(t["status"], "satisfied", "{t}");
 
     // CC8.1: the policy change was applied, approved, by someone else.
     let t = control_test(&controls, "cc8.1-unapproved-changes");

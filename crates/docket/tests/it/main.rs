@@ -8,3 +8,4 @@ mod gateway;
 mod identity;
 mod support;
 mod tamper;
+mod write_boundary;

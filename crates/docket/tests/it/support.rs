@@ -97,7 +97,7 @@ impl ServerProcess {
         let r = client
             .post(format!("{}/api/v1/entries", self.base))
             .bearer_auth(&self.token)
-            .json(&json!({"type": "receipt", "body": body}))
+            .json(&json!({"type": "note", "body": body}))
             .send()
             .map_err(|e| e.to_string())?;
         if r.status() != reqwest::StatusCode::CREATED {
