@@ -13,6 +13,7 @@ pub mod index;
 pub mod jcs;
 pub mod merkle;
 pub mod receipt;
+pub mod strict_json;
 pub mod writers;
 
 pub use audit::{ChainChecker, ChainError, ChainProblem, CompactTree};

@@ -132,6 +132,11 @@ pub struct CallShape {
 pub enum WireError {
     #[error("request body is not JSON: {0}")]
     NotJson(String),
+    /// Refused before anything reads it: a duplicate key (which a provider
+    /// might read differently from Docket), a budget exceeded, a number out
+    /// of range.
+    #[error("request body: {0}")]
+    Strict(#[from] docket_core::strict_json::StrictJsonError),
     #[error("request body must be a JSON object")]
     NotObject,
     #[error("field `{field}` is required ({expected})")]
@@ -158,6 +163,13 @@ impl WireError {
     }
 }
 
+/// The budgets of a model request; its size is bounded by `max_body_bytes`
+/// before it is read.
+const GATEWAY_JSON: docket_core::strict_json::Limits = docket_core::strict_json::Limits {
+    max_bytes: usize::MAX,
+    ..docket_core::strict_json::Limits::GATEWAY
+};
+
 /// Reads what policy needs from a request body without building a JSON
 /// tree: one pass, counting prompt characters as it goes.
 pub fn inspect(api: Api, body: &[u8]) -> Result<CallShape, WireError> {
@@ -171,6 +183,9 @@ pub fn inspect(api: Api, body: &[u8]) -> Result<CallShape, WireError> {
             has_stream_options: false,
         });
     };
+    // What the provider reads is what policy saw: no duplicate keys, and
+    // the body's budgets hold before anything reads it.
+    docket_core::strict_json::check(body, &GATEWAY_JSON)?;
     let mut de = serde_json::Deserializer::from_slice(body);
     let fields = de
         .deserialize_map(TopVisitor)

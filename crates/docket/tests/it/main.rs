@@ -5,6 +5,7 @@ mod cli;
 mod crash;
 mod evidence;
 mod gateway;
+mod hostile;
 mod identity;
 mod support;
 mod tamper;
