@@ -6,7 +6,7 @@
 //! agent or a person says of itself is stamped as theirs and never counted
 //! as observed.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap};
 
 use serde::Deserialize;
 
@@ -221,7 +221,6 @@ struct Forwarded {
 enum HeldState {
     Pending,
     Approved,
-    Settled,
 }
 
 struct Held {
@@ -232,8 +231,9 @@ struct Held {
 }
 
 /// How long an allowed gateway call may stay without its receipt before
-/// it is reported as forwarded with its outcome unrecorded.
-pub const RECEIPT_GRACE_MICROS: i64 = 3_600 * 1_000_000;
+/// it is reported as forwarded with its outcome unrecorded: a day, far
+/// beyond any stream (streams are bounded by silences, not length).
+pub const RECEIPT_GRACE_MICROS: i64 = 24 * 3_600 * 1_000_000;
 
 /// Holds entries, in `seq` order, to the write table and to the links
 /// between them: a gateway receipt follows the allow decision of the same
@@ -248,10 +248,8 @@ pub const RECEIPT_GRACE_MICROS: i64 = 3_600 * 1_000_000;
 pub struct WriteCheck {
     /// The first `seq` checked; links to entries before it are unknown.
     start: Option<u64>,
-    forwarded: HashMap<u64, Forwarded>,
-    /// The same calls in `seq` (so time) order, for expiry; a call already
-    /// receipted is skipped when it comes up.
-    forwarded_order: VecDeque<(u64, Timestamp)>,
+    /// By `seq`, so also in time order: the oldest are retired first.
+    forwarded: BTreeMap<u64, Forwarded>,
     /// Decisions that held an action, until their approval request.
     holding: HashMap<u64, AgentId>,
     approvals: HashMap<u64, Held>,
@@ -316,7 +314,6 @@ impl WriteCheck {
                                 ts,
                             },
                         );
-                        self.forwarded_order.push_back((seq, ts));
                     }
                     (Outcome::RequireApproval, _) => {
                         self.holding.insert(seq, d.agent);
@@ -386,10 +383,14 @@ impl WriteCheck {
                                 b.approval, held.expires_at
                             ));
                         }
-                        held.state = match b.decision {
-                            ApprovalVerdict::Approve => HeldState::Approved,
-                            ApprovalVerdict::Deny => HeldState::Settled,
-                        };
+                        match b.decision {
+                            ApprovalVerdict::Approve => held.state = HeldState::Approved,
+                            // Nothing more may happen to it: forgotten, so
+                            // memory holds only approvals still open.
+                            ApprovalVerdict::Deny => {
+                                self.approvals.remove(&b.approval);
+                            }
+                        }
                     }
                     None if b.approval < start => {}
                     None => {
@@ -405,9 +406,9 @@ impl WriteCheck {
                 let b: ApprovalUsedBody = bodies::parse(body).map_err(unreadable)?;
                 allowed(&b.actor)?;
                 same_agent(&b.actor, &b.agent, None)?;
-                match self.approvals.get_mut(&b.approval) {
+                match self.approvals.get(&b.approval) {
                     Some(held) if held.agent == b.agent && held.state == HeldState::Approved => {
-                        held.state = HeldState::Settled;
+                        self.approvals.remove(&b.approval);
                     }
                     None if b.approval < start => {}
                     _ => {
@@ -511,14 +512,12 @@ impl WriteCheck {
     /// `now` and still without a receipt are reported unrecorded.
     fn expire(&mut self, now: Timestamp) {
         let cutoff = now.as_micros() - RECEIPT_GRACE_MICROS;
-        while let Some(&(seq, ts)) = self.forwarded_order.front() {
-            if ts.as_micros() >= cutoff {
+        while let Some(entry) = self.forwarded.first_entry() {
+            if entry.get().ts.as_micros() >= cutoff {
                 break;
             }
-            self.forwarded_order.pop_front();
-            if let Some(f) = self.forwarded.remove(&seq) {
-                self.note_unrecorded(seq, &f);
-            }
+            let (seq, f) = entry.remove_entry();
+            self.note_unrecorded(seq, &f);
         }
     }
 
@@ -652,6 +651,38 @@ impl std::fmt::Display for ApproverRefusal {
     }
 }
 
+/// The four-eyes part of [`approver_may_decide`] alone: `user` is none of
+/// the human the agent acts for, its owner and whoever requested it.
+pub fn four_eyes(
+    registry: &Registry,
+    user: &UserId,
+    agent: &AgentId,
+    bound: Option<&UserId>,
+) -> Result<(), String> {
+    if bound == Some(user) {
+        return Err(format!(
+            "four-eyes rule: agent {agent} acts for {user} here, so {user} cannot approve the action"
+        ));
+    }
+    if let Some(a) = registry.agents.get(agent) {
+        if a.record.owner == *user {
+            return Err(format!(
+                "four-eyes rule: {user} owns agent {agent} and cannot approve its actions"
+            ));
+        }
+        let requester = registry
+            .changes
+            .get(&a.request)
+            .and_then(|c| c.requested_by.as_ref());
+        if requester == Some(user) {
+            return Err(format!(
+                "four-eyes rule: {user} requested agent {agent} and cannot approve its actions"
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// Four eyes on a held action: the approver holds the approver or admin
 /// role now, is active, and is none of the human the agent acts for
 /// (`bound`, when known), the agent's owner, and whoever requested the
@@ -679,27 +710,7 @@ pub fn approver_may_decide(
             "{user} decided a held action without the approver or admin role"
         )));
     }
-    if bound == Some(user) {
-        return Err(FourEyes(format!(
-            "four-eyes rule: agent {agent} acts for {user} here, so {user} cannot approve the action"
-        )));
-    }
-    if let Some(a) = registry.agents.get(agent) {
-        if a.record.owner == *user {
-            return Err(FourEyes(format!(
-                "four-eyes rule: {user} owns agent {agent} and cannot approve its actions"
-            )));
-        }
-        let requester = registry
-            .changes
-            .get(&a.request)
-            .and_then(|c| c.requested_by.as_ref());
-        if requester == Some(user) {
-            return Err(FourEyes(format!(
-                "four-eyes rule: {user} requested agent {agent} and cannot approve its actions"
-            )));
-        }
-    }
+    four_eyes(registry, user, agent, bound).map_err(FourEyes)?;
     Ok(())
 }
 
@@ -1114,7 +1125,12 @@ mod tests {
         )
         .unwrap();
         assert_eq!(c.unrecorded(ts(60)).1, 0, "still within the grace");
-        let (listed, total) = c.unrecorded(ts(3_601));
+        assert_eq!(
+            c.unrecorded(ts(3 * 3_600)).1,
+            0,
+            "a long stream may still end"
+        );
+        let (listed, total) = c.unrecorded(ts(24 * 3_600 + 1));
         assert_eq!(total, 1);
         assert_eq!(listed[0].0, 1);
     }

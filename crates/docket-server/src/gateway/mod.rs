@@ -231,7 +231,7 @@ async fn run(
     api: Api,
     started: Instant,
 ) -> Result<Response, Response> {
-    let err = |e: ApiError| refusal(api, e.status, e.code, &e.message);
+    let err = move |e: ApiError| refusal(api, e.status, e.code, &e.message);
     let agent = AgentCaller::from_caller(caller).map_err(err)?;
     let shape = wire::inspect(api, &body).map_err(|e| e.to_response(api))?;
     let gateway = &state.gateway;
@@ -322,80 +322,95 @@ async fn run(
         estimate: req.claim.clone(),
         started,
     };
-    let sent = gateway
-        .forwarder
-        .send(Outbound {
-            provider: &provider,
-            api,
-            headers,
-            body: prepared.body,
-            stream: shape.stream,
-        })
-        .await;
-    let upstream = match sent {
-        Ok(u) => u,
-        Err(e) => {
-            let receipt = facts
-                .record(state, permit, Ended::Failed(&e), None, None)
-                .await
-                .map_err(err)?;
-            let mut resp = e.to_response(api);
-            set_header(&mut resp, "docket-decision", decision);
-            set_header(&mut resp, "docket-receipt", receipt);
-            return Ok(resp);
+    // From here on the call is the provider's: it runs on a task of its own,
+    // so an agent that hangs up (or times out) cannot stop its receipt from
+    // being written and its cost from being counted.
+    let state = state.clone();
+    let headers = headers.clone();
+    let (body, stream, strip_usage_chunk) =
+        (prepared.body, shape.stream, prepared.strip_usage_chunk);
+    let forwarded = tokio::spawn(async move {
+        let state = &state;
+        let sent = state
+            .gateway
+            .forwarder
+            .send(Outbound {
+                provider: &provider,
+                api,
+                headers: &headers,
+                body,
+                stream,
+            })
+            .await;
+        let upstream = match sent {
+            Ok(u) => u,
+            Err(e) => {
+                let receipt = facts
+                    .record(state, permit, Ended::Failed(&e), None, None)
+                    .await
+                    .map_err(err)?;
+                let mut resp = e.to_response(api);
+                set_header(&mut resp, "docket-decision", decision);
+                set_header(&mut resp, "docket-receipt", receipt);
+                return Ok(resp);
+            }
+        };
+        if upstream.is_event_stream() {
+            return Ok(stream_through(
+                state,
+                facts,
+                permit,
+                upstream,
+                strip_usage_chunk,
+            ));
         }
-    };
-    if upstream.is_event_stream() {
-        return Ok(stream_through(
-            state,
-            facts,
-            permit,
-            upstream,
-            prepared.strip_usage_chunk,
-        ));
+        let status = upstream.status;
+        let mut out_headers = upstream.headers;
+        let bytes = match forward::collect(upstream.body, MAX_RESPONSE_BYTES).await {
+            Ok(b) => b,
+            Err(e) => {
+                let receipt = facts
+                    .record(state, permit, Ended::Failed(&e), Some(status), None)
+                    .await
+                    .map_err(err)?;
+                let mut resp = e.to_response(api);
+                set_header(&mut resp, "docket-decision", decision);
+                set_header(&mut resp, "docket-receipt", receipt);
+                return Ok(resp);
+            }
+        };
+        let facts_of = wire::response_facts(api, &bytes);
+        let digest = hex::encode(Sha256::digest(&bytes));
+        let receipt = facts
+            .record(
+                state,
+                permit,
+                Ended::Answered {
+                    status,
+                    usage: facts_of.usage,
+                    response_id: facts_of.response_id,
+                    complete: true,
+                    stream_error: None,
+                },
+                Some(status),
+                Some(digest),
+            )
+            .await
+            .map_err(err)?;
+        out_headers.insert(
+            HeaderName::from_static("docket-decision"),
+            HeaderValue::from(decision),
+        );
+        out_headers.insert(
+            HeaderName::from_static("docket-receipt"),
+            HeaderValue::from(receipt),
+        );
+        Ok(forward::response(status, out_headers, bytes))
+    });
+    match forwarded.await {
+        Ok(answer) => answer,
+        Err(e) => Err(err(ApiError::internal(e))),
     }
-    let status = upstream.status;
-    let mut out_headers = upstream.headers;
-    let bytes = match forward::collect(upstream.body, MAX_RESPONSE_BYTES).await {
-        Ok(b) => b,
-        Err(e) => {
-            let receipt = facts
-                .record(state, permit, Ended::Failed(&e), Some(status), None)
-                .await
-                .map_err(err)?;
-            let mut resp = e.to_response(api);
-            set_header(&mut resp, "docket-decision", decision);
-            set_header(&mut resp, "docket-receipt", receipt);
-            return Ok(resp);
-        }
-    };
-    let facts_of = wire::response_facts(api, &bytes);
-    let digest = hex::encode(Sha256::digest(&bytes));
-    let receipt = facts
-        .record(
-            state,
-            permit,
-            Ended::Answered {
-                status,
-                usage: facts_of.usage,
-                response_id: facts_of.response_id,
-                complete: true,
-                stream_error: None,
-            },
-            Some(status),
-            Some(digest),
-        )
-        .await
-        .map_err(err)?;
-    out_headers.insert(
-        HeaderName::from_static("docket-decision"),
-        HeaderValue::from(decision),
-    );
-    out_headers.insert(
-        HeaderName::from_static("docket-receipt"),
-        HeaderValue::from(receipt),
-    );
-    Ok(forward::response(status, out_headers, bytes))
 }
 
 /// A held call: wait (bounded) for the human, then go ahead with the

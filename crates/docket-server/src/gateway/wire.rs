@@ -185,7 +185,14 @@ pub fn inspect(api: Api, body: &[u8]) -> Result<CallShape, WireError> {
     };
     // What the provider reads is what policy saw: no duplicate keys, and
     // the body's budgets hold before anything reads it.
-    docket_core::strict_json::check(body, &GATEWAY_JSON)?;
+    docket_core::strict_json::check(body, &GATEWAY_JSON).map_err(|e| match e {
+        docket_core::strict_json::StrictJsonError::Syntax {
+            line,
+            column,
+            message,
+        } => WireError::NotJson(format!("{message} at line {line} column {column}")),
+        other => WireError::Strict(other),
+    })?;
     let mut de = serde_json::Deserializer::from_slice(body);
     let fields = de
         .deserialize_map(TopVisitor)

@@ -86,8 +86,32 @@ impl Approval {
 #[derive(Default)]
 pub struct Approvals {
     map: Mutex<HashMap<u64, Approval>>,
+    /// Approvals a call is using or an approver deciding right now.
+    busy: Mutex<std::collections::HashSet<u64>>,
     /// Woken on every decision; waiters re-read their approval.
     decided: Notify,
+}
+
+/// See [`Approvals::claim`].
+pub struct ApprovalClaim<'a> {
+    approvals: &'a Approvals,
+    id: u64,
+}
+
+impl ApprovalClaim<'_> {
+    /// Gives up releasing on drop: whoever takes the id calls
+    /// [`Approvals::release`] when done.
+    pub fn hand_over(self) -> u64 {
+        let id = self.id;
+        std::mem::forget(self);
+        id
+    }
+}
+
+impl Drop for ApprovalClaim<'_> {
+    fn drop(&mut self) {
+        self.approvals.busy.lock().remove(&self.id);
+    }
 }
 
 impl std::fmt::Debug for Approvals {
@@ -125,8 +149,10 @@ impl Approvals {
     }
 
     /// Folds one logged approval entry in. With `registry`, a decision is
-    /// held to the four-eyes rule as the approval route holds it (by the
-    /// roles and ownership of now): one that breaks it is refused.
+    /// held to the four-eyes rule (never the bound human, the agent's owner
+    /// or its requester): one that breaks it is refused. Roles are not
+    /// checked again here: the route checked them when the approver
+    /// decided, and one removed since does not undo what was decided.
     pub fn apply(&self, entry: &Entry, registry: Option<&Registry>) -> Result<(), String> {
         let (seq, ts, body) = (entry.seq.0, entry.ts, entry.body_json());
         match entry.kind {
@@ -136,8 +162,7 @@ impl Approvals {
                 writers::check_decided(&b)?;
                 if let Some(registry) = registry {
                     let bound = self.get(b.approval).and_then(|a| a.human);
-                    writers::approver_may_decide(registry, &b.by, &b.agent, bound.as_ref())
-                        .map_err(|e| e.to_string())?;
+                    writers::four_eyes(registry, &b.by, &b.agent, bound.as_ref())?;
                 }
                 self.decided(seq, ts, b)
             }
@@ -208,6 +233,20 @@ impl Approvals {
                 seq,
             };
         }
+    }
+
+    /// Takes approval `id` for one use or one decision until the claim is
+    /// dropped; `None` while someone else holds it.
+    pub fn claim(&self, id: u64) -> Option<ApprovalClaim<'_>> {
+        self.busy.lock().insert(id).then_some(ApprovalClaim {
+            approvals: self,
+            id,
+        })
+    }
+
+    /// Ends a claim handed over with [`ApprovalClaim::hand_over`].
+    pub fn release(&self, id: u64) {
+        self.busy.lock().remove(&id);
     }
 
     pub fn get(&self, id: u64) -> Option<Approval> {

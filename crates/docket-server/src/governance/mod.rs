@@ -30,7 +30,7 @@ use sha2::{Digest, Sha256};
 use crate::error::ApiError;
 use crate::identity::{Caller, Identity};
 
-pub use approvals::{Approval, Approvals};
+pub use approvals::{Approval, ApprovalClaim, Approvals};
 pub use limits::{Claim, Limiter, Permit};
 
 /// The policy version in force, compiled.
@@ -481,14 +481,20 @@ impl Governance {
     /// request, then records the decision to let it through and marks the
     /// approval used, in one transaction.
     pub async fn resume(
-        &self,
+        self: &Arc<Self>,
         caller: &AgentCaller,
         req: &ActionRequest,
         approval_id: u64,
     ) -> Result<Decided, ApiError> {
         let now = Timestamp::now();
         let refuse = |reason: String| (Stage::Approval, reason);
+        // Held until the approval is marked used (or this call refused), so
+        // two calls bearing the same approval cannot both read it unused.
+        let claim = self.approvals.claim(approval_id);
         let checked = match self.approvals.get(approval_id) {
+            _ if claim.is_none() => Err(refuse(format!(
+                "approval {approval_id} is being used by another call right now; an approval is good for one call"
+            ))),
             None => Err(refuse(format!(
                 "approval {approval_id} does not exist or has expired"
             ))),
@@ -596,12 +602,27 @@ impl Governance {
                 &used_body(caller, approval_id),
             )?);
         }
-        let acks = self.append(entries).await?;
+        // On a task of its own, holding the claim until the use is marked:
+        // a caller that goes away mid-append cannot leave a durable use
+        // unmarked in memory (and the approval usable again).
+        let this = self.clone();
+        let used = allowed.then(|| used_body(caller, approval_id));
+        let claimed = claim.map(ApprovalClaim::hand_over);
+        let acks = tokio::spawn(async move {
+            let acks = this.append(entries).await;
+            if let (Ok(acks), Some(b)) = (&acks, &used)
+                && let Some(ack) = acks.get(1)
+            {
+                this.approvals.used(ack.seq.0, b);
+            }
+            if let Some(id) = claimed {
+                this.approvals.release(id);
+            }
+            acks
+        })
+        .await
+        .map_err(ApiError::internal)??;
         let seq = acks[0].seq.0;
-        if allowed && let Some(ack) = acks.get(1) {
-            self.approvals
-                .used(ack.seq.0, &used_body(caller, approval_id));
-        }
         let Evaluation {
             outcome,
             stage,
@@ -633,6 +654,15 @@ impl Governance {
                 axum::http::StatusCode::FORBIDDEN,
                 "forbidden",
                 "only a human decides approvals",
+            ));
+        };
+        // One decision at a time per approval: the second of two approvers
+        // deciding at once is told so, not silently ignored.
+        let Some(_claim) = self.approvals.claim(id) else {
+            return Err(ApiError::new(
+                axum::http::StatusCode::CONFLICT,
+                "conflict",
+                format!("approval {id} is being decided or used right now; read it again"),
             ));
         };
         let a = self
