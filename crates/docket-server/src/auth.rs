@@ -340,7 +340,13 @@ pub async fn authenticate(
             .to_str()
             .map_err(|_| ApiError::unauthorized("Authorization header is not valid text"))?
             .to_owned(),
-        // Anthropic's SDKs send the key this way; it is a bearer token.
+        // Anthropic's SDKs send the key this way; it is a bearer token,
+        // taken on the provider-compatible routes only.
+        (None, Some(_)) if !req.uri().path().starts_with("/v1/") => {
+            return Err(ApiError::unauthorized(
+                "x-api-key is accepted on the gateway routes (/v1/…) only; send `Authorization: Bearer <token>`",
+            ));
+        }
         (None, Some(key)) => format!(
             "Bearer {}",
             key.to_str()
@@ -382,6 +388,9 @@ pub async fn authenticate(
         return Err(
             reject_signature(&state, &caller, method, path, "signature_required", error).await,
         );
+    }
+    if let Some(conn) = req.extensions().get::<crate::listener::Connection>() {
+        conn.authenticated();
     }
     req.extensions_mut().insert(caller);
     Ok(next.run(req).await)

@@ -23,6 +23,8 @@ pub struct Config {
     pub checkpoint_interval_ms: u64,
     pub max_body_bytes: usize,
     pub max_batch_entries: usize,
+    /// Connection caps and read deadlines.
+    pub connections: crate::listener::ConnectionConfig,
     pub storage: StorageConfig,
     pub identity: IdentityConfig,
     /// Model providers, routes, prices and approval timing of the gateway.
@@ -128,6 +130,7 @@ impl Default for Config {
             checkpoint_interval_ms: 1000,
             max_body_bytes: 8 * 1024 * 1024,
             max_batch_entries: 1000,
+            connections: Default::default(),
             storage: StorageConfig::default(),
             identity: IdentityConfig::default(),
             gateway: Default::default(),

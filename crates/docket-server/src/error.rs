@@ -3,6 +3,7 @@
 //! too. 4xx say exactly what was wrong; 5xx log the cause and say nothing
 //! of internals.
 
+use axum::body::Bytes;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::StatusCode;
@@ -12,6 +13,9 @@ use docket_core::strict_json;
 use docket_store::StoreError;
 use serde::de::DeserializeOwned;
 use serde_json::json;
+
+/// Seconds a refused client is told to wait before trying again.
+pub const RETRY_AFTER_SECS: u64 = 1;
 
 #[derive(Debug)]
 pub struct ApiError {
@@ -41,6 +45,16 @@ impl ApiError {
         Self::new(StatusCode::UNAUTHORIZED, "unauthorized", message)
     }
 
+    /// Too much is waiting already: refused at once, nothing done; the
+    /// response says when to try again (`Retry-After`).
+    pub fn overloaded(message: impl std::fmt::Display) -> Self {
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "overloaded",
+            format!("Docket is overloaded ({message}); nothing was done, try again shortly"),
+        )
+    }
+
     /// Logs `cause` and tells the client only that the server failed.
     pub fn internal(cause: impl std::fmt::Display) -> Self {
         tracing::error!(%cause, "internal error");
@@ -66,6 +80,7 @@ impl From<StoreError> for ApiError {
                     "the ledger cannot be written or read right now; nothing was recorded",
                 )
             }
+            StoreError::Overloaded(m) => Self::overloaded(m),
             StoreError::Corrupt(_) => Self::internal(e),
         }
     }
@@ -78,6 +93,14 @@ impl IntoResponse for ApiError {
         if self.status == StatusCode::UNAUTHORIZED {
             resp.headers_mut()
                 .insert("www-authenticate", "Bearer".parse().expect("static header"));
+        }
+        // Every 503 is a moment's state (overload, a store refusing
+        // writes): say when to look again.
+        if self.status == StatusCode::SERVICE_UNAVAILABLE {
+            resp.headers_mut().insert(
+                axum::http::header::RETRY_AFTER,
+                axum::http::HeaderValue::from(RETRY_AFTER_SECS),
+            );
         }
         resp
     }
@@ -104,7 +127,7 @@ const API_JSON: strict_json::Limits = strict_json::Limits {
 impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
     type Rejection = ApiError;
 
-    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+    async fn from_request(req: Request, _: &S) -> Result<Self, ApiError> {
         if !is_json(req.headers()) {
             return Err(ApiError::new(
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -112,17 +135,86 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
                 "send the body as JSON with `Content-Type: application/json`",
             ));
         }
-        let bytes = axum::body::Bytes::from_request(req, state)
+        let limit = req
+            .extensions()
+            .get::<BodyLimit>()
+            .map_or(BodyLimit::default().0, |l| l.0);
+        let bytes = read_body(req.into_body(), limit)
             .await
-            .map_err(|e| {
-                if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                    too_large()
-                } else {
-                    ApiError::bad_request("invalid_request", e.body_text())
+            .map_err(|e| match e {
+                BodyError::TooLarge => too_large(),
+                BodyError::Timeout(m) => {
+                    ApiError::new(StatusCode::REQUEST_TIMEOUT, "request_timeout", m)
                 }
+                BodyError::Unreadable(m) => ApiError::bad_request("invalid_request", m),
             })?;
         parse_strict(&bytes).map(Self)
     }
+}
+
+/// The largest request body, in bytes (`max_body_bytes`); put in every
+/// request's extensions by [`crate::app`].
+#[derive(Clone, Copy, Debug)]
+pub struct BodyLimit(pub usize);
+
+impl Default for BodyLimit {
+    fn default() -> Self {
+        Self(crate::Config::default().max_body_bytes)
+    }
+}
+
+/// Why a request body could not be read.
+#[derive(Debug)]
+pub enum BodyError {
+    TooLarge,
+    /// It did not arrive in time (`body_timeout_ms`).
+    Timeout(String),
+    Unreadable(String),
+}
+
+/// Reads a request body of at most `limit` bytes. One past the limit is
+/// still read to its end and dropped (up to four times the limit), so a
+/// client that is still sending reads the 413 rather than a connection
+/// reset under its feet.
+pub async fn read_body(mut body: axum::body::Body, limit: usize) -> Result<Bytes, BodyError> {
+    use http_body_util::BodyExt;
+    let mut parts: Vec<Bytes> = Vec::new();
+    let mut len = 0usize;
+    let failed = |e: axum::Error| {
+        if crate::listener::is_body_timeout(&e) {
+            BodyError::Timeout(e.to_string())
+        } else {
+            BodyError::Unreadable(format!("the request body could not be read: {e}"))
+        }
+    };
+    while let Some(frame) = body.frame().await {
+        let Ok(data) = frame.map_err(failed)?.into_data() else {
+            continue;
+        };
+        len = len.saturating_add(data.len());
+        if len > limit {
+            let drain_max = limit.saturating_mul(4);
+            while len <= drain_max {
+                match body.frame().await {
+                    Some(Ok(f)) => len += f.data_ref().map_or(0, Bytes::len),
+                    _ => break,
+                }
+            }
+            return Err(BodyError::TooLarge);
+        }
+        parts.push(data);
+    }
+    Ok(match parts.len() {
+        0 => Bytes::new(),
+        1 => parts.swap_remove(0),
+        _ => {
+            let mut all = Vec::with_capacity(len);
+            for p in &parts {
+                all.extend_from_slice(p);
+            }
+            Bytes::from(all)
+        }
+    })
 }
 
 /// Reads `bytes` as `T` the way [`ApiJson`] does.
@@ -148,7 +240,7 @@ pub fn parse_strict<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     })
 }
 
-fn is_json(headers: &axum::http::HeaderMap) -> bool {
+pub(crate) fn is_json(headers: &axum::http::HeaderMap) -> bool {
     let Some(ct) = headers
         .get(axum::http::header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -183,6 +275,23 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for ApiQuery<T> {
                 Err(ApiError::bad_request("invalid_query", e.body_text()))
             }
             Err(other) => Err(ApiError::bad_request("invalid_query", other.body_text())),
+        }
+    }
+}
+
+/// `axum::extract::Path` with our error shape on rejection (a segment
+/// that is not UTF-8 once percent-decoded, or not the type the route
+/// wants).
+pub struct ApiPath<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for ApiPath<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        match axum::extract::Path::<T>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Path(v)) => Ok(Self(v)),
+            Err(e) if e.status().is_server_error() => Err(ApiError::internal(e.body_text())),
+            Err(e) => Err(ApiError::bad_request("invalid_path", e.body_text())),
         }
     }
 }

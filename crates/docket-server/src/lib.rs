@@ -13,6 +13,7 @@ pub mod httpsig;
 pub mod identity;
 pub mod init;
 pub mod integrity;
+pub mod listener;
 pub mod routes;
 mod telemetry;
 
@@ -51,7 +52,7 @@ pub struct AppState {
     pub signer: Arc<LogSigner>,
 }
 
-/// The whole HTTP surface. Every route but `/healthz` needs credentials,
+/// The whole HTTP surface. Every route but `/healthz` and `/readyz` needs credentials,
 /// and each route is authorized by its entry in [`routes::table`].
 pub fn app(state: AppState) -> Router {
     let mut api = Router::new();
@@ -77,9 +78,13 @@ pub fn app(state: AppState) -> Router {
         ));
     Router::new()
         .route("/healthz", get(telemetry::healthz))
+        .route("/readyz", get(telemetry::readyz))
         .merge(api)
         .layer(axum::middleware::from_fn(telemetry::track))
         .layer(DefaultBodyLimit::max(state.config.max_body_bytes))
+        .layer(axum::Extension(error::BodyLimit(
+            state.config.max_body_bytes,
+        )))
         .layer(tower_http::trace::TraceLayer::new_for_http())
         .with_state(state)
 }
@@ -235,15 +240,14 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         Duration::from_secs(600),
         rx.clone(),
     );
-    let mut stop = rx;
     let router = app(state);
-    let server = tokio::spawn(async move {
-        axum::serve(listener, router)
-            .with_graceful_shutdown(async move {
-                let _ = stop.changed().await;
-            })
-            .await
-    });
+    let server = tokio::spawn(listener::serve(
+        listener,
+        router,
+        config.connections.clone(),
+        rx,
+        Duration::from_secs(30),
+    ));
     tracing::info!(%addr, origin = %log.origin, backend = ledger.backend().kind(), "docket is serving");
     Ok(Running {
         addr,

@@ -25,8 +25,75 @@ pub fn install() {
     });
 }
 
+/// `GET /healthz`: liveness. The process answers; nothing else is
+/// checked, so a load balancer does not restart Docket for a full disk.
 pub async fn healthz() -> &'static str {
     "ok\n"
+}
+
+/// `GET /readyz`: whether Docket can do its job now. Ready (200) when the
+/// store takes writes, no receipt waits in memory for it, and the latest
+/// signed checkpoint is current; otherwise 503, saying which. Also how
+/// each provider answered its last call and how busy the gateway is, for
+/// the engineer on call; a provider that fails does not make Docket
+/// unready (another instance would fail the same way).
+pub async fn readyz(State(state): State<AppState>) -> Response {
+    let ledger = state.ledger.clone();
+    let probed = tokio::task::spawn_blocking(move || {
+        let probe = ledger.probe_writable();
+        (probe, ledger.latest_checkpoint())
+    })
+    .await;
+    let (probe, latest) = match probed {
+        Ok(p) => p,
+        Err(e) => {
+            return crate::error::ApiError::internal(e).into_response();
+        }
+    };
+    let size = state.ledger.size();
+    let kept = state.ledger.kept_entries();
+    let writable = probe.is_ok() && state.ledger.writable();
+    let now = docket_core::Timestamp::now().as_micros();
+    // The checkpointer signs at most every interval while entries arrive;
+    // three intervals (and a few seconds) behind is not current.
+    let allowed_lag_us = i64::try_from(state.config.checkpoint_interval_ms.saturating_mul(3_000))
+        .unwrap_or(i64::MAX)
+        + 5_000_000;
+    let (cp_size, cp_age_us) = match &latest {
+        Ok(Some(cp)) => (cp.size, Some(now - cp.signed_at.as_micros())),
+        _ => (0, None),
+    };
+    let checkpoint_current =
+        size == 0 || cp_size == size || cp_age_us.is_some_and(|age| age <= allowed_lag_us);
+    let ready = writable && kept == 0 && checkpoint_current;
+    let gateway = &state.gateway;
+    let body = serde_json::json!({
+        "ready": ready,
+        "store": {
+            "backend": state.ledger.backend().kind(),
+            "writable": writable,
+            "error": probe.err().map(|e| e.to_string()),
+            "entries": size,
+            "receipts_waiting": kept,
+        },
+        "checkpoint": {
+            "current": checkpoint_current,
+            "size": cp_size,
+            "behind": size.saturating_sub(cp_size),
+            "age_seconds": cp_age_us.map(|a| a as f64 / 1e6),
+        },
+        "gateway": {
+            "in_flight": gateway.admission.in_flight(),
+            "max_in_flight": gateway.admission.max_in_flight(),
+            "upstreams": gateway.upstreams(),
+        },
+    });
+    let status = if ready {
+        axum::http::StatusCode::OK
+    } else {
+        axum::http::StatusCode::SERVICE_UNAVAILABLE
+    };
+    (status, axum::Json(body)).into_response()
 }
 
 /// `GET /metrics`: Prometheus text format.

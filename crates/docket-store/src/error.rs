@@ -19,4 +19,7 @@ pub enum StoreError {
     Corrupt(String),
     #[error("the appender has stopped")]
     Closed,
+    /// Too many appends already wait; nothing was written. Try again shortly.
+    #[error("overloaded: {0}")]
+    Overloaded(String),
 }

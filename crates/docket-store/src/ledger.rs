@@ -3,10 +3,10 @@
 //! its transaction commits; and the read side — entries, proofs at any
 //! committed size, checkpoints, receipts and queries.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::ops::ControlFlow;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::thread::JoinHandle;
 use std::time::Instant;
 
@@ -106,8 +106,15 @@ type Reply = oneshot::Sender<Result<Vec<Appended>, StoreError>>;
 
 struct Request {
     entries: Vec<NewEntry>,
-    reply: Reply,
+    /// `None` for a kept request already answered, and for a wake-up.
+    reply: Option<Reply>,
+    /// Kept until durable: a failed commit puts it back at the head of the
+    /// line instead of dropping it (see [`Ledger::append_kept`]).
+    kept: bool,
 }
+
+/// How often the appender retries kept entries while the store refuses them.
+const KEPT_RETRY: std::time::Duration = std::time::Duration::from_millis(250);
 
 /// State shared between the appender and readers; only grows, after commits.
 struct Shared {
@@ -120,6 +127,14 @@ struct Shared {
     latest_checkpoint: Mutex<Option<StoredCheckpoint>>,
     /// Entries below this `seq` have their postings written.
     indexed: AtomicU64,
+    /// Requests that must become durable whatever happens (receipts of
+    /// calls already forwarded), oldest first. Every batch begins with
+    /// them, so nothing newer commits before they do.
+    kept: Mutex<VecDeque<Request>>,
+    /// Entries in `kept`.
+    kept_entries: AtomicU64,
+    /// Whether the last commit the appender tried succeeded.
+    writable: AtomicBool,
 }
 
 impl Shared {
@@ -205,27 +220,111 @@ impl Ledger {
     fn submit(
         &self,
         entries: Vec<NewEntry>,
+        wait: bool,
     ) -> Result<oneshot::Receiver<Result<Vec<Appended>, StoreError>>, StoreError> {
         if entries.is_empty() {
             return Err(StoreError::Invalid("nothing to append".into()));
         }
         let (reply, rx) = oneshot::channel();
         let tx = self.tx.lock().clone().ok_or(StoreError::Closed)?;
-        tx.send(Request { entries, reply })
-            .map_err(|_| StoreError::Closed)?;
+        let request = Request {
+            entries,
+            reply: Some(reply),
+            kept: false,
+        };
+        if wait {
+            tx.send(request).map_err(|_| StoreError::Closed)?;
+        } else {
+            tx.try_send(request).map_err(|e| match e {
+                crossbeam_channel::TrySendError::Full(_) => {
+                    metrics::counter!("docket_append_overloaded_total").increment(1);
+                    StoreError::Overloaded(format!(
+                        "{} appends are already waiting for the ledger",
+                        tx.len()
+                    ))
+                }
+                crossbeam_channel::TrySendError::Disconnected(_) => StoreError::Closed,
+            })?;
+        }
         Ok(rx)
     }
 
-    /// Appends entries in order; resolves once they are durable.
+    /// Appends entries in order; resolves once they are durable. Refused at
+    /// once with [`StoreError::Overloaded`] when `queue_depth` appends
+    /// already wait: a caller never blocks an async worker on a full queue.
     pub async fn append(&self, entries: Vec<NewEntry>) -> Result<Vec<Appended>, StoreError> {
-        let rx = self.submit(entries)?;
+        let rx = self.submit(entries, false)?;
         rx.await.map_err(|_| StoreError::Closed)?
     }
 
-    /// [`Ledger::append`] for threads outside an async runtime.
+    /// [`Ledger::append`] for threads outside an async runtime; waits for
+    /// room in the queue instead of refusing.
     pub fn append_blocking(&self, entries: Vec<NewEntry>) -> Result<Vec<Appended>, StoreError> {
-        let rx = self.submit(entries)?;
+        let rx = self.submit(entries, true)?;
         rx.blocking_recv().map_err(|_| StoreError::Closed)?
+    }
+
+    /// Appends entries that must become durable whatever happens: the
+    /// record of something already done outside (a call the provider ran).
+    /// They skip the queue (never refused as overloaded) and commit before
+    /// anything submitted after them. If the commit fails, the error is
+    /// returned but the entries are kept in memory and retried, still ahead
+    /// of everything newer, until the store takes them; only a crash loses
+    /// them, and then their absence is visible (`docket verify` reports a
+    /// forwarded call without its outcome).
+    pub async fn append_kept(&self, entries: Vec<NewEntry>) -> Result<Vec<Appended>, StoreError> {
+        if entries.is_empty() {
+            return Err(StoreError::Invalid("nothing to append".into()));
+        }
+        let (reply, rx) = oneshot::channel();
+        {
+            let tx = self.tx.lock();
+            let tx = tx.as_ref().ok_or(StoreError::Closed)?;
+            self.shared
+                .kept_entries
+                .fetch_add(entries.len() as u64, Ordering::AcqRel);
+            self.shared.kept.lock().push_back(Request {
+                entries,
+                reply: Some(reply),
+                kept: true,
+            });
+            // Wake the appender; a full queue means it is awake already.
+            let _ = tx.try_send(Request {
+                entries: Vec::new(),
+                reply: None,
+                kept: false,
+            });
+        }
+        rx.await.map_err(|_| StoreError::Closed)?
+    }
+
+    /// Entries kept in memory until the store takes them
+    /// ([`Ledger::append_kept`]); 0 when everything is durable.
+    pub fn kept_entries(&self) -> u64 {
+        self.shared.kept_entries.load(Ordering::Acquire)
+    }
+
+    /// Whether the last commit succeeded: `false` while the store refuses
+    /// writes (a full disk, a lost database).
+    pub fn writable(&self) -> bool {
+        self.shared.writable.load(Ordering::Acquire)
+    }
+
+    /// Whether the store takes a write now, tried with a small write
+    /// beside the log (never an entry) when the last commit failed: a
+    /// store that recovered while nothing was appended is seen as such.
+    /// Blocks; call it off the async workers.
+    pub fn probe_writable(&self) -> Result<(), StoreError> {
+        if self.writable() {
+            return Ok(());
+        }
+        self.backend
+            .set_meta("write_probe", &Timestamp::now().as_micros().to_string())?;
+        // Kept entries still waiting mean the store is not yet caught up.
+        if self.kept_entries() == 0 {
+            self.shared.writable.store(true, Ordering::Release);
+        }
+        Ok(())
     }
 
     /// Stops accepting appends and waits for the appender to finish what it has.
@@ -580,6 +679,9 @@ fn load_state(backend: &dyn Backend) -> Result<(Edge, Shared, Vec<IndexRow>), St
         block_ts: RwLock::new(block_ts),
         latest_checkpoint: Mutex::new(None),
         indexed: AtomicU64::new(indexed),
+        kept: Mutex::new(VecDeque::new()),
+        kept_entries: AtomicU64::new(0),
+        writable: AtomicBool::new(true),
     };
     Ok((edge, shared, pending))
 }
@@ -597,19 +699,24 @@ struct Appender {
 impl Appender {
     fn run(mut self, rx: Receiver<Request>) {
         loop {
-            let first = match rx.recv_timeout(self.config.postings_max_delay) {
-                Ok(r) => r,
-                Err(crossbeam_channel::RecvTimeoutError::Timeout) => {
-                    // Quiet: write what postings are waiting.
-                    if !self.pending.is_empty() {
-                        self.commit(Vec::new(), 0);
-                    }
-                    continue;
-                }
+            let retrying = !self.shared.kept.lock().is_empty();
+            let wait = if retrying {
+                KEPT_RETRY
+            } else {
+                self.config.postings_max_delay
+            };
+            let first = match rx.recv_timeout(wait) {
+                Ok(r) => Some(r),
+                Err(crossbeam_channel::RecvTimeoutError::Timeout) => None,
                 Err(crossbeam_channel::RecvTimeoutError::Disconnected) => break,
             };
-            let mut n = first.entries.len();
-            let mut batch = vec![first];
+            // Kept requests lead every batch, oldest first.
+            let mut batch: Vec<Request> = self.shared.kept.lock().drain(..).collect();
+            let mut n: usize = batch.iter().map(|r| r.entries.len()).sum();
+            if let Some(r) = first {
+                n += r.entries.len();
+                batch.push(r);
+            }
             while n < self.config.max_batch {
                 match rx.try_recv() {
                     Ok(r) => {
@@ -619,7 +726,25 @@ impl Appender {
                     Err(_) => break,
                 }
             }
-            self.commit(batch, n);
+            // Wake-ups carry nothing.
+            batch.retain(|r| !r.entries.is_empty());
+            if !batch.is_empty() || (!self.pending.is_empty() && !retrying) {
+                // An empty batch when quiet writes what postings wait.
+                self.commit(batch, n);
+            }
+        }
+        // Closing: one last try for what must not be lost.
+        let kept: Vec<Request> = self.shared.kept.lock().drain(..).collect();
+        if !kept.is_empty() {
+            let n = kept.iter().map(|r| r.entries.len()).sum();
+            self.commit(kept, n);
+            let lost = self.shared.kept_entries.load(Ordering::Acquire);
+            if lost > 0 {
+                tracing::error!(
+                    entries = lost,
+                    "closing with kept entries the store would not take; `docket verify` reports the calls they record as forwarded with no outcome"
+                );
+            }
         }
     }
 
@@ -660,8 +785,13 @@ impl Appender {
                     ts: Timestamp::from_micros(ts),
                     kind: e.kind,
                     bytes,
-                    // Moved, not copied: the request is answered, not replayed.
-                    index: Arc::new(std::mem::take(&mut e.index)),
+                    // Moved, not copied, unless a failed commit must
+                    // replay the request.
+                    index: Arc::new(if req.kept {
+                        e.index.clone()
+                    } else {
+                        std::mem::take(&mut e.index)
+                    }),
                 });
             }
         }
@@ -732,10 +862,25 @@ impl Appender {
                 metrics::histogram!("docket_append_commit_seconds")
                     .record(started.elapsed().as_secs_f64());
                 metrics::counter!("docket_appended_entries_total").increment(n as u64);
+                self.shared.writable.store(true, Ordering::Release);
                 let mut acks = acks.into_iter();
                 for req in batch {
                     let mine: Vec<Appended> = acks.by_ref().take(req.entries.len()).collect();
-                    let _ = req.reply.send(Ok(mine));
+                    if req.kept {
+                        self.shared
+                            .kept_entries
+                            .fetch_sub(mine.len() as u64, Ordering::AcqRel);
+                        if req.reply.is_none() {
+                            tracing::info!(
+                                first = mine.first().map(|a| a.seq.0),
+                                entries = mine.len(),
+                                "kept entries are durable now"
+                            );
+                        }
+                    }
+                    if let Some(reply) = req.reply {
+                        let _ = reply.send(Ok(mine));
+                    }
                 }
             }
             Err(e) => {
@@ -756,8 +901,20 @@ impl Appender {
                         self.pending.truncate(pending_before);
                     }
                 }
-                for req in batch {
-                    let _ = req.reply.send(Err(e.clone()));
+                self.shared.writable.store(false, Ordering::Release);
+                let mut again = Vec::new();
+                for mut req in batch {
+                    if let Some(reply) = req.reply.take() {
+                        let _ = reply.send(Err(e.clone()));
+                    }
+                    if req.kept {
+                        again.push(req);
+                    }
+                }
+                // Back to the head of the line, ahead of any kept since.
+                let mut kept = self.shared.kept.lock();
+                for req in again.into_iter().rev() {
+                    kept.push_front(req);
                 }
             }
         }

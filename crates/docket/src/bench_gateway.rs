@@ -278,6 +278,14 @@ pub struct GatewayArgs {
     /// Model name sent in each request.
     #[arg(long, default_value = "gpt-4o-mini")]
     model: String,
+    /// After the sweep, offer twice the highest rate sustained (or this
+    /// rate) for `--seconds` and report what was admitted, what was
+    /// refused (503/429 with `Retry-After`), the admitted calls' latency
+    /// and the process's peak memory.
+    #[arg(long)]
+    overload: bool,
+    #[arg(long)]
+    overload_rate: Option<u64>,
 }
 
 async fn start_upstream() -> anyhow::Result<String> {
@@ -448,8 +456,20 @@ when { context.data_classes.contains("pii") && (context.hour < 6 || context.hour
     Ok((base, key, running, dir))
 }
 
+/// What one run of [`load`] got back.
+struct Loaded {
+    /// Latencies of the calls answered with success.
+    ok: Vec<Duration>,
+    /// Latencies of the calls refused for load (503 or 429 with
+    /// `Retry-After`): shed, as a bounded gateway should.
+    shed: Vec<Duration>,
+    /// Everything else: failures, timeouts, other statuses.
+    errors: u64,
+    took: Duration,
+}
+
 /// Sends `rate` requests per second for `seconds` to `url`, open loop
-/// (on schedule, whatever the answers do); returns latencies and errors.
+/// (on schedule, whatever the answers do).
 async fn load(
     http: &reqwest::Client,
     url: &str,
@@ -457,7 +477,7 @@ async fn load(
     body: &Value,
     rate: u64,
     seconds: u64,
-) -> (Vec<Duration>, u64, Duration) {
+) -> Loaded {
     let total = rate * seconds;
     let interval = Duration::from_secs_f64(1.0 / rate as f64);
     let start = tokio::time::Instant::now();
@@ -471,21 +491,54 @@ async fn load(
             match r {
                 Ok(r) if r.status().is_success() => {
                     let ok = r.bytes().await.is_ok();
-                    (t.elapsed(), ok)
+                    (t.elapsed(), if ok { Answer::Ok } else { Answer::Error })
                 }
-                _ => (t.elapsed(), false),
+                Ok(r)
+                    if matches!(r.status().as_u16(), 429 | 503)
+                        && r.headers().contains_key("retry-after") =>
+                {
+                    let _ = r.bytes().await;
+                    (t.elapsed(), Answer::Shed)
+                }
+                _ => (t.elapsed(), Answer::Error),
             }
         }));
     }
-    let mut times = Vec::with_capacity(tasks.len());
-    let mut errors = 0;
+    let mut out = Loaded {
+        ok: Vec::with_capacity(tasks.len()),
+        shed: Vec::new(),
+        errors: 0,
+        took: Duration::ZERO,
+    };
     for t in tasks {
         match t.await {
-            Ok((d, true)) => times.push(d),
-            _ => errors += 1,
+            Ok((d, Answer::Ok)) => out.ok.push(d),
+            Ok((d, Answer::Shed)) => out.shed.push(d),
+            _ => out.errors += 1,
         }
     }
-    (times, errors, start.elapsed())
+    out.took = start.elapsed();
+    out
+}
+
+enum Answer {
+    Ok,
+    Shed,
+    Error,
+}
+
+/// Peak resident memory of this process (server and load generator), MiB.
+fn peak_rss_mib() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let kib: f64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))?
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()?;
+    Some(kib / 1024.0)
 }
 
 pub async fn gateway(args: GatewayArgs) -> anyhow::Result<()> {
@@ -529,9 +582,10 @@ pub async fn gateway(args: GatewayArgs) -> anyhow::Result<()> {
     );
     let mut best = None;
     for &rate in &args.rates {
-        let (mut d_times, d_err, _) =
-            load(&http, &direct, "sk-upstream", &body, rate, args.seconds).await;
-        let (mut g_times, g_err, took) = load(&http, &via, &key, &body, rate, args.seconds).await;
+        let d = load(&http, &direct, "sk-upstream", &body, rate, args.seconds).await;
+        let g = load(&http, &via, &key, &body, rate, args.seconds).await;
+        let (mut d_times, d_err) = (d.ok, d.errors + d.shed.len() as u64);
+        let (mut g_times, g_err, took) = (g.ok, g.errors + g.shed.len() as u64, g.took);
         if d_times.is_empty() || g_times.is_empty() {
             println!(
                 "  {rate:>5}/s: no successful requests ({name} errors {g_err}, direct errors {d_err})"
@@ -559,6 +613,42 @@ pub async fn gateway(args: GatewayArgs) -> anyhow::Result<()> {
     match best {
         Some(r) => println!("highest rate sustained without errors: {r}/s"),
         None => println!("no rate was sustained without errors"),
+    }
+    if args.overload {
+        let rate = args
+            .overload_rate
+            .or(best.map(|r| r * 2))
+            .context("no rate was sustained; give --overload-rate")?;
+        let mut g = load(&http, &via, &key, &body, rate, args.seconds).await;
+        let ms = |d: Duration| d.as_secs_f64() * 1e3;
+        let offered = rate * args.seconds;
+        println!(
+            "overload: offered {rate}/s for {}s ({offered} calls): admitted {} ({:.0}/s), refused with Retry-After {}, other errors {}",
+            args.seconds,
+            g.ok.len(),
+            g.ok.len() as f64 / g.took.as_secs_f64(),
+            g.shed.len(),
+            g.errors,
+        );
+        if !g.ok.is_empty() {
+            println!(
+                "  admitted p50 {:.3} ms p99 {:.3} ms",
+                ms(quantile(&mut g.ok, 0.5)),
+                ms(quantile(&mut g.ok, 0.99))
+            );
+        }
+        if !g.shed.is_empty() {
+            println!(
+                "  refused p50 {:.3} ms p99 {:.3} ms",
+                ms(quantile(&mut g.shed, 0.5)),
+                ms(quantile(&mut g.shed, 0.99))
+            );
+        }
+        if let Some(mib) = peak_rss_mib() {
+            println!(
+                "  peak RSS of this process (Docket, stand-in and load generator): {mib:.0} MiB"
+            );
+        }
     }
     if let Some((running, _dir)) = in_process {
         running.stop().await?;

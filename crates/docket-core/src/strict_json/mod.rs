@@ -71,6 +71,10 @@ pub struct Limits {
     pub max_total_values: usize,
     /// Bytes of any one string or key, once unescaped (UTF-8).
     pub max_string_bytes: usize,
+    /// Integer literals beyond ±2^53 refused: where the body is stored in
+    /// canonical form (RFC 8785 reads every number as a double), such an
+    /// integer would be kept as another one.
+    pub exact_integers: bool,
 }
 
 impl Limits {
@@ -92,6 +96,7 @@ impl Limits {
         max_array_len: 4096,
         max_total_values: 32_768,
         max_string_bytes: 256 * 1024,
+        exact_integers: true,
     };
 
     /// Model requests through the gateway: up to 8 MiB (the server's
@@ -114,6 +119,9 @@ impl Limits {
         max_array_len: 16_384,
         max_total_values: 400_000,
         max_string_bytes: 8 * 1024 * 1024,
+        // Forwarded as sent, never re-encoded: a provider reads a 64-bit
+        // `seed` as written.
+        exact_integers: false,
     };
 }
 
@@ -157,6 +165,12 @@ pub enum StrictJsonError {
         "number {text} at {path} is out of range: a 64-bit float would read it as zero or infinity"
     )]
     NumberOutOfRange { path: String, text: String },
+    /// An integer beyond ±2^53 where the body is kept in canonical form,
+    /// which would store a neighbouring integer instead.
+    #[error(
+        "integer {text} at {path} is beyond ±2^53 and would not be kept exactly (JSON numbers are stored as 64-bit floats); send it as a string"
+    )]
+    InexactInteger { path: String, text: String },
 }
 
 /// Checks `bytes` as one JSON document against `limits`, without building
@@ -211,6 +225,7 @@ enum Problem {
     StringTooLong,
     KeyTooLong,
     NumberOutOfRange(String),
+    InexactInteger(String),
 }
 
 /// One step of a path, pushed as an error unwinds (innermost first).
@@ -255,8 +270,21 @@ impl<'de> Walk<'_, 'de> {
         self.numbers += 1;
     }
 
-    /// A number that reads as zero: refused if its literal is not zero.
-    fn zero<E: de::Error>(&mut self) -> Result<(), E> {
+    /// An integer that fits 64 bits: refused past ±2^53 where integers
+    /// must be kept exactly.
+    fn integer<E: de::Error>(&mut self, magnitude: u64, negative: bool) -> Result<(), E> {
+        self.numbers += 1;
+        if self.limits.exact_integers && magnitude > MAX_EXACT {
+            let sign = if negative { "-" } else { "" };
+            return Err(self.fail(Problem::InexactInteger(format!("{sign}{magnitude}"))));
+        }
+        Ok(())
+    }
+
+    /// A number read as a double that may not be what its literal says:
+    /// zero from a literal that is not zero, or (where integers must be
+    /// exact) an integer literal too large for 64 bits.
+    fn literal<E: de::Error>(&mut self) -> Result<(), E> {
         let ordinal = self.numbers;
         self.numbers += 1;
         // Everything up to this literal has been parsed, so from the mark on
@@ -274,6 +302,9 @@ impl<'de> Walk<'_, 'de> {
         };
         if underflows(text) {
             return Err(self.fail(Problem::NumberOutOfRange(shorten_number(text))));
+        }
+        if self.limits.exact_integers && !text.contains(['.', 'e', 'E']) && !is_zero(text) {
+            return Err(self.fail(Problem::InexactInteger(shorten_number(text))));
         }
         Ok(())
     }
@@ -351,6 +382,7 @@ impl<'de> Walk<'_, 'de> {
             Some(Problem::NumberOutOfRange(text)) => {
                 StrictJsonError::NumberOutOfRange { path, text }
             }
+            Some(Problem::InexactInteger(text)) => StrictJsonError::InexactInteger { path, text },
             None => match overflowing_literal(self.bytes, err.line(), err.column()) {
                 Some(text) => StrictJsonError::NumberOutOfRange {
                     path,
@@ -447,19 +479,18 @@ impl<'de> Visitor<'de> for ValueVisitor<'_, '_, 'de> {
         Ok(())
     }
 
-    fn visit_i64<E: de::Error>(self, _: i64) -> Result<(), E> {
-        self.0.number();
-        Ok(())
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<(), E> {
+        self.0.integer(v.unsigned_abs(), v < 0)
     }
 
-    fn visit_u64<E: de::Error>(self, _: u64) -> Result<(), E> {
-        self.0.number();
-        Ok(())
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<(), E> {
+        self.0.integer(v, false)
     }
 
     fn visit_f64<E: de::Error>(self, v: f64) -> Result<(), E> {
-        if v == 0.0 {
-            return self.0.zero();
+        // Integer literals past 64 bits arrive here as doubles.
+        if v == 0.0 || (self.0.limits.exact_integers && v.abs() >= MAX_EXACT as f64) {
+            return self.0.literal();
         }
         self.0.number();
         Ok(())
@@ -622,6 +653,14 @@ fn is_number_byte(c: u8) -> bool {
 
 /// Whether the literal `text` is non-zero but reads as `0.0`. Integers
 /// never underflow.
+/// Integers up to this magnitude are exact as 64-bit floats.
+const MAX_EXACT: u64 = 1 << 53;
+
+/// Whether a literal is a zero written as an integer (`0`, `-0`).
+fn is_zero(text: &str) -> bool {
+    text.trim_start_matches('-').bytes().all(|b| b == b'0')
+}
+
 fn underflows(text: &str) -> bool {
     if !text.contains(['.', 'e', 'E']) {
         return false;

@@ -12,6 +12,7 @@ const WIDE: Limits = Limits {
     max_array_len: 1 << 24,
     max_total_values: 1 << 24,
     max_string_bytes: 64 * 1024 * 1024,
+    exact_integers: false,
 };
 
 fn wide(text: &str) -> Result<(), StrictJsonError> {
@@ -704,4 +705,39 @@ proptest! {
             prop_assert!(check(text.as_bytes(), &WIDE).is_err());
         }
     }
+}
+
+#[test]
+fn integers_past_2_53_are_refused_where_they_must_be_kept_exactly() {
+    let api = |t: &str| check(t.as_bytes(), &Limits::API);
+    for ok in [
+        "9007199254740992",
+        "-9007199254740992",
+        "[0, -0, 1e20, 12345.5, 9.007199254740993e15]",
+    ] {
+        api(ok).unwrap_or_else(|e| panic!("{ok}: {e}"));
+    }
+    for (text, shown) in [
+        (
+            r#"{"tokens_per_minute": 9007199254740993}"#,
+            "9007199254740993",
+        ),
+        ("[-9007199254740993]", "-9007199254740993"),
+        ("[18446744073709551615]", "18446744073709551615"),
+        ("[18446744073709551616]", "18446744073709551616"),
+        ("[-99999999999999999999999]", "-99999999999999999999999"),
+    ] {
+        let err = api(text).unwrap_err();
+        assert!(
+            matches!(&err, StrictJsonError::InexactInteger { text, .. } if text == shown),
+            "{text}: {err:?}"
+        );
+    }
+    let err = api(r#"{"a":[1,{"b":9007199254740993}]}"#).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "integer 9007199254740993 at $.a[1].b is beyond ±2^53 and would not be kept exactly (JSON numbers are stored as 64-bit floats); send it as a string"
+    );
+    // The gateway forwards bytes as sent: a 64-bit seed is the provider's.
+    check(br#"{"seed": 18446744073709551615}"#, &Limits::GATEWAY).unwrap();
 }

@@ -37,6 +37,17 @@ pub struct GatewayConfig {
     /// How long an approval request stays decidable, and a granted
     /// approval usable by the agent's retry.
     pub approval_ttl_secs: u64,
+    /// Calls in progress at once, provider time included (long streams
+    /// count); past it a call is refused at once with 503 and
+    /// `Retry-After`. Bounds the memory calls hold.
+    pub max_in_flight: usize,
+    /// Calls at once between arrival and their decision being durable:
+    /// reading the body, deciding, the decision's append. A call waits at
+    /// most `admission_wait_ms` for a place, then is refused with 503 and
+    /// `Retry-After`, so an overloaded Docket answers fast instead of
+    /// queueing without bound.
+    pub max_deciding: usize,
+    pub admission_wait_ms: u64,
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize)]
@@ -195,6 +206,9 @@ impl Default for GatewayConfig {
             unknown_model_price: None,
             approval_wait_secs: 30,
             approval_ttl_secs: 900,
+            max_in_flight: 4096,
+            max_deciding: 256,
+            admission_wait_ms: 50,
         }
     }
 }

@@ -6,18 +6,19 @@
 //! gets the answer's last byte. If the ledger cannot be written, nothing
 //! is forwarded.
 
+pub mod admission;
 pub mod config;
 pub mod forward;
 pub mod price;
 pub mod wire;
 
 use docket_core::bodies::ReceiptBody;
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
 use axum::Json;
 use axum::body::{Body, Bytes};
-use axum::extract::State;
+use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use docket_core::Timestamp;
@@ -32,6 +33,7 @@ use crate::governance::{
     ActionRequest, AgentCaller, Claim, Decided, Permit, Source, Stage, request_digest,
 };
 use crate::identity::Caller;
+use admission::Admission;
 use config::GatewayConfig;
 use forward::{Forwarder, Outbound, StreamOutcome};
 use price::PriceTable;
@@ -50,11 +52,24 @@ const MAX_RESPONSE_BYTES: usize = 64 << 20;
 /// Output assumed for a budget estimate when the request sets no limit.
 const DEFAULT_OUTPUT_ESTIMATE: u64 = 1024;
 
-/// What the gateway holds: the provider connections and the prices.
+/// What the gateway holds: the provider connections, the prices, how
+/// much work it takes on, and how each provider last answered.
 pub struct Gateway {
     pub forwarder: Forwarder,
     pub prices: PriceTable,
     pub config: GatewayConfig,
+    pub admission: Admission,
+    upstreams: parking_lot::Mutex<BTreeMap<String, UpstreamSeen>>,
+}
+
+/// How a provider answered the last call forwarded to it.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct UpstreamSeen {
+    pub at: Timestamp,
+    /// It answered with a success status.
+    pub ok: bool,
+    pub status: Option<u16>,
+    pub error: Option<String>,
 }
 
 impl std::fmt::Debug for Gateway {
@@ -71,44 +86,39 @@ impl Gateway {
             forwarder: Forwarder::new(config)?,
             prices: config.price_table(),
             config: config.clone(),
+            admission: Admission::new(config),
+            upstreams: Default::default(),
         })
+    }
+
+    /// How each provider answered its last call, by provider name.
+    pub fn upstreams(&self) -> BTreeMap<String, UpstreamSeen> {
+        self.upstreams.lock().clone()
+    }
+
+    fn saw(&self, provider: &str, seen: UpstreamSeen) {
+        self.upstreams.lock().insert(provider.to_owned(), seen);
     }
 }
 
 pub async fn chat_completions(
     s: State<AppState>,
     c: axum::Extension<Caller>,
-    h: HeaderMap,
-    b: Bytes,
+    r: Request,
 ) -> Response {
-    call(s, c, h, b, Api::ChatCompletions).await
+    call(s, c, r, Api::ChatCompletions).await
 }
 
-pub async fn responses(
-    s: State<AppState>,
-    c: axum::Extension<Caller>,
-    h: HeaderMap,
-    b: Bytes,
-) -> Response {
-    call(s, c, h, b, Api::Responses).await
+pub async fn responses(s: State<AppState>, c: axum::Extension<Caller>, r: Request) -> Response {
+    call(s, c, r, Api::Responses).await
 }
 
-pub async fn embeddings(
-    s: State<AppState>,
-    c: axum::Extension<Caller>,
-    h: HeaderMap,
-    b: Bytes,
-) -> Response {
-    call(s, c, h, b, Api::Embeddings).await
+pub async fn embeddings(s: State<AppState>, c: axum::Extension<Caller>, r: Request) -> Response {
+    call(s, c, r, Api::Embeddings).await
 }
 
-pub async fn messages(
-    s: State<AppState>,
-    c: axum::Extension<Caller>,
-    h: HeaderMap,
-    b: Bytes,
-) -> Response {
-    call(s, c, h, b, Api::Messages).await
+pub async fn messages(s: State<AppState>, c: axum::Extension<Caller>, r: Request) -> Response {
+    call(s, c, r, Api::Messages).await
 }
 
 /// `GET /v1/models`: the models this agent may call, in OpenAI's list
@@ -182,14 +192,83 @@ fn set_header(resp: &mut Response, name: &'static str, value: u64) {
 async fn call(
     State(state): State<AppState>,
     axum::Extension(caller): axum::Extension<Caller>,
-    headers: HeaderMap,
-    body: Bytes,
+    request: Request,
     api: Api,
 ) -> Response {
     let started = Instant::now();
-    match run(&state, &caller, &headers, body, api, started).await {
+    let admitted = match state.gateway.admission.admit().await {
+        Ok(a) => a,
+        Err(e) => {
+            let mut resp = refusal(
+                api,
+                StatusCode::SERVICE_UNAVAILABLE,
+                "overloaded",
+                &format!(
+                    "Docket is overloaded ({e}); nothing was decided or forwarded, try again shortly"
+                ),
+            );
+            resp.headers_mut().insert(
+                axum::http::header::RETRY_AFTER,
+                HeaderValue::from(crate::error::RETRY_AFTER_SECS),
+            );
+            return resp;
+        }
+    };
+    let (parts, body) = request.into_parts();
+    let body = match read_body(&state, api, &parts.headers, body).await {
+        Ok(b) => b,
+        Err(resp) => return resp,
+    };
+    match run(
+        &state,
+        &caller,
+        &parts.headers,
+        body,
+        api,
+        started,
+        admitted,
+    )
+    .await
+    {
         Ok(resp) | Err(resp) => resp,
     }
+}
+
+/// The request body, refused in the provider's error shape unless it is
+/// JSON (415) within `max_body_bytes` (413).
+// Both arms are the response to send.
+#[allow(clippy::result_large_err)]
+async fn read_body(
+    state: &AppState,
+    api: Api,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<Bytes, Response> {
+    if !crate::error::is_json(headers) {
+        return Err(refusal(
+            api,
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            "send the request body as JSON with `Content-Type: application/json`",
+        ));
+    }
+    let limit = state.config.max_body_bytes;
+    crate::error::read_body(body, limit)
+        .await
+        .map_err(|e| match e {
+            crate::error::BodyError::TooLarge => refusal(
+                api,
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "request_too_large",
+                &format!("the request body is larger than this gateway's limit of {limit} bytes"),
+            ),
+            crate::error::BodyError::Timeout(m) => {
+                refusal(api, StatusCode::REQUEST_TIMEOUT, "request_timeout", &m)
+            }
+            crate::error::BodyError::Unreadable(m) => {
+                refusal(api, StatusCode::BAD_REQUEST, "invalid_request", &m)
+            }
+        })
 }
 
 /// The HTTP status and code a denial gets, so SDKs raise the right error.
@@ -230,8 +309,22 @@ async fn run(
     body: Bytes,
     api: Api,
     started: Instant,
+    mut admitted: admission::Admitted,
 ) -> Result<Response, Response> {
     let err = move |e: ApiError| refusal(api, e.status, e.code, &e.message);
+    // Docket's own headers are read as text; one that is not is refused,
+    // never taken as absent.
+    if let Some((name, _)) = headers
+        .iter()
+        .find(|(n, v)| n.as_str().starts_with("docket-") && v.to_str().is_err())
+    {
+        return Err(refusal(
+            api,
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            &format!("the {name} header is not valid text"),
+        ));
+    }
     let agent = AgentCaller::from_caller(caller).map_err(err)?;
     let shape = wire::inspect(api, &body).map_err(|e| e.to_response(api))?;
     let gateway = &state.gateway;
@@ -300,11 +393,14 @@ async fn run(
     // The approval a held call goes ahead with, for its receipt.
     let held = decided.approval.as_ref().map(|a| a.id);
     if decided.outcome == Outcome::RequireApproval {
+        // A human's time is not Docket's work: the place goes to others.
+        admitted.decided();
         decided = wait_for_approval(state, &agent, &req, headers, decided, api).await?;
     }
     if decided.outcome != Outcome::Allow {
         return Err(denied(api, &decided));
     }
+    admitted.decided();
     let decision = decided.seq;
     let permit = decided.permit.take();
     let approval = approval.or(held);
@@ -330,6 +426,7 @@ async fn run(
     let (body, stream, strip_usage_chunk) =
         (prepared.body, shape.stream, prepared.strip_usage_chunk);
     let forwarded = tokio::spawn(async move {
+        // In flight until the receipt is durable, even if the agent goes.
         let state = &state;
         let sent = state
             .gateway
@@ -344,22 +441,13 @@ async fn run(
             .await;
         let upstream = match sent {
             Ok(u) => u,
-            Err(e) => {
-                let receipt = facts
-                    .record(state, permit, Ended::Failed(&e), None, None)
-                    .await
-                    .map_err(err)?;
-                let mut resp = e.to_response(api);
-                set_header(&mut resp, "docket-decision", decision);
-                set_header(&mut resp, "docket-receipt", receipt);
-                return Ok(resp);
-            }
+            Err(e) => return facts.failed(state, permit, &e, None).await,
         };
         if upstream.is_event_stream() {
             return Ok(stream_through(
                 state,
                 facts,
-                permit,
+                (permit, admitted),
                 upstream,
                 strip_usage_chunk,
             ));
@@ -368,16 +456,7 @@ async fn run(
         let mut out_headers = upstream.headers;
         let bytes = match forward::collect(upstream.body, MAX_RESPONSE_BYTES).await {
             Ok(b) => b,
-            Err(e) => {
-                let receipt = facts
-                    .record(state, permit, Ended::Failed(&e), Some(status), None)
-                    .await
-                    .map_err(err)?;
-                let mut resp = e.to_response(api);
-                set_header(&mut resp, "docket-decision", decision);
-                set_header(&mut resp, "docket-receipt", receipt);
-                return Ok(resp);
-            }
+            Err(e) => return facts.failed(state, permit, &e, Some(status)).await,
         };
         let facts_of = wire::response_facts(api, &bytes);
         let digest = hex::encode(Sha256::digest(&bytes));
@@ -396,7 +475,7 @@ async fn run(
                 Some(digest),
             )
             .await
-            .map_err(err)?;
+            .map_err(|e| facts.unrecorded(e))?;
         out_headers.insert(
             HeaderName::from_static("docket-decision"),
             HeaderValue::from(decision),
@@ -536,8 +615,53 @@ struct Facts {
 }
 
 impl Facts {
+    /// The provider could not be reached or its answer not read: the
+    /// receipt says so, and the agent gets the provider-shaped error.
+    // Both arms are the response to send.
+    #[allow(clippy::result_large_err)]
+    async fn failed(
+        &self,
+        state: &AppState,
+        permit: Option<Permit>,
+        e: &forward::ForwardError,
+        upstream_status: Option<StatusCode>,
+    ) -> Result<Response, Response> {
+        let receipt = self
+            .record(state, permit, Ended::Failed(e), upstream_status, None)
+            .await
+            .map_err(|e| self.unrecorded(e))?;
+        let mut resp = e.to_response(self.api);
+        set_header(&mut resp, "docket-decision", self.decision);
+        set_header(&mut resp, "docket-receipt", receipt);
+        Ok(resp)
+    }
+
+    /// The answer to an agent whose call went to the provider but whose
+    /// receipt is not durable yet: it may have run and been billed, so the
+    /// agent is told not to repeat it blindly, and given the decision to
+    /// look it up by. The ledger keeps the receipt and writes it as soon as
+    /// the store takes writes.
+    fn unrecorded(&self, e: ApiError) -> Response {
+        let mut resp = refusal(
+            self.api,
+            StatusCode::SERVICE_UNAVAILABLE,
+            "receipt_pending",
+            &format!(
+                "this call reached the provider (decision {}), but Docket could not record its outcome yet ({}), so the answer is withheld; Docket keeps the receipt and records it as soon as the ledger takes writes. The provider may have run and billed the call: do not repeat it without checking.",
+                self.decision, e.message
+            ),
+        );
+        set_header(&mut resp, "docket-decision", self.decision);
+        resp.headers_mut().insert(
+            HeaderName::from_static("x-should-retry"),
+            HeaderValue::from_static("false"),
+        );
+        resp
+    }
+
     /// Settles the budget with the real cost and appends the receipt;
-    /// returns its seq.
+    /// returns its seq. The receipt is kept until durable: if the store
+    /// refuses it now, the ledger retries it ahead of anything newer.
     async fn record(
         &self,
         state: &AppState,
@@ -570,6 +694,15 @@ impl Facts {
                 why,
             } => ("cut", *usage, response_id.clone(), Some(why.clone())),
         };
+        state.gateway.saw(
+            &self.provider,
+            UpstreamSeen {
+                at: Timestamp::now(),
+                ok: outcome != "upstream_error",
+                status: upstream_status.map(|s| s.as_u16()),
+                error: error.clone(),
+            },
+        );
         let prices = &state.gateway.prices;
         // Providers bill what they answered: a call that got no 2xx costs
         // nothing. An answer without usage is charged its estimate, so
@@ -627,7 +760,14 @@ impl Facts {
         r.response_id = response_id;
         r.error = error.map(|e| e.chars().take(1000).collect());
         let entry = crate::governance::entry(docket_core::EntryType::Receipt, &r)?;
-        let acks = state.governance.append(vec![entry]).await?;
+        let acks = state.ledger.append_kept(vec![entry]).await.map_err(|e| {
+            tracing::error!(decision = self.decision, cause = %e, "receipt not durable yet; kept for retry");
+            ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "receipt_pending",
+                "the ledger cannot be written right now",
+            )
+        })?;
         Ok(acks[0].seq.0)
     }
 }
@@ -638,7 +778,7 @@ impl Facts {
 fn stream_through(
     state: &AppState,
     facts: Facts,
-    permit: Option<Permit>,
+    (permit, admitted): (Option<Permit>, admission::Admitted),
     upstream: forward::UpstreamResponse,
     strip_usage_chunk: bool,
 ) -> Response {
@@ -694,6 +834,8 @@ fn stream_through(
             let result = facts
                 .record(&state, permit, ended, Some(status), Some(digest))
                 .await;
+            // The stream has ended and its receipt is settled.
+            drop(admitted);
             if let Err(e) = &result {
                 tracing::error!(decision, error = %e.message, "stream receipt not recorded");
             }
@@ -704,9 +846,11 @@ fn stream_through(
     let tail = futures_util::stream::once(async move {
         match rx.await {
             Ok(Ok(_)) => Ok(Bytes::new()),
-            _ => Err(forward::ForwardError::Body(
-                "the receipt of this call could not be recorded".into(),
-            )),
+            // The stream's bytes already went out: all that is left is to
+            // not end it cleanly, so the agent does not take it as whole.
+            _ => Err(forward::ForwardError::Body(format!(
+                "the receipt of this call (decision {decision}) is not recorded yet; Docket keeps it and records it once the ledger takes writes"
+            ))),
         }
     });
     let body = Body::from_stream(

@@ -2,7 +2,7 @@
 
 use axum::Extension;
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use docket_core::bodies::{self, Source};
@@ -17,7 +17,7 @@ use serde_json::value::RawValue;
 
 use super::{blocking, parse_u64, raw_entry};
 use crate::AppState;
-use crate::error::{ApiError, ApiJson, ApiQuery};
+use crate::error::{ApiError, ApiJson, ApiPath, ApiQuery};
 use crate::identity::Caller;
 
 /// Which entries a caller may read.
@@ -390,7 +390,7 @@ struct EntryJson {
 pub async fn get(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
-    Path(seq): Path<String>,
+    ApiPath(seq): ApiPath<String>,
 ) -> Result<impl IntoResponse, ApiError> {
     let seq = parse_u64("seq", &seq)?;
     let scope = ReadScope::of(&state, &caller);

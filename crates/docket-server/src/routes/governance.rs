@@ -4,7 +4,7 @@
 //! tools Docket cannot proxy.
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use docket_core::EntryType;
@@ -21,7 +21,7 @@ use sha2::{Digest, Sha256};
 
 use super::identity::written;
 use crate::AppState;
-use crate::error::{ApiError, ApiJson, ApiQuery};
+use crate::error::{ApiError, ApiJson, ApiPath, ApiQuery};
 use crate::governance::{ActionRequest, AgentCaller, Claim, Source, request_digest};
 use crate::identity::Caller;
 
@@ -152,7 +152,7 @@ pub async fn policy_info(State(state): State<AppState>) -> impl IntoResponse {
 
 pub async fn get_version(
     State(state): State<AppState>,
-    Path(version): Path<String>,
+    ApiPath(version): ApiPath<String>,
 ) -> Result<impl IntoResponse, ApiError> {
     let version = super::parse_u64("version", &version)?;
     let r = state.identity.read();
@@ -260,7 +260,7 @@ pub struct AgentChange {
 pub async fn request_agent_change(
     State(state): State<AppState>,
     axum::Extension(caller): Caller_,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     ApiJson(req): ApiJson<AgentChange>,
 ) -> Result<impl IntoResponse, ApiError> {
     let agent: AgentId = super::parse_id("agent id", &id)?;
@@ -307,7 +307,7 @@ pub struct RulesChange {
 pub async fn request_rules_change(
     State(state): State<AppState>,
     axum::Extension(caller): Caller_,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     ApiJson(req): ApiJson<RulesChange>,
 ) -> Result<impl IntoResponse, ApiError> {
     let project: ProjectId = super::parse_id("project id", &id)?;
@@ -554,7 +554,7 @@ fn sees_approval(r: &Registry, caller: &Caller, a: &crate::governance::Approval)
 pub async fn get_approval(
     State(state): State<AppState>,
     axum::Extension(caller): Caller_,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<impl IntoResponse, ApiError> {
     let id = super::parse_u64("approval id", &id)?;
     let a = state
@@ -579,7 +579,7 @@ pub struct ApprovalDecision {
 pub async fn decide_approval(
     State(state): State<AppState>,
     axum::Extension(caller): Caller_,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     ApiJson(req): ApiJson<ApprovalDecision>,
 ) -> Result<impl IntoResponse, ApiError> {
     let id = super::parse_u64("approval id", &id)?;

@@ -6,7 +6,7 @@
 use std::sync::Arc;
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use docket_core::Timestamp;
@@ -24,7 +24,7 @@ use serde_json::{Value, json};
 
 use super::blocking;
 use crate::AppState;
-use crate::error::{ApiError, ApiJson, ApiQuery};
+use crate::error::{ApiError, ApiJson, ApiPath, ApiQuery};
 use crate::identity::{Caller, Identity, LoginPassword, new_credential};
 
 type Caller_ = axum::Extension<Caller>;
@@ -347,7 +347,7 @@ pub async fn list_users(
 pub async fn get_user(
     State(state): State<AppState>,
     axum::Extension(caller): Caller_,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<impl IntoResponse, ApiError> {
     let id: UserId = parse("user id", &id)?;
     let me = human(&caller)?;
@@ -395,7 +395,7 @@ pub struct PatchUser {
 pub async fn update_user(
     State(state): State<AppState>,
     axum::Extension(caller): Caller_,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     ApiJson(req): ApiJson<PatchUser>,
 ) -> Result<impl IntoResponse, ApiError> {
     let id: UserId = parse("user id", &id)?;
@@ -427,7 +427,7 @@ pub struct KycRequest {
 pub async fn set_kyc(
     State(state): State<AppState>,
     axum::Extension(caller): Caller_,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     ApiJson(req): ApiJson<KycRequest>,
 ) -> Result<impl IntoResponse, ApiError> {
     let id: UserId = parse("user id", &id)?;
@@ -459,7 +459,7 @@ pub struct PasswordRequest {
 pub async fn set_password(
     State(state): State<AppState>,
     axum::Extension(caller): Caller_,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     ApiJson(req): ApiJson<PasswordRequest>,
 ) -> Result<impl IntoResponse, ApiError> {
     let id: UserId = parse("user id", &id)?;
@@ -498,7 +498,7 @@ pub struct TokenRequest {
 pub async fn issue_personal(
     State(state): State<AppState>,
     axum::Extension(caller): Caller_,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     ApiJson(req): ApiJson<TokenRequest>,
 ) -> Result<impl IntoResponse, ApiError> {
     let id: UserId = parse("user id", &id)?;
@@ -542,7 +542,7 @@ pub async fn list_projects(
 pub async fn get_project(
     State(state): State<AppState>,
     axum::Extension(caller): Caller_,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<impl IntoResponse, ApiError> {
     let id: ProjectId = parse("project id", &id)?;
     let r = state.identity.read();
@@ -576,7 +576,7 @@ pub async fn create_project(
 pub async fn update_project(
     State(state): State<AppState>,
     axum::Extension(caller): Caller_,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     ApiJson(project): ApiJson<ProjectRecord>,
 ) -> Result<impl IntoResponse, ApiError> {
     let id: ProjectId = parse("project id", &id)?;
@@ -617,7 +617,7 @@ pub async fn list_agents(
 pub async fn get_agent(
     State(state): State<AppState>,
     axum::Extension(caller): Caller_,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<impl IntoResponse, ApiError> {
     let id: AgentId = parse("agent id", &id)?;
     let r = state.identity.read();
@@ -713,7 +713,7 @@ pub struct Reason {
 pub async fn request_retire(
     State(state): State<AppState>,
     axum::Extension(caller): Caller_,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     ApiJson(req): ApiJson<Reason>,
 ) -> Result<impl IntoResponse, ApiError> {
     let id: AgentId = parse("agent id", &id)?;
@@ -734,7 +734,7 @@ pub async fn request_retire(
 pub async fn suspend_agent(
     State(state): State<AppState>,
     axum::Extension(caller): Caller_,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     ApiJson(req): ApiJson<Reason>,
 ) -> Result<impl IntoResponse, ApiError> {
     let id: AgentId = parse("agent id", &id)?;
@@ -753,7 +753,7 @@ pub async fn suspend_agent(
 pub async fn resume_agent(
     State(state): State<AppState>,
     axum::Extension(caller): Caller_,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     ApiJson(req): ApiJson<Reason>,
 ) -> Result<impl IntoResponse, ApiError> {
     let id: AgentId = parse("agent id", &id)?;
@@ -805,7 +805,7 @@ pub async fn list_changes(
 pub async fn get_change(
     State(state): State<AppState>,
     axum::Extension(caller): Caller_,
-    Path(seq): Path<String>,
+    ApiPath(seq): ApiPath<String>,
 ) -> Result<impl IntoResponse, ApiError> {
     let seq = super::parse_u64("seq", &seq)?;
     let r = state.identity.read();
@@ -821,7 +821,7 @@ pub async fn get_change(
 pub async fn approve_change(
     State(state): State<AppState>,
     axum::Extension(caller): Caller_,
-    Path(seq): Path<String>,
+    ApiPath(seq): ApiPath<String>,
 ) -> Result<impl IntoResponse, ApiError> {
     let seq = super::parse_u64("seq", &seq)?;
     let me = human(&caller)?.clone();
@@ -846,7 +846,7 @@ pub async fn approve_change(
 pub async fn reject_change(
     State(state): State<AppState>,
     axum::Extension(caller): Caller_,
-    Path(seq): Path<String>,
+    ApiPath(seq): ApiPath<String>,
     ApiJson(req): ApiJson<Reason>,
 ) -> Result<impl IntoResponse, ApiError> {
     let seq = super::parse_u64("seq", &seq)?;
@@ -872,7 +872,7 @@ pub struct KeyRequest {
 pub async fn issue_api_key(
     State(state): State<AppState>,
     axum::Extension(caller): Caller_,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     ApiJson(req): ApiJson<KeyRequest>,
 ) -> Result<impl IntoResponse, ApiError> {
     let id: AgentId = parse("agent id", &id)?;
@@ -949,7 +949,7 @@ async fn start_session(
 pub async fn human_session(
     State(state): State<AppState>,
     axum::Extension(caller): Caller_,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     ApiJson(req): ApiJson<SessionRequest>,
 ) -> Result<impl IntoResponse, ApiError> {
     let id: AgentId = parse("agent id", &id)?;
@@ -1078,7 +1078,7 @@ pub struct RotateRequest {
 pub async fn rotate(
     State(state): State<AppState>,
     axum::Extension(caller): Caller_,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     ApiJson(req): ApiJson<RotateRequest>,
 ) -> Result<impl IntoResponse, ApiError> {
     let id: CredentialId = parse("credential id", &id)?;
@@ -1112,7 +1112,7 @@ pub async fn rotate(
 pub async fn revoke(
     State(state): State<AppState>,
     axum::Extension(caller): Caller_,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     ApiJson(req): ApiJson<Reason>,
 ) -> Result<impl IntoResponse, ApiError> {
     let id: CredentialId = parse("credential id", &id)?;
@@ -1147,15 +1147,24 @@ pub async fn list_reviews(State(state): State<AppState>) -> impl IntoResponse {
 
 pub async fn get_review(
     State(state): State<AppState>,
-    Path(seq): Path<String>,
+    ApiPath(seq): ApiPath<String>,
 ) -> Result<impl IntoResponse, ApiError> {
     let seq = super::parse_u64("seq", &seq)?;
     Ok(Json(review_view(state.identity.read().review(seq)?)))
 }
 
+/// The body of an access-review request that takes no parameters: `{}`.
+/// Read strictly like every other body, so a member the client believes it
+/// is setting (a typo, an option this version does not have) is refused by
+/// name rather than ignored.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NoParams {}
+
 pub async fn open_review(
     State(state): State<AppState>,
     axum::Extension(caller): Caller_,
+    ApiJson(NoParams {}): ApiJson<NoParams>,
 ) -> Result<impl IntoResponse, ApiError> {
     let identity: Arc<Identity> = state.identity.clone();
     let acks = state
@@ -1186,7 +1195,7 @@ pub struct DecisionRequest {
 pub async fn decide_review(
     State(state): State<AppState>,
     axum::Extension(caller): Caller_,
-    Path(seq): Path<String>,
+    ApiPath(seq): ApiPath<String>,
     ApiJson(req): ApiJson<DecisionRequest>,
 ) -> Result<impl IntoResponse, ApiError> {
     let seq = super::parse_u64("seq", &seq)?;
@@ -1213,7 +1222,8 @@ pub async fn decide_review(
 pub async fn complete_review(
     State(state): State<AppState>,
     axum::Extension(caller): Caller_,
-    Path(seq): Path<String>,
+    ApiPath(seq): ApiPath<String>,
+    ApiJson(NoParams {}): ApiJson<NoParams>,
 ) -> Result<impl IntoResponse, ApiError> {
     let seq = super::parse_u64("seq", &seq)?;
     let acks = state

@@ -2,7 +2,7 @@
 //! inclusion, consistency and range proofs, and self-standing receipts.
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use docket_core::merkle::Hash;
@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{blocking, parse_u64};
 use crate::AppState;
-use crate::error::{ApiError, ApiQuery};
+use crate::error::{ApiError, ApiPath, ApiQuery};
 use crate::routes::entries::{ReadScope, hex_hash, visible_entry};
 
 fn b64(hashes: &[Hash]) -> Vec<String> {
@@ -190,7 +190,7 @@ pub async fn range(
 pub async fn receipt(
     State(state): State<AppState>,
     axum::Extension(caller): axum::Extension<crate::identity::Caller>,
-    Path(seq): Path<String>,
+    ApiPath(seq): ApiPath<String>,
 ) -> Result<impl IntoResponse, ApiError> {
     let seq = parse_u64("seq", &seq)?;
     let scope = ReadScope::of(&state, &caller);

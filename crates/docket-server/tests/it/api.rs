@@ -16,6 +16,53 @@ fn hashes(v: &serde_json::Value) -> Vec<Hash> {
 }
 
 #[tokio::test]
+async fn readyz_says_whether_docket_can_do_its_job_without_a_token() {
+    let s = Server::start().await;
+    let r = s.http.get(s.url("/readyz")).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let v: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(v["ready"], true, "{v}");
+    assert_eq!(v["store"]["writable"], true, "{v}");
+    assert_eq!(v["store"]["receipts_waiting"], 0, "{v}");
+    assert_eq!(v["checkpoint"]["current"], true, "{v}");
+    assert_eq!(v["gateway"]["in_flight"], 0, "{v}");
+    assert!(
+        v["gateway"]["upstreams"].as_object().unwrap().is_empty(),
+        "{v}"
+    );
+}
+
+#[tokio::test]
+async fn x_api_key_is_for_the_gateway_routes_only() {
+    let s = Server::start().await;
+    // A valid admin token, sent the way Anthropic's SDK sends a key.
+    let r = s
+        .http
+        .get(s.url("/api/v1/log"))
+        .header("x-api-key", &s.token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    let body: serde_json::Value = r.json().await.unwrap();
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("gateway routes (/v1/…) only"),
+        "{body}"
+    );
+    let r = s
+        .http
+        .get(s.url("/api/v1/log"))
+        .bearer_auth(&s.token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+}
+
+#[tokio::test]
 async fn nothing_but_healthz_answers_without_a_token() {
     let s = Server::start().await;
     let r = s.http.get(s.url("/healthz")).send().await.unwrap();

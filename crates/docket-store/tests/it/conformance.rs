@@ -270,6 +270,7 @@ pub fn a_failed_write_acknowledges_nothing_and_the_log_goes_on(db: TestDb) {
     let failing = Arc::new(crate::failing::Failing {
         inner: db.backend.clone(),
         fail_next_write: false.into(),
+        refuse_writes: false.into(),
     });
     let ledger = Ledger::open(failing.clone(), LedgerConfig::default()).unwrap();
     append_n(&ledger, 0, 5);
@@ -297,6 +298,74 @@ pub fn a_failed_write_acknowledges_nothing_and_the_log_goes_on(db: TestDb) {
     ledger.checkpoint(&signer).unwrap();
     let report = verify_all(&ledger, &signer);
     assert_eq!(report.entries, 6);
+}
+
+/// The receipt of a call already made outside must not be lost to a full
+/// disk: it is kept, retried on its own, and lands before anything newer.
+pub fn kept_entries_outlive_a_refusing_store_and_land_first(db: TestDb) {
+    use std::sync::atomic::Ordering::SeqCst;
+    let failing = Arc::new(crate::failing::Failing {
+        inner: db.backend.clone(),
+        fail_next_write: false.into(),
+        refuse_writes: false.into(),
+    });
+    let ledger = Ledger::open(failing.clone(), LedgerConfig::default()).unwrap();
+    append_n(&ledger, 0, 3);
+    assert!(ledger.writable());
+    failing.refuse_writes.store(true, SeqCst);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let refused = rt.block_on(ledger.append_kept(vec![receipt(100)]));
+    assert!(
+        matches!(refused, Err(docket_store::StoreError::Unavailable(_))),
+        "{refused:?}"
+    );
+    assert_eq!(ledger.kept_entries(), 1);
+    assert!(!ledger.writable());
+    assert!(ledger.probe_writable().is_err());
+    // Others are refused while the store refuses; the kept one stays kept
+    // through the appender's own retries.
+    assert!(ledger.append_blocking(vec![receipt(7)]).is_err());
+    std::thread::sleep(std::time::Duration::from_millis(600));
+    assert_eq!(ledger.kept_entries(), 1);
+    assert_eq!(ledger.size(), 3);
+
+    // Room again: the appender writes it without being asked.
+    failing.refuse_writes.store(false, SeqCst);
+    for _ in 0..200 {
+        if ledger.kept_entries() == 0 {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(25));
+    }
+    assert_eq!(
+        ledger.kept_entries(),
+        0,
+        "kept entry written once the store takes it"
+    );
+    assert!(ledger.writable());
+    let acks = ledger.append_blocking(vec![receipt(200)]).unwrap();
+    assert_eq!(acks[0].seq.0, 4);
+    let i = |seq| {
+        let body: serde_json::Value =
+            serde_json::from_str(ledger.entry(seq).unwrap().body.as_str()).unwrap();
+        body["i"].as_u64().unwrap()
+    };
+    assert_eq!((i(3), i(4)), (100, 200));
+
+    // Kept behind a failed write, then something newer: the kept one is
+    // first in the log.
+    failing.fail_next_write.store(true, SeqCst);
+    assert!(rt.block_on(ledger.append_kept(vec![receipt(300)])).is_err());
+    let acks = ledger.append_blocking(vec![receipt(400)]).unwrap();
+    assert_eq!(ledger.kept_entries(), 0);
+    assert_eq!(acks[0].seq.0, 6);
+    assert_eq!((i(5), i(6)), (300, 400));
+    let signer = LogSigner::generate("test.docket/log").unwrap();
+    ledger.checkpoint(&signer).unwrap();
+    assert_eq!(verify_all(&ledger, &signer).entries, 7);
 }
 
 pub fn postings_not_yet_written_are_rebuilt_after_a_restart(db: TestDb) {
@@ -365,6 +434,10 @@ macro_rules! suite {
             #[test]
             fn postings_not_yet_written_are_rebuilt_after_a_restart() {
                 super::postings_not_yet_written_are_rebuilt_after_a_restart(support::$backend());
+            }
+            #[test]
+            fn kept_entries_outlive_a_refusing_store_and_land_first() {
+                super::kept_entries_outlive_a_refusing_store_and_land_first(support::$backend());
             }
             #[test]
             fn a_failed_write_acknowledges_nothing_and_the_log_goes_on() {

@@ -10,6 +10,8 @@ use docket_store::{Backend, Batch, StoreError, StoredCheckpoint, TileRow, TileSu
 pub struct Failing {
     pub inner: Arc<dyn Backend>,
     pub fail_next_write: AtomicBool,
+    /// Refuse every write until cleared (a disk that stays full).
+    pub refuse_writes: AtomicBool,
 }
 
 impl Backend for Failing {
@@ -17,7 +19,9 @@ impl Backend for Failing {
         self.inner.kind()
     }
     fn write_batch(&self, batch: &Batch<'_>) -> Result<(), StoreError> {
-        if self.fail_next_write.swap(false, Ordering::SeqCst) {
+        if self.fail_next_write.swap(false, Ordering::SeqCst)
+            || self.refuse_writes.load(Ordering::SeqCst)
+        {
             return Err(StoreError::Unavailable("disk full (injected)".into()));
         }
         self.inner.write_batch(batch)
@@ -78,6 +82,9 @@ impl Backend for Failing {
         self.inner.meta(key)
     }
     fn set_meta(&self, key: &str, value: &str) -> Result<(), StoreError> {
+        if self.refuse_writes.load(Ordering::SeqCst) {
+            return Err(StoreError::Unavailable("disk full (injected)".into()));
+        }
         self.inner.set_meta(key, value)
     }
 }

@@ -28,6 +28,8 @@ pub(crate) const MODELS: &[&str] = &[
     "text-embedding-3-small",
     "claude-haiku-4-5",
     "fail-500",
+    "slow-300",
+    "slow-2000",
     "hang",
     "nowhere",
     "claude-nowhere",
@@ -108,13 +110,20 @@ fn v2_tests() -> Value {
 
 /// How a test's Docket is set up.
 pub(crate) struct Setup {
-    approval_wait_secs: u64,
-    approval_ttl_secs: u64,
+    pub(crate) approval_wait_secs: u64,
+    pub(crate) approval_ttl_secs: u64,
     /// Submitted by dev and approved by appr before the test starts.
-    policy: Option<(&'static str, Value)>,
+    pub(crate) policy: Option<(&'static str, Value)>,
     /// The OpenAI provider's key as `api_key` in the file, rather than
     /// named by `api_key_env`.
-    openai_key_in_file: bool,
+    pub(crate) openai_key_in_file: bool,
+    /// The data directory, when not in the test's own temporary directory
+    /// (on a small filesystem, say).
+    pub(crate) data: Option<PathBuf>,
+    /// More `[gateway]` settings, as TOML lines.
+    pub(crate) gateway: String,
+    /// More configuration tables, as TOML (`[connections]`, …).
+    pub(crate) more: String,
 }
 
 impl Default for Setup {
@@ -124,6 +133,9 @@ impl Default for Setup {
             approval_ttl_secs: 300,
             policy: Some((POLICY_V1, v1_tests())),
             openai_key_in_file: false,
+            data: None,
+            gateway: String::new(),
+            more: String::new(),
         }
     }
 }
@@ -171,6 +183,7 @@ require_verified_approvers = true
 [gateway]
 approval_wait_secs = {wait}
 approval_ttl_secs = {ttl}
+{gateway_more}
 
 [gateway.providers.openai]
 base_url = "{up}"
@@ -221,9 +234,17 @@ pattern = "fail-*"
 provider = "openai"
 
 [[gateway.models]]
+pattern = "slow-*"
+provider = "openai"
+
+[[gateway.models]]
 pattern = "claude-*"
 provider = "anthropic"
+
+{more}
 "#,
+                gateway_more = setup.gateway,
+                more = setup.more,
                 wait = setup.approval_wait_secs,
                 ttl = setup.approval_ttl_secs,
                 openai_key = if setup.openai_key_in_file {
@@ -234,7 +255,7 @@ provider = "anthropic"
             ),
         )
         .unwrap();
-        let data = root.path().join("data");
+        let data = setup.data.unwrap_or_else(|| root.path().join("data"));
         let server = ServerProcess::start_with(
             &data,
             None,
@@ -515,7 +536,7 @@ provider = "anthropic"
     }
 
     /// Stops the server and checks the whole ledger with `docket verify`.
-    fn stop_and_verify(mut self) {
+    pub(crate) fn stop_and_verify(mut self) {
         self.server.take().unwrap().stop();
         let out = run(&["verify", "--data-dir", self.data.to_str().unwrap()]);
         assert!(
@@ -524,7 +545,7 @@ provider = "anthropic"
             stdout(&out),
             String::from_utf8_lossy(&out.stderr)
         );
-        assert!(self.root.path().join("data").join("log.pub").exists());
+        assert!(self.data.join("log.pub").exists());
     }
 }
 
