@@ -189,6 +189,7 @@ impl Ledger {
             config,
             pending,
             last_postings_flush: Instant::now(),
+            failing: false,
         };
         let thread = std::thread::Builder::new()
             .name("docket-appender".into())
@@ -694,16 +695,20 @@ struct Appender {
     /// Committed entries whose postings are not yet written.
     pending: Vec<IndexRow>,
     last_postings_flush: Instant,
+    /// The last commit failed: kept entries wait `KEPT_RETRY` between
+    /// tries instead of going at once.
+    failing: bool,
 }
 
 impl Appender {
     fn run(mut self, rx: Receiver<Request>) {
         loop {
+            // Kept entries go at once, unless the store just refused them.
             let retrying = !self.shared.kept.lock().is_empty();
-            let wait = if retrying {
-                KEPT_RETRY
-            } else {
-                self.config.postings_max_delay
+            let wait = match (retrying, self.failing) {
+                (true, true) => KEPT_RETRY,
+                (true, false) => std::time::Duration::ZERO,
+                (false, _) => self.config.postings_max_delay,
             };
             let first = match rx.recv_timeout(wait) {
                 Ok(r) => Some(r),
@@ -863,6 +868,7 @@ impl Appender {
                     .record(started.elapsed().as_secs_f64());
                 metrics::counter!("docket_appended_entries_total").increment(n as u64);
                 self.shared.writable.store(true, Ordering::Release);
+                self.failing = false;
                 let mut acks = acks.into_iter();
                 for req in batch {
                     let mine: Vec<Appended> = acks.by_ref().take(req.entries.len()).collect();
@@ -902,6 +908,7 @@ impl Appender {
                     }
                 }
                 self.shared.writable.store(false, Ordering::Release);
+                self.failing = true;
                 let mut again = Vec::new();
                 for mut req in batch {
                     if let Some(reply) = req.reply.take() {

@@ -336,6 +336,8 @@ async fn start_docket(
         listen: "127.0.0.1:0".parse()?,
         ..docket_server::Config::default()
     };
+    // Every call of the load comes from this one address.
+    config.connections.max_per_address = 0;
     if let Some(p) = config.gateway.providers.get_mut("openai") {
         p.base_url = upstream.to_owned();
         p.api_key = Some(secrecy::SecretString::from("sk-upstream"));
