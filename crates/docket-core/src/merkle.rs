@@ -215,6 +215,9 @@ pub struct RangeVerifier {
     next: u64,
     /// Complete aligned subtrees covering `[start, next)`: (first leaf, level, hash).
     stack: Vec<(u64, u8, Hash)>,
+    /// A leaf was pushed at index `u64::MAX`, which no tree has: the range
+    /// cannot verify.
+    past_end: bool,
 }
 
 impl RangeVerifier {
@@ -223,6 +226,7 @@ impl RangeVerifier {
             start,
             next: start,
             stack: Vec::new(),
+            past_end: false,
         }
     }
 
@@ -232,6 +236,10 @@ impl RangeVerifier {
     }
 
     pub fn push(&mut self, leaf: Hash) {
+        if self.next == u64::MAX {
+            self.past_end = true;
+            return;
+        }
         self.stack.push((self.next, 0, leaf));
         self.next += 1;
         // Merge two equal neighbours while the left one is aligned to the
@@ -252,7 +260,7 @@ impl RangeVerifier {
     /// leaves with root `root`, given the range proof.
     pub fn finish(&self, size: u64, proof: &[Hash], root: &Hash) -> Result<(), ProofError> {
         let (a, b) = (self.start, self.next);
-        if a >= b || b > size {
+        if a >= b || b > size || self.past_end {
             return Err(ProofError::BadRange { a, b, size });
         }
         if proof.len() > MAX_RANGE_PROOF_LEN {
@@ -496,6 +504,10 @@ mod tests {
             let _ = verify_consistency(&p, 7, &r, 1 << 40, &r);
             let _ = verify_range(7, &leaves[..3], 1 << 40, &p, &r);
         }
+        // Found by the `proof` fuzz target: leaves pushed past index
+        // u64::MAX - 1 overflowed the next index.
+        assert!(verify_range(u64::MAX - 9, &[r; 12], 3, &[], &r).is_err());
+        assert!(verify_range(u64::MAX - 1, &[r; 2], u64::MAX, &[], &r).is_err());
     }
 
     #[test]

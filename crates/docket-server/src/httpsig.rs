@@ -368,6 +368,44 @@ pub fn try_sign_request(
     keyid: &str,
     created: i64,
 ) -> Result<Vec<(HeaderName, HeaderValue)>, SignError> {
+    // A fresh nonce (RFC 9421 §2.3): Ed25519 is deterministic, so two
+    // identical requests signed in the same second would otherwise carry
+    // the same signature, and the second would be refused as a replay.
+    let nonce = {
+        use rand::RngCore as _;
+        let mut bytes = [0u8; 16];
+        rand::rngs::OsRng.fill_bytes(&mut bytes);
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+    };
+    try_sign_request_with_nonce(
+        method,
+        scheme,
+        authority,
+        path_and_query,
+        body,
+        key,
+        keyid,
+        created,
+        &nonce,
+    )
+}
+
+/// [`try_sign_request`] with the nonce given: for fuzzing and fixtures,
+/// which need the same bytes every time. A repeated nonce makes a
+/// repeated request a replay, so nothing else should call this.
+#[doc(hidden)]
+#[allow(clippy::too_many_arguments)] // as verify_request
+pub fn try_sign_request_with_nonce(
+    method: &Method,
+    scheme: &str,
+    authority: &str,
+    path_and_query: &str,
+    body: &[u8],
+    key: &SigningKey,
+    keyid: &str,
+    created: i64,
+    nonce: &str,
+) -> Result<Vec<(HeaderName, HeaderValue)>, SignError> {
     let mut out = Vec::with_capacity(3);
     // The base reads covered headers from a map; only the ones added here
     // are covered.
@@ -391,19 +429,10 @@ pub fn try_sign_request(
         StringRef::from_str(keyid).map_err(|_| SignError::BadKeyId(keyid.to_owned()))?;
     params.insert(key_ref("keyid"), BareItem::from(keyid_item));
     params.insert(key_ref("alg"), BareItem::from(sfv::string_ref(ALG)));
-    // A fresh nonce (RFC 9421 §2.3): Ed25519 is deterministic, so two
-    // identical requests signed in the same second would otherwise carry
-    // the same signature, and the second would be refused as a replay.
-    let nonce = {
-        use rand::RngCore as _;
-        let mut bytes = [0u8; 16];
-        rand::rngs::OsRng.fill_bytes(&mut bytes);
-        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
-    };
     params.insert(
         key_ref("nonce"),
         BareItem::from(
-            StringRef::from_str(&nonce).map_err(|_| SignError::HeaderValue("Signature-Input"))?,
+            StringRef::from_str(nonce).map_err(|_| SignError::HeaderValue("Signature-Input"))?,
         ),
     );
     let items = names
