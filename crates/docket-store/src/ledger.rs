@@ -189,7 +189,6 @@ impl Ledger {
             config,
             pending,
             last_postings_flush: Instant::now(),
-            failing: false,
         };
         let thread = std::thread::Builder::new()
             .name("docket-appender".into())
@@ -695,9 +694,6 @@ struct Appender {
     /// Committed entries whose postings are not yet written.
     pending: Vec<IndexRow>,
     last_postings_flush: Instant,
-    /// The last commit failed: kept entries wait `KEPT_RETRY` between
-    /// tries instead of going at once.
-    failing: bool,
 }
 
 impl Appender {
@@ -705,7 +701,8 @@ impl Appender {
         loop {
             // Kept entries go at once, unless the store just refused them.
             let retrying = !self.shared.kept.lock().is_empty();
-            let wait = match (retrying, self.failing) {
+            let failing = !self.shared.writable.load(Ordering::Acquire);
+            let wait = match (retrying, failing) {
                 (true, true) => KEPT_RETRY,
                 (true, false) => std::time::Duration::ZERO,
                 (false, _) => self.config.postings_max_delay,
@@ -868,7 +865,6 @@ impl Appender {
                     .record(started.elapsed().as_secs_f64());
                 metrics::counter!("docket_appended_entries_total").increment(n as u64);
                 self.shared.writable.store(true, Ordering::Release);
-                self.failing = false;
                 let mut acks = acks.into_iter();
                 for req in batch {
                     let mine: Vec<Appended> = acks.by_ref().take(req.entries.len()).collect();
@@ -908,7 +904,6 @@ impl Appender {
                     }
                 }
                 self.shared.writable.store(false, Ordering::Release);
-                self.failing = true;
                 let mut again = Vec::new();
                 for mut req in batch {
                     if let Some(reply) = req.reply.take() {

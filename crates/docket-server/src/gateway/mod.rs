@@ -177,6 +177,13 @@ fn refusal(api: Api, status: StatusCode, code: &str, message: &str) -> Response 
             HeaderValue::from_static("60"),
         );
     }
+    // A 503 is a moment's state (overload, a ledger refusing writes).
+    if status == StatusCode::SERVICE_UNAVAILABLE {
+        headers.insert(
+            axum::http::header::RETRY_AFTER,
+            HeaderValue::from(crate::error::RETRY_AFTER_SECS),
+        );
+    }
     wire::error_response_with_headers(api, status, code, message, headers)
 }
 
@@ -199,7 +206,7 @@ async fn call(
     let admitted = match state.gateway.admission.admit().await {
         Ok(a) => a,
         Err(e) => {
-            let mut resp = refusal(
+            return refusal(
                 api,
                 StatusCode::SERVICE_UNAVAILABLE,
                 "overloaded",
@@ -207,11 +214,6 @@ async fn call(
                     "Docket is overloaded ({e}); nothing was decided or forwarded, try again shortly"
                 ),
             );
-            resp.headers_mut().insert(
-                axum::http::header::RETRY_AFTER,
-                HeaderValue::from(crate::error::RETRY_AFTER_SECS),
-            );
-            return resp;
         }
     };
     let (parts, body) = request.into_parts();
@@ -652,7 +654,10 @@ impl Facts {
             ),
         );
         set_header(&mut resp, "docket-decision", self.decision);
-        resp.headers_mut().insert(
+        // Not a moment's state for the agent: the call already ran.
+        let h = resp.headers_mut();
+        h.remove(axum::http::header::RETRY_AFTER);
+        h.insert(
             HeaderName::from_static("x-should-retry"),
             HeaderValue::from_static("false"),
         );
