@@ -8,8 +8,10 @@
 //!   process (SQLite, durable receipts, a Cedar policy), registers an
 //!   agent, and sends chat completions at fixed rates both through Docket
 //!   and straight to the stand-in, alternating, so both see the same
-//!   machine at the same time. `--through URL` measures another proxy
-//!   (LiteLLM, say) in front of the same stand-in instead.
+//!   machine at the same time. `--spawn-server` runs Docket as its own
+//!   `docket serve` process instead (`--server-cpus` pins it), so the
+//!   load generator does not share its runtime. `--through URL` measures
+//!   another proxy (LiteLLM, say) in front of the same stand-in instead.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -286,6 +288,20 @@ pub struct GatewayArgs {
     overload: bool,
     #[arg(long)]
     overload_rate: Option<u64>,
+    /// Run Docket as a child `docket serve` process instead of in this
+    /// process, so the load generator and the stand-in do not share its
+    /// runtime; its own peak memory is reported.
+    #[arg(long, conflicts_with = "through")]
+    spawn_server: bool,
+    /// With `--spawn-server`, the CPUs the server may run on (a `taskset`
+    /// list such as `0` or `0-1`); pin this process elsewhere with
+    /// `taskset -c 1 docket bench gateway …` for a fair split.
+    #[arg(long, requires = "spawn_server")]
+    server_cpus: Option<String>,
+    /// With `--spawn-server`, a TOML file appended to the server's
+    /// configuration (e.g. `[gateway]` with other admission figures).
+    #[arg(long, requires = "spawn_server")]
+    server_config: Option<std::path::PathBuf>,
 }
 
 async fn start_upstream() -> anyhow::Result<String> {
@@ -324,15 +340,46 @@ async fn api(
     Ok(v)
 }
 
-/// Starts Docket on a temporary SQLite data directory with the stand-in
-/// as its OpenAI provider, and returns its base URL and an agent's key.
-async fn start_docket(
+/// The Docket being measured.
+enum Server {
+    InProcess(docket_server::Running),
+    Child(std::process::Child),
+}
+
+impl Server {
+    /// Peak resident memory of the server, MiB: the child's own, or this
+    /// whole process's (server, stand-in and load generator) in-process.
+    fn peak_rss_mib(&self) -> Option<(f64, &'static str)> {
+        match self {
+            Server::InProcess(_) => peak_rss_mib("/proc/self/status")
+                .map(|m| (m, "this process (Docket, stand-in and load generator)")),
+            Server::Child(c) => peak_rss_mib(&format!("/proc/{}/status", c.id()))
+                .map(|m| (m, "the Docket server process")),
+        }
+    }
+
+    async fn stop(self) -> anyhow::Result<()> {
+        match self {
+            Server::InProcess(running) => running.stop().await?,
+            Server::Child(mut c) => {
+                // A benchmark's throwaway data directory: no need to be gentle.
+                c.kill()?;
+                c.wait()?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Starts Docket in this process on a temporary SQLite data directory
+/// with the stand-in as its OpenAI provider; returns its base URL and
+/// bootstrap token.
+async fn start_in_process(
     upstream: &str,
-    model: &str,
-) -> anyhow::Result<(String, String, docket_server::Running, tempfile::TempDir)> {
-    let dir = tempfile::tempdir()?;
+    dir: &std::path::Path,
+) -> anyhow::Result<(String, String, Server)> {
     let mut config = docket_server::Config {
-        data_dir: dir.path().join("data"),
+        data_dir: dir.join("data"),
         listen: "127.0.0.1:0".parse()?,
         ..docket_server::Config::default()
     };
@@ -345,15 +392,114 @@ async fn start_docket(
     }
     let running = docket_server::start(config).await?;
     let base = format!("http://{}", running.addr);
-    let http = reqwest::Client::new();
     let boot = running
         .new_admin_token
         .clone()
         .context("a new data directory prints a bootstrap token")?;
+    Ok((base, boot.to_string(), Server::InProcess(running)))
+}
+
+/// Starts Docket as a child `docket serve` (this binary) with the same
+/// configuration as [`start_in_process`], pinned to `cpus` if given, and
+/// reads its address and bootstrap token from what it prints.
+fn spawn_server(
+    upstream: &str,
+    dir: &std::path::Path,
+    cpus: Option<&str>,
+    more: Option<&std::path::Path>,
+) -> anyhow::Result<(String, String, Server)> {
+    use std::io::BufRead as _;
+    // Not `DOCKET_…`: those are configuration overrides.
+    const KEY_ENV: &str = "BENCH_UPSTREAM_KEY";
+    let config = dir.join("docket.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "data_dir = {data:?}\nlisten = \"127.0.0.1:0\"\n\n[connections]\nmax_per_address = 0\n\n\
+             [gateway.providers.openai]\nbase_url = {upstream:?}\napi_key_env = \"{KEY_ENV}\"\n",
+            data = dir.join("data").display().to_string(),
+        ) + &match more {
+            Some(path) => std::fs::read_to_string(path)
+                .with_context(|| format!("reading {}", path.display()))?,
+            None => String::new(),
+        },
+    )?;
+    let exe = std::env::current_exe().context("finding this program to run `docket serve`")?;
+    let mut cmd = match cpus {
+        Some(list) => {
+            let mut c = std::process::Command::new("taskset");
+            c.args(["-c", list]).arg(&exe);
+            c
+        }
+        None => std::process::Command::new(&exe),
+    };
+    // The same configuration as in-process: none from this environment.
+    for (name, _) in std::env::vars_os() {
+        if name.to_string_lossy().starts_with("DOCKET_") {
+            cmd.env_remove(name);
+        }
+    }
+    cmd.arg("serve")
+        .arg("--config")
+        .arg(&config)
+        .env(KEY_ENV, "sk-upstream")
+        .env("DOCKET_LOG", "warn")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped());
+    let mut child = cmd
+        .spawn()
+        .with_context(|| format!("starting {} serve", exe.display()))?;
+    let stderr = child.stderr.take().context("the server's stderr")?;
+    // Its address and token, then whatever else it says, passed on.
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+        {
+            let said = line
+                .split_once(" on http://")
+                .filter(|_| line.starts_with("docket: serving "))
+                .map(|(_, addr)| ("addr", addr.to_owned()))
+                .or_else(|| {
+                    line.strip_prefix("docket: bootstrap token")
+                        .and_then(|rest| rest.rsplit_once(": "))
+                        .map(|(_, token)| ("token", token.to_owned()))
+                });
+            match said {
+                Some(said) => {
+                    let _ = tx.send(said);
+                }
+                // Its start-up banner is not news; its log lines are.
+                None if line.starts_with("docket: ") => {}
+                None => eprintln!("  docket serve: {line}"),
+            }
+        }
+    });
+    let (mut addr, mut token) = (None, None);
+    while addr.is_none() || token.is_none() {
+        match rx.recv_timeout(Duration::from_secs(60)) {
+            Ok(("addr", a)) => addr = Some(a),
+            Ok((_, t)) => token = Some(t),
+            Err(_) => {
+                let _ = child.kill();
+                bail!("`docket serve` did not print its address and bootstrap token");
+            }
+        }
+    }
+    let (addr, token) = (addr.unwrap_or_default(), token.unwrap_or_default());
+    Ok((format!("http://{addr}"), token, Server::Child(child)))
+}
+
+/// Registers an admin, an approver, a project, the agent (scope: `model`)
+/// and its key, and an active Cedar policy; returns the agent's key.
+async fn set_up(base: &str, boot: &str, model: &str) -> anyhow::Result<String> {
+    let http = reqwest::Client::new();
     let v = api(
         &http,
-        &base,
-        &boot,
+        base,
+        boot,
         reqwest::Method::POST,
         "/api/v1/bootstrap",
         json!({"id": "admin", "name": "Admin"}),
@@ -363,7 +509,7 @@ async fn start_docket(
     let password = "bench-approver-password";
     api(
         &http,
-        &base,
+        base,
         &admin,
         reqwest::Method::POST,
         "/api/v1/users",
@@ -380,7 +526,7 @@ async fn start_docket(
     let approver = v["token"].as_str().context("approver login")?.to_owned();
     api(
         &http,
-        &base,
+        base,
         &admin,
         reqwest::Method::POST,
         "/api/v1/projects",
@@ -390,14 +536,14 @@ async fn start_docket(
         }),
     )
     .await?;
-    let v = api(&http, &base, &admin, reqwest::Method::POST, "/api/v1/agents", json!({
+    let v = api(&http, base, &admin, reqwest::Method::POST, "/api/v1/agents", json!({
         "id": "bench-agent", "name": "Bench agent", "project": "bench", "purpose": "gateway benchmark",
         "scope": {"models": [model]},
     })).await?;
     let change = v["request"].as_u64().context("agent change seq")?;
     api(
         &http,
-        &base,
+        base,
         &approver,
         reqwest::Method::POST,
         &format!("/api/v1/changes/{change}/approve"),
@@ -406,7 +552,7 @@ async fn start_docket(
     .await?;
     let v = api(
         &http,
-        &base,
+        base,
         &admin,
         reqwest::Method::POST,
         "/api/v1/agents/bench-agent/credentials",
@@ -435,7 +581,7 @@ when { context.data_classes.contains("pii") && (context.hour < 6 || context.hour
     }]);
     let v = api(
         &http,
-        &base,
+        base,
         &admin,
         reqwest::Method::POST,
         "/api/v1/policy/versions",
@@ -448,14 +594,14 @@ when { context.data_classes.contains("pii") && (context.hour < 6 || context.hour
     let change = v["change"].as_u64().context("policy change seq")?;
     api(
         &http,
-        &base,
+        base,
         &approver,
         reqwest::Method::POST,
         &format!("/api/v1/changes/{change}/approve"),
         json!({}),
     )
     .await?;
-    Ok((base, key, running, dir))
+    Ok(key)
 }
 
 /// What one run of [`load`] got back.
@@ -465,6 +611,8 @@ struct Loaded {
     /// Latencies of the calls refused for load (503 or 429 with
     /// `Retry-After`): shed, as a bounded gateway should.
     shed: Vec<Duration>,
+    /// Why calls were shed, as the refusals said it (figures as `N`).
+    why: std::collections::BTreeMap<String, u64>,
     /// Everything else: failures, timeouts, other statuses.
     errors: u64,
     took: Duration,
@@ -499,8 +647,8 @@ async fn load(
                     if matches!(r.status().as_u16(), 429 | 503)
                         && r.headers().contains_key("retry-after") =>
                 {
-                    let _ = r.bytes().await;
-                    (t.elapsed(), Answer::Shed)
+                    let body = r.bytes().await.unwrap_or_default();
+                    (t.elapsed(), Answer::Shed(shed_reason(&body)))
                 }
                 _ => (t.elapsed(), Answer::Error),
             }
@@ -509,13 +657,17 @@ async fn load(
     let mut out = Loaded {
         ok: Vec::with_capacity(tasks.len()),
         shed: Vec::new(),
+        why: Default::default(),
         errors: 0,
         took: Duration::ZERO,
     };
     for t in tasks {
         match t.await {
             Ok((d, Answer::Ok)) => out.ok.push(d),
-            Ok((d, Answer::Shed)) => out.shed.push(d),
+            Ok((d, Answer::Shed(why))) => {
+                out.shed.push(d);
+                *out.why.entry(why).or_default() += 1;
+            }
             _ => out.errors += 1,
         }
     }
@@ -525,13 +677,34 @@ async fn load(
 
 enum Answer {
     Ok,
-    Shed,
+    /// Refused for load, with the reason its message gave.
+    Shed(String),
     Error,
 }
 
-/// Peak resident memory of this process (server and load generator), MiB.
-fn peak_rss_mib() -> Option<f64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+/// The reason in a refusal's message — Docket's says "overloaded (…)" —
+/// with its figures blanked, so refusals for one reason count together.
+fn shed_reason(body: &[u8]) -> String {
+    let v: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
+    let message = v["error"]["message"].as_str().unwrap_or("(no message)");
+    let reason = message
+        .split_once('(')
+        .and_then(|(_, rest)| rest.split_once(')'))
+        .map_or(message, |(reason, _)| reason);
+    let mut out = String::new();
+    for c in reason.chars() {
+        if !c.is_ascii_digit() {
+            out.push(c);
+        } else if !out.ends_with('N') {
+            out.push('N');
+        }
+    }
+    out
+}
+
+/// Peak resident memory (`VmHWM`) from a `/proc/…/status` file, MiB.
+fn peak_rss_mib(status: &str) -> Option<f64> {
+    let status = std::fs::read_to_string(status).ok()?;
     let kib: f64 = status
         .lines()
         .find_map(|l| l.strip_prefix("VmHWM:"))?
@@ -548,15 +721,26 @@ pub async fn gateway(args: GatewayArgs) -> anyhow::Result<()> {
         Some(u) => u.trim_end_matches('/').to_owned(),
         None => start_upstream().await?,
     };
-    let (through, key, in_process) = match &args.through {
+    let dir = tempfile::tempdir()?;
+    let (through, key, server) = match &args.through {
         Some(url) => (
             url.trim_end_matches('/').to_owned(),
             args.through_key.clone().unwrap_or_default(),
             None,
         ),
         None => {
-            let (base, key, running, dir) = start_docket(&upstream, &args.model).await?;
-            (base, key, Some((running, dir)))
+            let (base, boot, server) = if args.spawn_server {
+                spawn_server(
+                    &upstream,
+                    dir.path(),
+                    args.server_cpus.as_deref(),
+                    args.server_config.as_deref(),
+                )?
+            } else {
+                start_in_process(&upstream, dir.path()).await?
+            };
+            let key = set_up(&base, &boot, &args.model).await?;
+            (base, key, Some(server))
         }
     };
     let name = if args.through.is_some() {
@@ -607,6 +791,9 @@ pub async fn gateway(args: GatewayArgs) -> anyhow::Result<()> {
             ms(gp50) - ms(dp50),
             ms(gp99) - ms(dp99),
         );
+        for (why, n) in &g.why {
+            println!("           refused {n}: {why}");
+        }
         if g_err > 0 || achieved < rate as f64 * 0.95 {
             break;
         }
@@ -646,14 +833,15 @@ pub async fn gateway(args: GatewayArgs) -> anyhow::Result<()> {
                 ms(quantile(&mut g.shed, 0.99))
             );
         }
-        if let Some(mib) = peak_rss_mib() {
-            println!(
-                "  peak RSS of this process (Docket, stand-in and load generator): {mib:.0} MiB"
-            );
+        for (why, n) in &g.why {
+            println!("  refused {n}: {why}");
+        }
+        if let Some((mib, of)) = server.as_ref().and_then(Server::peak_rss_mib) {
+            println!("  peak RSS of {of}: {mib:.0} MiB");
         }
     }
-    if let Some((running, _dir)) = in_process {
-        running.stop().await?;
+    if let Some(server) = server {
+        server.stop().await?;
     }
     Ok(())
 }
