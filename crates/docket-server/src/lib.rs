@@ -85,8 +85,26 @@ pub fn app(state: AppState) -> Router {
         .layer(axum::Extension(error::BodyLimit(
             state.config.max_body_bytes,
         )))
-        .layer(tower_http::trace::TraceLayer::new_for_http())
+        .layer(tower_http::trace::TraceLayer::new_for_http().on_failure(log_failure))
         .with_state(state)
+}
+
+/// A 5xx in the log, except a 503: that is a moment's state (overload,
+/// a store refusing writes) that the metrics count and the component
+/// says once, not a line per refused call added to the load.
+fn log_failure(
+    class: tower_http::classify::ServerErrorsFailureClass,
+    latency: std::time::Duration,
+    _span: &tracing::Span,
+) {
+    use tower_http::classify::ServerErrorsFailureClass::StatusCode as Status;
+    let latency_ms = latency.as_millis();
+    match class {
+        Status(s) if s == axum::http::StatusCode::SERVICE_UNAVAILABLE => {
+            tracing::debug!(%class, latency_ms, "response failed");
+        }
+        class => tracing::error!(%class, latency_ms, "response failed"),
+    }
 }
 
 #[derive(Debug, thiserror::Error)]

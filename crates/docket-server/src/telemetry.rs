@@ -85,6 +85,8 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
         "gateway": {
             "in_flight": gateway.admission.in_flight(),
             "max_in_flight": gateway.admission.max_in_flight(),
+            "scheduler_lag_ms": gateway.admission.lag_ms(),
+            "decide_ms": gateway.admission.decide_ms(),
             "upstreams": gateway.upstreams(),
         },
     });

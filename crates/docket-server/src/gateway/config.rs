@@ -48,6 +48,20 @@ pub struct GatewayConfig {
     /// queueing without bound.
     pub max_deciding: usize,
     pub admission_wait_ms: u64,
+    /// How late, in milliseconds, Docket's scheduler may run work that
+    /// is ready (measured every 10 ms; the least of the last 80 ms, so a
+    /// standing queue and not a moment's pause) before new calls are
+    /// refused: past it a share of calls grows from none to all at twice
+    /// the figure, so a CPU-bound Docket sheds load and the calls it
+    /// admits keep their latency. 0 turns this off.
+    pub shed_lag_ms: u64,
+    /// How long, in milliseconds, deciding a call (policy and the
+    /// decision made durable; a moving average of recent calls) may take
+    /// before new calls are refused the same way, while an eighth of
+    /// `max_deciding` or more are being decided: a disk or a database
+    /// that falls behind sheds load instead of queueing it (a slow disk
+    /// at light load is not a queue). 0 turns this off.
+    pub shed_decide_ms: u64,
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize)]
@@ -209,6 +223,8 @@ impl Default for GatewayConfig {
             max_in_flight: 4096,
             max_deciding: 256,
             admission_wait_ms: 50,
+            shed_lag_ms: 5,
+            shed_decide_ms: 10,
         }
     }
 }

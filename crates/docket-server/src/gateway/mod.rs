@@ -313,6 +313,7 @@ async fn run(
     started: Instant,
     mut admitted: admission::Admitted,
 ) -> Result<Response, Response> {
+    admitted.body_read();
     let err = move |e: ApiError| refusal(api, e.status, e.code, &e.message);
     // Docket's own headers are read as text; one that is not is refused,
     // never taken as absent.

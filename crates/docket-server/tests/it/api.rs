@@ -26,6 +26,10 @@ async fn readyz_says_whether_docket_can_do_its_job_without_a_token() {
     assert_eq!(v["store"]["receipts_waiting"], 0, "{v}");
     assert_eq!(v["checkpoint"]["current"], true, "{v}");
     assert_eq!(v["gateway"]["in_flight"], 0, "{v}");
+    // What admission sheds on: the scheduler's lateness and how long
+    // deciding takes, both measured (nothing measured yet here).
+    assert_eq!(v["gateway"]["scheduler_lag_ms"], 0.0, "{v}");
+    assert_eq!(v["gateway"]["decide_ms"], 0.0, "{v}");
     assert!(
         v["gateway"]["upstreams"].as_object().unwrap().is_empty(),
         "{v}"

@@ -332,6 +332,9 @@ fn gateway_config(up: &str) -> String {
     format!(
         r#"
 [gateway]
+# A busy test machine must not shed the tests' calls.
+shed_lag_ms = 0
+shed_decide_ms = 0
 approval_wait_secs = 30
 approval_ttl_secs = 300
 

@@ -181,6 +181,10 @@ impl Docket {
 require_verified_approvers = true
 
 [gateway]
+# A busy test machine must not shed the tests' calls; admission's
+# shedding has tests of its own.
+shed_lag_ms = 0
+shed_decide_ms = 0
 approval_wait_secs = {wait}
 approval_ttl_secs = {ttl}
 {gateway_more}
