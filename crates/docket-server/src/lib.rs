@@ -89,9 +89,10 @@ pub fn app(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// A 5xx in the log, except a 503: that is a moment's state (overload,
-/// a store refusing writes) that the metrics count and the component
-/// says once, not a line per refused call added to the load.
+/// A 5xx in the log, except a 503: a moment's state (overload, a store
+/// refusing writes) that the metrics count and whose cause is logged
+/// where it happens (admission's refusals once per 10 s), not a second
+/// line per refused call added to the load.
 fn log_failure(
     class: tower_http::classify::ServerErrorsFailureClass,
     latency: std::time::Duration,

@@ -51,21 +51,43 @@ pub struct Admitted {
     /// When deciding began (the body read), for [`Admission`]'s measure
     /// of how long deciding takes.
     since: Instant,
+    /// Counted among the calls waiting on their decision (body read,
+    /// not yet decided).
+    waiting: bool,
     decide: Arc<parking_lot::Mutex<DecideTimes>>,
 }
 
 impl Admitted {
-    /// The body is read: what follows is Docket's own work, timed.
+    /// The body is read: what follows is Docket's own work, timed, and
+    /// the call waits on its decision (a client still sending its body
+    /// is not Docket's queue).
     pub fn body_read(&mut self) {
         self.since = Instant::now();
+        if !self.waiting {
+            self.waiting = true;
+            self.decide.lock().waiting += 1;
+        }
     }
 
-    /// The call is decided: the next one may start deciding. The first
-    /// time, how long it took is recorded for admission.
+    /// The call is decided (allowed, held, denied or failed): the next
+    /// one may start deciding. The first time, how long it took is
+    /// recorded for admission.
     pub fn decided(&mut self) {
         if self.deciding.take().is_some() {
             let took = self.since.elapsed();
-            self.decide.lock().record(Instant::now(), took);
+            let mut d = self.decide.lock();
+            d.record(Instant::now(), took);
+            if std::mem::take(&mut self.waiting) {
+                d.waiting -= 1;
+            }
+        }
+    }
+}
+
+impl Drop for Admitted {
+    fn drop(&mut self) {
+        if self.waiting {
+            self.decide.lock().waiting -= 1;
         }
     }
 }
@@ -77,6 +99,8 @@ impl Admitted {
 struct DecideTimes {
     mean: Duration,
     last_at: Instant,
+    /// Calls whose body is read and whose decision is not made yet.
+    waiting: usize,
 }
 
 /// How long without a decision before the average no longer counts.
@@ -88,6 +112,7 @@ impl DecideTimes {
         Self {
             mean: Duration::ZERO,
             last_at: now.checked_sub(DECIDE_QUIET).unwrap_or(now),
+            waiting: 0,
         }
     }
 
@@ -100,11 +125,29 @@ impl DecideTimes {
         self.last_at = now;
     }
 
-    fn now(&self, now: Instant) -> Duration {
+    /// The average, or nothing once quiet: what `/readyz` shows.
+    fn mean(&self, now: Instant) -> Duration {
         if now.saturating_duration_since(self.last_at) >= DECIDE_QUIET {
             Duration::ZERO
         } else {
             self.mean
+        }
+    }
+
+    /// What admission sheds on: nothing while fewer than `floor` calls
+    /// wait on their decision (a slow disk at light load is not a
+    /// queue); else the average, or how long nothing has been decided if
+    /// that is longer (a stalled ledger with calls waiting is the
+    /// slowest of all, not a quiet one).
+    fn queued(&self, now: Instant, floor: usize) -> Duration {
+        if self.waiting < floor {
+            return Duration::ZERO;
+        }
+        let quiet = now.saturating_duration_since(self.last_at);
+        if quiet >= DECIDE_QUIET {
+            quiet
+        } else {
+            self.mean.max(quiet)
         }
     }
 }
@@ -149,7 +192,11 @@ impl Admission {
             decide: Arc::new(parking_lot::Mutex::new(DecideTimes::new(Instant::now()))),
             shed_decide_us: config.shed_decide_ms.saturating_mul(1000),
             shed: AtomicU64::new(0),
-            warned: parking_lot::Mutex::new(Instant::now() - WARN_EVERY),
+            warned: parking_lot::Mutex::new(
+                Instant::now()
+                    .checked_sub(WARN_EVERY)
+                    .unwrap_or_else(Instant::now),
+            ),
         }
     }
 
@@ -161,7 +208,7 @@ impl Admission {
     }
 
     async fn try_admit(&self) -> Result<Admitted, Refused> {
-        if let Some(why) = self.shed_for_latency() {
+        if let Some(why) = self.shed_for_latency(Instant::now()) {
             return Err(why);
         }
         let Ok(in_flight) = self.in_flight.clone().try_acquire_owned() else {
@@ -180,6 +227,7 @@ impl Admission {
             _in_flight: in_flight,
             deciding: Some(deciding),
             since: Instant::now(),
+            waiting: false,
             decide: self.decide.clone(),
         })
     }
@@ -191,7 +239,7 @@ impl Admission {
     /// on it (a slow disk at light load is no queue). None are at the figure, all at twice it, a
     /// growing share between, so admission eases off smoothly instead of
     /// flapping.
-    fn shed_for_latency(&self) -> Option<Refused> {
+    fn shed_for_latency(&self, now: Instant) -> Option<Refused> {
         let over = |now: u64, limit: u64| {
             if limit == 0 || now <= limit {
                 0.0
@@ -200,12 +248,12 @@ impl Admission {
             }
         };
         let lag = self.lag_us.load(Ordering::Relaxed);
-        // A slow disk with few calls waiting is not a queue to shed.
-        let deciding = self.max_deciding - self.deciding.available_permits();
-        let decide = if self.shed_decide_us == 0 || deciding < self.max_deciding.div_ceil(8) {
+        let decide = if self.shed_decide_us == 0 {
             0
         } else {
-            self.decide.lock().now(Instant::now()).as_micros() as u64
+            let floor = self.max_deciding.div_ceil(8);
+            let d = self.decide.lock().queued(now, floor);
+            d.as_micros().min(u128::from(u64::MAX)) as u64
         };
         let (p_lag, p_decide) = (
             over(lag, self.shed_lag_us),
@@ -249,14 +297,14 @@ impl Admission {
         }
     }
 
-    /// The scheduler's lateness now (the least over the last 80 ms), ms.
+    /// The scheduler's lateness now (the least of the last 8 readings), ms.
     pub fn lag_ms(&self) -> f64 {
         self.lag_us.load(Ordering::Relaxed) as f64 / 1000.0
     }
 
     /// How long recent decisions took on average, ms.
     pub fn decide_ms(&self) -> f64 {
-        self.decide.lock().now(Instant::now()).as_secs_f64() * 1000.0
+        self.decide.lock().mean(Instant::now()).as_secs_f64() * 1000.0
     }
 
     /// [`Admission::try_admit`] from outside a runtime, for tests.
@@ -298,7 +346,7 @@ async fn watch_lag(lag_us: Weak<AtomicU64>) {
     }
 }
 
-/// How many ticks the lateness is the least of: 80 ms.
+/// How many ticks the lateness is the least of (80 ms while the runtime keeps time).
 const LAG_WINDOW: usize = 8;
 
 /// The last [`LAG_WINDOW`] readings, µs.
@@ -332,68 +380,94 @@ mod tests {
         Admission::new(&config)
     }
 
-    fn refusals(a: &Admission, n: usize) -> usize {
-        (0..n).filter(|_| a.shed_for_latency().is_some()).count()
+    fn refusals(a: &Admission, at: Instant, n: usize) -> usize {
+        (0..n).filter(|_| a.shed_for_latency(at).is_some()).count()
     }
 
     #[test]
     fn nothing_is_refused_while_docket_keeps_up() {
         let a = admission();
+        let t0 = Instant::now();
         a.lag_us.store(5_000, Ordering::Relaxed);
         // Decisions take just the figure, with calls waiting on them.
-        a.decide
-            .lock()
-            .record(Instant::now(), Duration::from_millis(10));
-        let _waiting: Vec<_> = (0..64)
-            .map(|_| a.deciding.clone().try_acquire_owned().unwrap())
-            .collect();
-        assert_eq!(refusals(&a, 10_000), 0);
+        let mut d = a.decide.lock();
+        d.record(t0, Duration::from_millis(10));
+        d.waiting = 64;
+        drop(d);
+        assert_eq!(refusals(&a, t0, 10_000), 0);
     }
 
     #[test]
     fn a_late_scheduler_sheds_a_growing_share_then_everything() {
         let a = admission();
+        let t0 = Instant::now();
         // Half-way to twice the figure: about half refused.
         a.lag_us.store(7_500, Ordering::Relaxed);
-        let n = refusals(&a, 10_000);
+        let n = refusals(&a, t0, 10_000);
         assert!((4_000..=6_000).contains(&n), "{n} of 10000 refused");
         assert!(matches!(
-            a.shed_for_latency(),
+            a.shed_for_latency(t0),
             None | Some(Refused::Lagging(7))
         ));
         a.lag_us.store(10_000, Ordering::Relaxed);
-        assert_eq!(refusals(&a, 10_000), 10_000);
+        assert_eq!(refusals(&a, t0, 10_000), 10_000);
     }
 
     #[test]
-    fn slow_decisions_with_calls_waiting_shed_and_clear_when_quiet() {
+    fn slow_decisions_with_calls_waiting_shed_and_a_stall_counts_as_slow() {
         let a = admission();
         let t0 = Instant::now();
         let ms = Duration::from_millis;
         // Decisions averaging 20 ms: twice the figure.
         a.decide.lock().record(t0, ms(20));
         // Few calls waiting: a slow disk, not a queue.
-        assert_eq!(refusals(&a, 1_000), 0);
-        let _waiting: Vec<_> = (0..32)
-            .map(|_| a.deciding.clone().try_acquire_owned().unwrap())
-            .collect();
-        assert_eq!(refusals(&a, 1_000), 1_000);
+        a.decide.lock().waiting = 31;
+        assert_eq!(refusals(&a, t0, 1_000), 0);
+        a.decide.lock().waiting = 32;
+        assert_eq!(refusals(&a, t0, 1_000), 1_000);
         assert!(matches!(
-            a.shed_for_latency(),
+            a.shed_for_latency(t0),
             Some(Refused::SlowDecisions(20))
         ));
         // Each decision moves the average an eighth of the way.
         let mut d = DecideTimes::new(t0);
         d.record(t0, ms(80));
         d.record(t0 + ms(1), ms(0));
-        assert_eq!(d.now(t0 + ms(1)), ms(70));
-        // Nothing decided for a while: nothing is queued.
-        assert_eq!(d.now(t0 + ms(300)), Duration::ZERO);
-        d.record(t0 + ms(300), ms(3));
+        assert_eq!(d.mean(t0 + ms(1)), ms(70));
+        // Nothing decided for a while: with calls waiting, the ledger
+        // stalls (as slow as the silence is long); without, all is quiet.
+        assert_eq!(d.queued(t0 + ms(301), 1), Duration::ZERO);
+        d.waiting = 1;
+        assert_eq!(d.queued(t0 + ms(301), 1), ms(300));
+        assert_eq!(d.mean(t0 + ms(301)), Duration::ZERO);
+        d.record(t0 + ms(301), ms(3));
         assert_eq!(
-            d.now(t0 + ms(300)),
+            d.mean(t0 + ms(301)),
             ms(3),
             "a new start, not the old average"
+        );
+    }
+
+    #[test]
+    fn a_call_waits_on_its_decision_from_its_body_read_until_decided_or_dropped() {
+        let a = admission();
+        let waiting = |a: &Admission| a.decide.lock().waiting;
+        let mut first = a.admit_now().expect("admitted");
+        let mut second = a.admit_now().expect("admitted");
+        assert_eq!(waiting(&a), 0, "still sending their bodies");
+        first.body_read();
+        second.body_read();
+        second.body_read();
+        assert_eq!(waiting(&a), 2);
+        first.decided();
+        first.decided();
+        assert_eq!(waiting(&a), 1);
+        drop(first);
+        drop(second);
+        assert_eq!(
+            waiting(&a),
+            0,
+            "a call refused on the way out stops waiting"
         );
     }
 
@@ -418,8 +492,8 @@ mod tests {
         admitted.since = Instant::now() - Duration::from_millis(1);
         admitted.decided();
         // One reading of 80 ms (the second `decided` adds none).
-        let mean = a.decide.lock().now(Instant::now());
-        assert!(mean >= Duration::from_millis(80), "{mean:?}");
+        let d = a.decide.lock();
+        assert!(d.mean >= Duration::from_millis(80), "{:?}", d.mean);
     }
 
     #[test]

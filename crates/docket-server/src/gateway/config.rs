@@ -49,7 +49,7 @@ pub struct GatewayConfig {
     pub max_deciding: usize,
     pub admission_wait_ms: u64,
     /// How late, in milliseconds, Docket's scheduler may run work that
-    /// is ready (measured every 10 ms; the least of the last 80 ms, so a
+    /// is ready (measured every 10 ms; the least of the last 8 readings, so a
     /// standing queue and not a moment's pause) before new calls are
     /// refused: past it a share of calls grows from none to all at twice
     /// the figure, so a CPU-bound Docket sheds load and the calls it
@@ -58,7 +58,9 @@ pub struct GatewayConfig {
     /// How long, in milliseconds, deciding a call (policy and the
     /// decision made durable; a moving average of recent calls) may take
     /// before new calls are refused the same way, while an eighth of
-    /// `max_deciding` or more are being decided: a disk or a database
+    /// `max_deciding` or more have sent their body and wait on their
+    /// decision (a ledger that decides nothing for longer counts as that
+    /// slow): a disk or a database
     /// that falls behind sheds load instead of queueing it (a slow disk
     /// at light load is not a queue). 0 turns this off.
     pub shed_decide_ms: u64,

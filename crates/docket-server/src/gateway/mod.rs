@@ -389,21 +389,23 @@ async fn run(
             })
         })
         .transpose()?;
-    let mut decided = match approval {
-        Some(id) => gov.resume(&agent, &req, id).await.map_err(err)?,
-        None => gov.decide(&agent, &req).await.map_err(err)?,
+    let decision = match approval {
+        Some(id) => gov.resume(&agent, &req, id).await,
+        None => gov.decide(&agent, &req).await,
     };
+    // Decided, whatever the outcome: the place goes to the next call (a
+    // human's time to approve is not Docket's work), and admission learns
+    // how long deciding took.
+    admitted.decided();
+    let mut decided = decision.map_err(err)?;
     // The approval a held call goes ahead with, for its receipt.
     let held = decided.approval.as_ref().map(|a| a.id);
     if decided.outcome == Outcome::RequireApproval {
-        // A human's time is not Docket's work: the place goes to others.
-        admitted.decided();
         decided = wait_for_approval(state, &agent, &req, headers, decided, api).await?;
     }
     if decided.outcome != Outcome::Allow {
         return Err(denied(api, &decided));
     }
-    admitted.decided();
     let decision = decided.seq;
     let permit = decided.permit.take();
     let approval = approval.or(held);
