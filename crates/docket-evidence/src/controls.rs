@@ -36,10 +36,95 @@ impl Status {
     }
 }
 
+/// Every automated test, by name. The fold dispatches on it without a
+/// catch-all, so a test listed in [`CRITERIA`] without code, or code for
+/// a test nobody lists, does not compile.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum TestId {
+    Cc61RegisteredAgent,
+    Cc61AuthenticatedHuman,
+    Cc61InactiveAgents,
+    Cc61AgentSignatures,
+    Cc61CustomerData,
+    Cc61Writers,
+    Cc62UnapprovedRegistrations,
+    Cc62SelfApproved,
+    Cc62CredentialsInactiveAgents,
+    Cc62OwnerKyc,
+    Cc63RetiredLiveCredential,
+    Cc63Rotation,
+    Cc63SessionOutlivedTask,
+    Cc63QuarterlyReview,
+    Cc66OutOfScope,
+    Cc66ExceedingScope,
+    Cc71CheckpointContinuity,
+    Cc71UnrecordedChanges,
+    Cc72DetectorSchedule,
+    Cc72Anomalies,
+    Cc73TriageSla,
+    Cc74Containment,
+    Cc74Incidents,
+    Cc81UnapprovedChanges,
+    Cc81SelfApproved,
+    Cc81TestEvidence,
+    Cc81RollbackPlan,
+    Cc92VendorShare,
+    Cc92VendorRecords,
+    A12ProviderErrors,
+    A12UnrecordedOutcomes,
+    A12GatewayDown,
+    Pi1ReviewSampling,
+    C1ContentEncrypted,
+    P4Retention,
+}
+
+impl TestId {
+    /// The id `controls.json` and the OSCAL file carry.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            TestId::Cc61RegisteredAgent => "cc6.1-registered-agent",
+            TestId::Cc61AuthenticatedHuman => "cc6.1-authenticated-human",
+            TestId::Cc61InactiveAgents => "cc6.1-inactive-agents",
+            TestId::Cc61AgentSignatures => "cc6.1-agent-signatures",
+            TestId::Cc61CustomerData => "cc6.1-customer-data",
+            TestId::Cc61Writers => "cc6.1-writers",
+            TestId::Cc62UnapprovedRegistrations => "cc6.2-unapproved-registrations",
+            TestId::Cc62SelfApproved => "cc6.2-self-approved",
+            TestId::Cc62CredentialsInactiveAgents => "cc6.2-credentials-inactive-agents",
+            TestId::Cc62OwnerKyc => "cc6.2-owner-kyc",
+            TestId::Cc63RetiredLiveCredential => "cc6.3-retired-live-credential",
+            TestId::Cc63Rotation => "cc6.3-rotation",
+            TestId::Cc63SessionOutlivedTask => "cc6.3-session-outlived-task",
+            TestId::Cc63QuarterlyReview => "cc6.3-quarterly-review",
+            TestId::Cc66OutOfScope => "cc6.6-out-of-scope",
+            TestId::Cc66ExceedingScope => "cc6.6-exceeding-scope",
+            TestId::Cc71CheckpointContinuity => "cc7.1-checkpoint-continuity",
+            TestId::Cc71UnrecordedChanges => "cc7.1-unrecorded-changes",
+            TestId::Cc72DetectorSchedule => "cc7.2-detector-schedule",
+            TestId::Cc72Anomalies => "cc7.2-anomalies",
+            TestId::Cc73TriageSla => "cc7.3-triage-sla",
+            TestId::Cc74Containment => "cc7.4-containment",
+            TestId::Cc74Incidents => "cc7.4-incidents",
+            TestId::Cc81UnapprovedChanges => "cc8.1-unapproved-changes",
+            TestId::Cc81SelfApproved => "cc8.1-self-approved",
+            TestId::Cc81TestEvidence => "cc8.1-test-evidence",
+            TestId::Cc81RollbackPlan => "cc8.1-rollback-plan",
+            TestId::Cc92VendorShare => "cc9.2-vendor-share",
+            TestId::Cc92VendorRecords => "cc9.2-vendor-records",
+            TestId::A12ProviderErrors => "a1.2-provider-errors",
+            TestId::A12UnrecordedOutcomes => "a1.2-unrecorded-outcomes",
+            TestId::A12GatewayDown => "a1.2-gateway-down",
+            TestId::Pi1ReviewSampling => "pi1-review-sampling",
+            TestId::C1ContentEncrypted => "c1-content-encrypted",
+            TestId::P4Retention => "p4-retention",
+        }
+    }
+}
+
 /// One automated test of a criterion.
 #[derive(Clone, Copy, Debug)]
 pub struct TestDef {
-    pub id: &'static str,
+    pub id: TestId,
     pub title: &'static str,
     /// `None`: computed from the entries. `Some(why)`: Docket records
     /// nothing this test could read yet.
@@ -58,7 +143,7 @@ pub struct CriterionDef {
     pub tests: &'static [TestDef],
 }
 
-const fn test(id: &'static str, title: &'static str) -> TestDef {
+const fn test(id: TestId, title: &'static str) -> TestDef {
     TestDef {
         id,
         title,
@@ -66,7 +151,7 @@ const fn test(id: &'static str, title: &'static str) -> TestDef {
     }
 }
 
-const fn missing(id: &'static str, title: &'static str, why: &'static str) -> TestDef {
+const fn missing(id: TestId, title: &'static str, why: &'static str) -> TestDef {
     TestDef {
         id,
         title,
@@ -85,27 +170,27 @@ pub const CRITERIA: &[CriterionDef] = &[
         sources: &[T::Receipt, T::Decision],
         tests: &[
             test(
-                "cc6.1-registered-agent",
+                TestId::Cc61RegisteredAgent,
                 "Every receipt names a registered, active agent and a credential",
             ),
             test(
-                "cc6.1-authenticated-human",
+                TestId::Cc61AuthenticatedHuman,
                 "Share of receipts with an authenticated (not merely asserted) human",
             ),
             test(
-                "cc6.1-inactive-agents",
+                TestId::Cc61InactiveAgents,
                 "Actions by unknown, suspended or retired agents = 0",
             ),
             test(
-                "cc6.1-agent-signatures",
+                TestId::Cc61AgentSignatures,
                 "Agents' signed requests verify with their registered DIDs",
             ),
             test(
-                "cc6.1-customer-data",
+                TestId::Cc61CustomerData,
                 "Receipts that touched classified data, with the humans involved",
             ),
             test(
-                "cc6.1-writers",
+                TestId::Cc61Writers,
                 "Every entry written by the writer its type allows; agent-reported entries never counted as observed",
             ),
         ],
@@ -124,19 +209,19 @@ pub const CRITERIA: &[CriterionDef] = &[
         ],
         tests: &[
             test(
-                "cc6.2-unapproved-registrations",
+                TestId::Cc62UnapprovedRegistrations,
                 "Registrations activated without approval = 0",
             ),
             test(
-                "cc6.2-self-approved",
+                TestId::Cc62SelfApproved,
                 "Registrations approved by their requester = 0",
             ),
             test(
-                "cc6.2-credentials-inactive-agents",
+                TestId::Cc62CredentialsInactiveAgents,
                 "Credentials issued to inactive agents = 0",
             ),
             test(
-                "cc6.2-owner-kyc",
+                TestId::Cc62OwnerKyc,
                 "Agents whose owner is not identity-verified",
             ),
         ],
@@ -153,20 +238,20 @@ pub const CRITERIA: &[CriterionDef] = &[
         ],
         tests: &[
             test(
-                "cc6.3-retired-live-credential",
+                TestId::Cc63RetiredLiveCredential,
                 "Retired agents with a live credential = 0",
             ),
             test(
-                "cc6.3-rotation",
+                TestId::Cc63Rotation,
                 "Credentials older than the rotation period (90 days)",
             ),
             missing(
-                "cc6.3-session-outlived-task",
+                TestId::Cc63SessionOutlivedTask,
                 "Session credentials that outlived their task",
                 "Docket does not record when an agent's task ends",
             ),
             test(
-                "cc6.3-quarterly-review",
+                TestId::Cc63QuarterlyReview,
                 "At least one completed access review per quarter",
             ),
         ],
@@ -178,11 +263,11 @@ pub const CRITERIA: &[CriterionDef] = &[
         sources: &[T::Decision, T::AgentRegistered, T::AgentUpdated],
         tests: &[
             test(
-                "cc6.6-out-of-scope",
+                TestId::Cc66OutOfScope,
                 "Out-of-scope attempts and their outcome",
             ),
             test(
-                "cc6.6-exceeding-scope",
+                TestId::Cc66ExceedingScope,
                 "Agents whose effective permissions exceed their declared scope",
             ),
         ],
@@ -201,12 +286,12 @@ pub const CRITERIA: &[CriterionDef] = &[
         ],
         tests: &[
             missing(
-                "cc7.1-checkpoint-continuity",
+                TestId::Cc71CheckpointContinuity,
                 "No checkpoint gap longer than the configured interval while entries arrive",
                 "checkpoints carry no signed time, so their series cannot be checked offline",
             ),
             test(
-                "cc7.1-unrecorded-changes",
+                TestId::Cc71UnrecordedChanges,
                 "Configuration changes without a change record = 0",
             ),
         ],
@@ -218,11 +303,11 @@ pub const CRITERIA: &[CriterionDef] = &[
         sources: &[T::Anomaly],
         tests: &[
             missing(
-                "cc7.2-detector-schedule",
+                TestId::Cc72DetectorSchedule,
                 "Detector schedule kept (no gap > 2x interval)",
                 "anomaly detectors are not built yet",
             ),
-            test("cc7.2-anomalies", "Anomalies by category and severity"),
+            test(TestId::Cc72Anomalies, "Anomalies by category and severity"),
         ],
     },
     CriterionDef {
@@ -231,7 +316,7 @@ pub const CRITERIA: &[CriterionDef] = &[
         asks: "Are security events evaluated?",
         sources: &[T::Anomaly, T::IncidentEvent],
         tests: &[missing(
-            "cc7.3-triage-sla",
+            TestId::Cc73TriageSla,
             "Anomalies above the severity threshold triaged within the SLA",
             "triage is not recorded yet",
         )],
@@ -249,11 +334,11 @@ pub const CRITERIA: &[CriterionDef] = &[
         ],
         tests: &[
             test(
-                "cc7.4-containment",
+                TestId::Cc74Containment,
                 "Kill switches and suspensions in the window",
             ),
             missing(
-                "cc7.4-incidents",
+                TestId::Cc74Incidents,
                 "Incidents with owner, containment, resolution, root cause and corrective action",
                 "incident management is not built yet",
             ),
@@ -273,19 +358,19 @@ pub const CRITERIA: &[CriterionDef] = &[
         ],
         tests: &[
             test(
-                "cc8.1-unapproved-changes",
+                TestId::Cc81UnapprovedChanges,
                 "Changes applied without approval = 0",
             ),
             test(
-                "cc8.1-self-approved",
+                TestId::Cc81SelfApproved,
                 "Changes approved by their requester = 0",
             ),
             test(
-                "cc8.1-test-evidence",
+                TestId::Cc81TestEvidence,
                 "Changes applied without test evidence",
             ),
             test(
-                "cc8.1-rollback-plan",
+                TestId::Cc81RollbackPlan,
                 "Changes requested without a rollback plan",
             ),
         ],
@@ -297,11 +382,11 @@ pub const CRITERIA: &[CriterionDef] = &[
         sources: &[T::Receipt],
         tests: &[
             test(
-                "cc9.2-vendor-share",
+                TestId::Cc92VendorShare,
                 "Share of calls and cost per provider and model",
             ),
             missing(
-                "cc9.2-vendor-records",
+                TestId::Cc92VendorRecords,
                 "Providers with no vendor record",
                 "Docket keeps no vendor register yet",
             ),
@@ -314,15 +399,15 @@ pub const CRITERIA: &[CriterionDef] = &[
         sources: &[T::Receipt],
         tests: &[
             test(
-                "a1.2-provider-errors",
+                TestId::A12ProviderErrors,
                 "Error and timeout rate per provider per day",
             ),
             test(
-                "a1.2-unrecorded-outcomes",
+                TestId::A12UnrecordedOutcomes,
                 "Calls the gateway forwarded whose outcome no receipt records = 0",
             ),
             missing(
-                "a1.2-gateway-down",
+                TestId::A12GatewayDown,
                 "Periods where the gateway was down (checkpoint gaps)",
                 "checkpoints carry no signed time",
             ),
@@ -334,7 +419,7 @@ pub const CRITERIA: &[CriterionDef] = &[
         asks: "Are outputs accurate, and how do you know?",
         sources: &[T::Verification, T::Review],
         tests: &[missing(
-            "pi1-review-sampling",
+            TestId::Pi1ReviewSampling,
             "Review sampling kept to schedule; accuracy per month",
             "output verification and review sampling are not built yet",
         )],
@@ -345,7 +430,7 @@ pub const CRITERIA: &[CriterionDef] = &[
         asks: "Is confidential data protected and disposed of?",
         sources: &[T::Receipt],
         tests: &[missing(
-            "c1-content-encrypted",
+            TestId::C1ContentEncrypted,
             "Content stored only encrypted; disposals recorded",
             "content capture and disposal are not built yet (receipts hold digests only)",
         )],
@@ -356,7 +441,7 @@ pub const CRITERIA: &[CriterionDef] = &[
         asks: "How long are records kept, and how are they disposed of?",
         sources: &[],
         tests: &[missing(
-            "p4-retention",
+            TestId::P4Retention,
             "Retention >= 365 days; every purge and crypto-shred recorded",
             "retention settings and purges are not recorded yet",
         )],

@@ -436,7 +436,7 @@ mod tests {
                                 .insert("per_day".into(), json!([{"day": "2025-01-01", "n": n}]));
                         }
                         TestResult {
-                            id: t.id.into(),
+                            id: t.id.as_str().into(),
                             title: t.title.into(),
                             status,
                             reason: t.no_source.map(Into::into),
