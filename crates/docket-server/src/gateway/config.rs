@@ -7,8 +7,10 @@ use std::collections::BTreeMap;
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 
+use super::pattern::{check_pattern, pattern_matches};
 use super::price::{ModelPrice, PriceEntry, PriceTable};
 use super::wire::Api;
+pub use super::wire::ProviderKind;
 
 /// Longest `approval_wait_secs` accepted: an HTTP call held open longer
 /// than this is cut by proxies and SDK timeouts anyway (the OpenAI and
@@ -105,29 +107,6 @@ fn never_serialize<S: serde::Serializer>(
     s: S,
 ) -> Result<S::Ok, S::Error> {
     s.serialize_none()
-}
-
-#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, Deserialize, Serialize)]
-pub enum ProviderKind {
-    #[serde(rename = "openai")]
-    OpenAi,
-    #[serde(rename = "anthropic")]
-    Anthropic,
-}
-
-impl ProviderKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::OpenAi => "openai",
-            Self::Anthropic => "anthropic",
-        }
-    }
-}
-
-impl std::fmt::Display for ProviderKind {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Deserialize, Serialize)]
@@ -229,31 +208,6 @@ impl Default for GatewayConfig {
             shed_decide_ms: 10,
         }
     }
-}
-
-/// Whether `model` matches `pattern`: equal, or `pattern` ends in `*` and
-/// `model` starts with what precedes it. Case-sensitive, as the providers'
-/// model names are.
-pub(crate) fn pattern_matches(pattern: &str, model: &str) -> bool {
-    match pattern.strip_suffix('*') {
-        Some(prefix) => model.starts_with(prefix),
-        None => pattern == model,
-    }
-}
-
-/// The checks a pattern must pass, shared with the price table.
-pub(crate) fn check_pattern(pattern: &str) -> Result<(), String> {
-    if pattern.is_empty() {
-        return Err("is empty".to_owned());
-    }
-    let body = pattern.strip_suffix('*').unwrap_or(pattern);
-    if body.contains('*') {
-        return Err("may contain `*` only as its last character (a prefix match)".to_owned());
-    }
-    if pattern.chars().any(char::is_whitespace) {
-        return Err("contains whitespace".to_owned());
-    }
-    Ok(())
 }
 
 impl GatewayConfig {

@@ -9,6 +9,7 @@
 pub mod admission;
 pub mod config;
 pub mod forward;
+mod pattern;
 pub mod price;
 pub mod wire;
 

@@ -4,7 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::config::{check_pattern, pattern_matches};
+use super::pattern::{check_pattern, pattern_matches};
 
 /// An amount of money in millionths of a US dollar.
 #[derive(

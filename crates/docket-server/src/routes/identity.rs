@@ -18,23 +18,15 @@ use docket_core::identity::{
     Actor, AgentId, CredentialId, CredentialKind, Did, Event, KycStatus, ProjectId, Registry, Role,
     Scope, UserId, parse_public_key,
 };
-use docket_store::Appended;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::blocking;
+use super::{blocking, written};
 use crate::AppState;
 use crate::error::{ApiError, ApiJson, ApiPath, ApiQuery};
 use crate::identity::{Caller, Identity, LoginPassword, new_credential};
 
 type Caller_ = axum::Extension<Caller>;
-
-/// What a change appended, for its response.
-pub(super) fn written(acks: &[(Appended, Event)]) -> Value {
-    acks.iter()
-        .map(|(a, e)| json!({"seq": a.seq.0, "type": e.entry_type().as_str(), "ts": a.ts.to_string()}))
-        .collect()
-}
 
 fn parse<T: std::str::FromStr>(what: &str, s: &str) -> Result<T, ApiError>
 where

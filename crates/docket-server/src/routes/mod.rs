@@ -6,6 +6,14 @@ pub mod governance;
 pub mod identity;
 pub mod log;
 
+/// What a change appended, for its response (identity and governance
+/// changes alike).
+fn written(acks: &[(docket_store::Appended, docket_core::identity::Event)]) -> serde_json::Value {
+    acks.iter()
+        .map(|(a, e)| serde_json::json!({"seq": a.seq.0, "type": e.entry_type().as_str(), "ts": a.ts.to_string()}))
+        .collect()
+}
+
 use axum::http::{Method, StatusCode};
 use axum::routing::{MethodRouter, get, patch, post, put};
 use serde_json::value::RawValue;
