@@ -14,8 +14,7 @@ use docket_store::StoreError;
 use serde::de::DeserializeOwned;
 use serde_json::json;
 
-/// Seconds a refused client is told to wait before trying again.
-pub const RETRY_AFTER_SECS: u64 = 1;
+pub use crate::listener::RETRY_AFTER_SECS;
 
 #[derive(Debug)]
 pub struct ApiError {

@@ -41,6 +41,10 @@ use tokio::sync::{Notify, watch};
 use tokio::time::Instant;
 use tower::ServiceExt;
 
+/// Seconds a refused client is told to wait before trying again (every
+/// 503 Docket sends, from here up to the API and the gateway).
+pub const RETRY_AFTER_SECS: u64 = 1;
+
 #[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ConnectionConfig {
@@ -315,7 +319,7 @@ fn refuse(stream: &TcpStream, reason: &str) {
         .to_string();
     let head = format!(
         "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\nretry-after: {}\r\nconnection: close\r\ncontent-length: {}\r\n\r\n",
-        crate::error::RETRY_AFTER_SECS,
+        RETRY_AFTER_SECS,
         body.len()
     );
     let _ = stream.try_write(format!("{head}{body}").as_bytes());
