@@ -171,6 +171,10 @@ const LAG_TICK: Duration = Duration::from_millis(10);
 const WARN_EVERY: Duration = Duration::from_secs(10);
 
 impl Admission {
+    /// Bounds from `config`. Built inside a runtime, it starts the task
+    /// that measures that runtime's lateness ([`watch_lag`]), which lives
+    /// as long as this admission or that runtime: build it in the runtime
+    /// that serves the calls.
     pub fn new(config: &GatewayConfig) -> Self {
         let max_in_flight = config.max_in_flight.max(1);
         let max_deciding = config.max_deciding.clamp(1, max_in_flight);
