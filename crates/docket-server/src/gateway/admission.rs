@@ -172,7 +172,7 @@ const WARN_EVERY: Duration = Duration::from_secs(10);
 
 impl Admission {
     /// Bounds from `config`. Built inside a runtime, it starts the task
-    /// that measures that runtime's lateness ([`watch_lag`]), which lives
+    /// that measures that runtime's lateness (`watch_lag`), which lives
     /// as long as this admission or that runtime: build it in the runtime
     /// that serves the calls.
     pub fn new(config: &GatewayConfig) -> Self {
