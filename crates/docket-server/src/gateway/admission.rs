@@ -42,52 +42,27 @@ impl std::fmt::Debug for Admission {
     }
 }
 
-/// A call's place: held until the call ends (its receipt durable); the
-/// deciding part is given back once the call is decided.
+/// A call's place: held until the call ends (its receipt durable). Its
+/// deciding place ([`Admission::start_deciding`], once the body is read)
+/// is given back once the call is decided.
 #[derive(Debug)]
 pub struct Admitted {
     _in_flight: OwnedSemaphorePermit,
     deciding: Option<OwnedSemaphorePermit>,
-    /// When deciding began (the body read), for [`Admission`]'s measure
-    /// of how long deciding takes.
+    /// When deciding began, for [`Admission`]'s measure of how long
+    /// deciding takes.
     since: Instant,
-    /// Counted among the calls waiting on their decision (body read,
-    /// not yet decided).
-    waiting: bool,
     decide: Arc<parking_lot::Mutex<DecideTimes>>,
 }
 
 impl Admitted {
-    /// The body is read: what follows is Docket's own work, timed, and
-    /// the call waits on its decision (a client still sending its body
-    /// is not Docket's queue).
-    pub fn body_read(&mut self) {
-        self.since = Instant::now();
-        if !self.waiting {
-            self.waiting = true;
-            self.decide.lock().waiting += 1;
-        }
-    }
-
     /// The call is decided (allowed, held, denied or failed): the next
     /// one may start deciding. The first time, how long it took is
     /// recorded for admission.
     pub fn decided(&mut self) {
         if self.deciding.take().is_some() {
             let took = self.since.elapsed();
-            let mut d = self.decide.lock();
-            d.record(Instant::now(), took);
-            if std::mem::take(&mut self.waiting) {
-                d.waiting -= 1;
-            }
-        }
-    }
-}
-
-impl Drop for Admitted {
-    fn drop(&mut self) {
-        if self.waiting {
-            self.decide.lock().waiting -= 1;
+            self.decide.lock().record(Instant::now(), took);
         }
     }
 }
@@ -99,8 +74,6 @@ impl Drop for Admitted {
 struct DecideTimes {
     mean: Duration,
     last_at: Instant,
-    /// Calls whose body is read and whose decision is not made yet.
-    waiting: usize,
 }
 
 /// How long without a decision before the average no longer counts.
@@ -112,7 +85,6 @@ impl DecideTimes {
         Self {
             mean: Duration::ZERO,
             last_at: now.checked_sub(DECIDE_QUIET).unwrap_or(now),
-            waiting: 0,
         }
     }
 
@@ -125,29 +97,13 @@ impl DecideTimes {
         self.last_at = now;
     }
 
-    /// The average, or nothing once quiet: what `/readyz` shows.
+    /// The average, or nothing once quiet (an old average says nothing
+    /// about calls arriving now).
     fn mean(&self, now: Instant) -> Duration {
         if now.saturating_duration_since(self.last_at) >= DECIDE_QUIET {
             Duration::ZERO
         } else {
             self.mean
-        }
-    }
-
-    /// What admission sheds on: nothing while fewer than `floor` calls
-    /// wait on their decision (a slow disk at light load is not a
-    /// queue); else the average, or how long nothing has been decided if
-    /// that is longer (a stalled ledger with calls waiting is the
-    /// slowest of all, not a quiet one).
-    fn queued(&self, now: Instant, floor: usize) -> Duration {
-        if self.waiting < floor {
-            return Duration::ZERO;
-        }
-        let quiet = now.saturating_duration_since(self.last_at);
-        if quiet >= DECIDE_QUIET {
-            quiet
-        } else {
-            self.mean.max(quiet)
         }
     }
 }
@@ -204,43 +160,54 @@ impl Admission {
         }
     }
 
-    /// A place for one call, or a refusal: at once when `max_in_flight`
-    /// calls are in progress, after at most `admission_wait_ms` when
-    /// `max_deciding` are being decided.
-    pub async fn admit(&self) -> Result<Admitted, Refused> {
-        self.try_admit().await.inspect_err(|e| self.refused(e))
+    /// A place for one call, or a refusal at once: Docket has fallen
+    /// behind ([`Admission::shed_for_latency`]) or `max_in_flight` calls
+    /// are in progress.
+    pub fn admit(&self) -> Result<Admitted, Refused> {
+        self.try_admit(Instant::now())
+            .inspect_err(|e| self.refused(e))
     }
 
-    async fn try_admit(&self) -> Result<Admitted, Refused> {
-        if let Some(why) = self.shed_for_latency(Instant::now()) {
+    fn try_admit(&self, now: Instant) -> Result<Admitted, Refused> {
+        if let Some(why) = self.shed_for_latency(now) {
             return Err(why);
         }
         let Ok(in_flight) = self.in_flight.clone().try_acquire_owned() else {
             return Err(Refused::InFlight(self.max_in_flight));
         };
-        let deciding = match self.deciding.clone().try_acquire_owned() {
-            Ok(p) => p,
+        Ok(Admitted {
+            _in_flight: in_flight,
+            deciding: None,
+            since: now,
+            decide: self.decide.clone(),
+        })
+    }
+
+    /// A deciding place for a call whose body is read (a client still
+    /// sending its body holds none: it is not Docket's queue), after at
+    /// most `admission_wait_ms` when `max_deciding` calls are being
+    /// decided; else a refusal. Deciding is timed from here.
+    pub async fn start_deciding(&self, call: &mut Admitted) -> Result<(), Refused> {
+        let place = match self.deciding.clone().try_acquire_owned() {
+            Ok(p) => Ok(p),
             Err(_) => {
                 match tokio::time::timeout(self.wait, self.deciding.clone().acquire_owned()).await {
-                    Ok(Ok(p)) => p,
-                    _ => return Err(Refused::Deciding(self.max_deciding)),
+                    Ok(Ok(p)) => Ok(p),
+                    _ => Err(Refused::Deciding(self.max_deciding)),
                 }
             }
         };
-        Ok(Admitted {
-            _in_flight: in_flight,
-            deciding: Some(deciding),
-            since: Instant::now(),
-            waiting: false,
-            decide: self.decide.clone(),
-        })
+        let place = place.inspect_err(|e| self.refused(e))?;
+        call.deciding = Some(place);
+        call.since = Instant::now();
+        Ok(())
     }
 
     /// Whether this call is refused because Docket has fallen behind:
     /// its scheduler runs ready work late (`shed_lag_ms`), or recent
     /// decisions were slow on average (`shed_decide_ms`, the disk or the
     /// ledger behind) while an eighth of `max_deciding` or more wait on
-    /// them (a slow disk at light load is no queue). None are refused at
+    /// them, body read (a slow disk at light load is no queue). None are refused at
     /// the figure, all at twice it, a growing share between, so admission
     /// eases off smoothly instead of flapping.
     fn shed_for_latency(&self, now: Instant) -> Option<Refused> {
@@ -255,9 +222,16 @@ impl Admission {
         let decide = if self.shed_decide_us == 0 {
             0
         } else {
-            let floor = self.max_deciding.div_ceil(8);
-            let d = self.decide.lock().queued(now, floor);
-            d.as_micros().min(u128::from(u64::MAX)) as u64
+            // A slow disk at light load is not a queue: only with an
+            // eighth of the places taken. A ledger that stalls outright
+            // fills `max_deciding`, which bounds the queue on its own.
+            let waiting = self.max_deciding - self.deciding.available_permits();
+            if waiting < self.max_deciding.div_ceil(8) {
+                0
+            } else {
+                let d = self.decide.lock().mean(now);
+                d.as_micros().min(u128::from(u64::MAX)) as u64
+            }
         };
         let (p_lag, p_decide) = (
             over(lag, self.shed_lag_us),
@@ -311,14 +285,14 @@ impl Admission {
         self.decide.lock().mean(Instant::now()).as_secs_f64() * 1000.0
     }
 
-    /// [`Admission::try_admit`] from outside a runtime, for tests.
+    /// [`Admission::start_deciding`] from outside a runtime, for tests.
     #[cfg(test)]
-    fn admit_now(&self) -> Result<Admitted, Refused> {
+    fn decide_now(&self, call: &mut Admitted) -> Result<(), Refused> {
         tokio::runtime::Builder::new_current_thread()
             .enable_time()
             .build()
             .expect("a runtime")
-            .block_on(self.try_admit())
+            .block_on(self.start_deciding(call))
     }
 
     /// Calls in progress now.
@@ -388,16 +362,21 @@ mod tests {
         (0..n).filter(|_| a.shed_for_latency(at).is_some()).count()
     }
 
+    /// `n` calls holding a deciding place: body read, not yet decided.
+    fn deciding(a: &Admission, n: usize) -> Vec<OwnedSemaphorePermit> {
+        (0..n)
+            .map(|_| a.deciding.clone().try_acquire_owned().unwrap())
+            .collect()
+    }
+
     #[test]
     fn nothing_is_refused_while_docket_keeps_up() {
         let a = admission();
         let t0 = Instant::now();
         a.lag_us.store(5_000, Ordering::Relaxed);
         // Decisions take just the figure, with calls waiting on them.
-        let mut d = a.decide.lock();
-        d.record(t0, Duration::from_millis(10));
-        d.waiting = 64;
-        drop(d);
+        a.decide.lock().record(t0, Duration::from_millis(10));
+        let _waiting = deciding(&a, 64);
         assert_eq!(refusals(&a, t0, 10_000), 0);
     }
 
@@ -418,31 +397,30 @@ mod tests {
     }
 
     #[test]
-    fn slow_decisions_with_calls_waiting_shed_and_a_stall_counts_as_slow() {
+    fn slow_decisions_with_calls_waiting_shed_and_an_old_average_does_not_count() {
         let a = admission();
         let t0 = Instant::now();
         let ms = Duration::from_millis;
         // Decisions averaging 20 ms: twice the figure.
         a.decide.lock().record(t0, ms(20));
         // Few calls waiting: a slow disk, not a queue.
-        a.decide.lock().waiting = 31;
+        let mut waiting = deciding(&a, 31);
         assert_eq!(refusals(&a, t0, 1_000), 0);
-        a.decide.lock().waiting = 32;
+        waiting.extend(deciding(&a, 1));
         assert_eq!(refusals(&a, t0, 1_000), 1_000);
         assert!(matches!(
             a.shed_for_latency(t0),
             Some(Refused::SlowDecisions(20))
         ));
+        // A burst after a quiet spell is not refused for an old average.
+        let later = t0 + DECIDE_QUIET;
+        assert_eq!(refusals(&a, later, 1_000), 0);
         // Each decision moves the average an eighth of the way.
         let mut d = DecideTimes::new(t0);
         d.record(t0, ms(80));
         d.record(t0 + ms(1), ms(0));
         assert_eq!(d.mean(t0 + ms(1)), ms(70));
-        // Nothing decided for a while: with calls waiting, the ledger
-        // stalls (as slow as the silence is long); without, all is quiet.
-        assert_eq!(d.queued(t0 + ms(301), 1), Duration::ZERO);
-        d.waiting = 1;
-        assert_eq!(d.queued(t0 + ms(301), 1), ms(300));
+        // Nothing decided for a while: the old average no longer counts.
         assert_eq!(d.mean(t0 + ms(301)), Duration::ZERO);
         d.record(t0 + ms(301), ms(3));
         assert_eq!(
@@ -453,26 +431,26 @@ mod tests {
     }
 
     #[test]
-    fn a_call_waits_on_its_decision_from_its_body_read_until_decided_or_dropped() {
+    fn a_call_holds_a_deciding_place_from_its_body_read_until_decided_or_dropped() {
         let a = admission();
-        let waiting = |a: &Admission| a.decide.lock().waiting;
-        let mut first = a.admit_now().expect("admitted");
-        let mut second = a.admit_now().expect("admitted");
-        assert_eq!(waiting(&a), 0, "still sending their bodies");
-        first.body_read();
-        second.body_read();
-        second.body_read();
-        assert_eq!(waiting(&a), 2);
+        let held = |a: &Admission| a.max_deciding - a.deciding.available_permits();
+        let mut first = a.admit().expect("admitted");
+        let mut second = a.admit().expect("admitted");
+        assert_eq!(held(&a), 0, "still sending their bodies");
+        a.decide_now(&mut first).expect("a place");
+        a.decide_now(&mut second).expect("a place");
+        assert_eq!(held(&a), 2);
         first.decided();
         first.decided();
-        assert_eq!(waiting(&a), 1);
-        drop(first);
+        assert_eq!(held(&a), 1);
         drop(second);
         assert_eq!(
-            waiting(&a),
+            held(&a),
             0,
-            "a call refused on the way out stops waiting"
+            "a call refused on the way out gives its place back"
         );
+        drop(first);
+        assert_eq!(a.in_flight(), 0);
     }
 
     #[test]
@@ -490,7 +468,8 @@ mod tests {
     #[test]
     fn a_decided_call_is_measured_once() {
         let a = admission();
-        let mut admitted = a.admit_now().expect("admitted");
+        let mut admitted = a.admit().expect("admitted");
+        a.decide_now(&mut admitted).expect("a place");
         admitted.since = Instant::now() - Duration::from_millis(80);
         admitted.decided();
         admitted.since = Instant::now() - Duration::from_millis(1);
@@ -509,13 +488,17 @@ mod tests {
             ..GatewayConfig::default()
         };
         let a = Admission::new(&config);
-        let mut first = a.admit_now().expect("first call admitted");
-        assert!(matches!(a.admit_now(), Err(Refused::Deciding(1))));
+        let mut first = a.admit().expect("first call admitted");
+        a.decide_now(&mut first).expect("a place");
+        let mut second = a.admit().expect("second call admitted");
+        assert!(matches!(
+            a.decide_now(&mut second),
+            Err(Refused::Deciding(1))
+        ));
         first.decided();
-        let _second = a
-            .admit_now()
+        a.decide_now(&mut second)
             .expect("a decided call frees its deciding place");
-        assert!(matches!(a.admit_now(), Err(Refused::InFlight(2))));
+        assert!(matches!(a.admit(), Err(Refused::InFlight(2))));
         drop(first);
         assert_eq!(a.in_flight(), 1);
     }

@@ -43,28 +43,27 @@ pub struct GatewayConfig {
     /// count); past it a call is refused at once with 503 and
     /// `Retry-After`. Bounds the memory calls hold.
     pub max_in_flight: usize,
-    /// Calls at once between arrival and their decision being durable:
-    /// reading the body, deciding, the decision's append. A call waits at
-    /// most `admission_wait_ms` for a place, then is refused with 503 and
-    /// `Retry-After`, so an overloaded Docket answers fast instead of
-    /// queueing without bound.
+    /// Calls at once between their body read and their decision being
+    /// durable: policy and the decision's append (a client still sending
+    /// its body holds no place). A call waits at most `admission_wait_ms`
+    /// for a place, then is refused with 503 and `Retry-After`, so an
+    /// overloaded Docket answers fast instead of queueing without bound.
     pub max_deciding: usize,
     pub admission_wait_ms: u64,
     /// How late, in milliseconds, Docket's scheduler may run work that
-    /// is ready (measured every 10 ms; the least of the last 8 readings, so a
-    /// standing queue and not a moment's pause) before new calls are
+    /// is ready (measured every 10 ms; the least of the last 8 readings,
+    /// so a standing queue and not a moment's pause) before new calls are
     /// refused: past it a share of calls grows from none to all at twice
     /// the figure, so a CPU-bound Docket sheds load and the calls it
     /// admits keep their latency. 0 turns this off.
     pub shed_lag_ms: u64,
     /// How long, in milliseconds, deciding a call (policy and the
-    /// decision made durable; a moving average of recent calls) may take
-    /// before new calls are refused the same way, while an eighth of
-    /// `max_deciding` or more have sent their body and wait on their
-    /// decision (a ledger that decides nothing for longer counts as that
-    /// slow): a disk or a database
-    /// that falls behind sheds load instead of queueing it (a slow disk
-    /// at light load is not a queue). 0 turns this off.
+    /// decision made durable; a moving average of recent calls, none
+    /// after 250 ms without a decision) may take before new calls are
+    /// refused the same way, while an eighth of `max_deciding` or more
+    /// places are taken: a disk or a database that falls behind sheds
+    /// load instead of queueing it (a slow disk at light load is not a
+    /// queue). 0 turns this off.
     pub shed_decide_ms: u64,
 }
 

@@ -204,24 +204,29 @@ async fn call(
     api: Api,
 ) -> Response {
     let started = Instant::now();
-    let admitted = match state.gateway.admission.admit().await {
+    let overloaded = |e: admission::Refused| {
+        refusal(
+            api,
+            StatusCode::SERVICE_UNAVAILABLE,
+            "overloaded",
+            &format!(
+                "Docket is overloaded ({e}); nothing was decided or forwarded, try again shortly"
+            ),
+        )
+    };
+    let admission = &state.gateway.admission;
+    let mut admitted = match admission.admit() {
         Ok(a) => a,
-        Err(e) => {
-            return refusal(
-                api,
-                StatusCode::SERVICE_UNAVAILABLE,
-                "overloaded",
-                &format!(
-                    "Docket is overloaded ({e}); nothing was decided or forwarded, try again shortly"
-                ),
-            );
-        }
+        Err(e) => return overloaded(e),
     };
     let (parts, body) = request.into_parts();
     let body = match read_body(&state, api, &parts.headers, body).await {
         Ok(b) => b,
         Err(resp) => return resp,
     };
+    if let Err(e) = admission.start_deciding(&mut admitted).await {
+        return overloaded(e);
+    }
     match run(
         &state,
         &caller,
@@ -314,7 +319,6 @@ async fn run(
     started: Instant,
     mut admitted: admission::Admitted,
 ) -> Result<Response, Response> {
-    admitted.body_read();
     let err = move |e: ApiError| refusal(api, e.status, e.code, &e.message);
     // Docket's own headers are read as text; one that is not is refused,
     // never taken as absent.
