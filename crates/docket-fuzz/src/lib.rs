@@ -28,7 +28,7 @@ mod signature;
 
 pub use gateway::{gateway_request, sse};
 pub use log::{checkpoint, entry, identity, json, proof, receipt, request_body};
-pub use pack::pack;
+pub use pack::{pack, pack_window};
 pub use signature::httpsig;
 
 /// A fuzz target: any bytes in, a panic if something that must hold does not.
@@ -46,6 +46,7 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("proof", proof),
     ("identity", identity),
     ("pack", pack),
+    ("pack_window", pack_window),
     ("httpsig", httpsig),
     ("sse", sse),
 ];

@@ -136,8 +136,10 @@ pub fn all() -> Vec<Seed> {
 
     // Evidence packs: the zip, and its files in the text form.
     let zip = log.pack();
-    add("pack", "zip", zip.clone());
-    add("pack", "files", pack_files(&zip));
+    for target in ["pack", "pack_window"] {
+        add(target, "zip", zip.clone());
+        add(target, "files", pack_files(&zip));
+    }
 
     // Signed requests.
     for (name, bytes) in signed_requests() {

@@ -140,6 +140,7 @@ targets! {
     proof: 35_000,
     identity: 70_000,
     pack: 1_500,
+    pack_window: 3_000,
     httpsig: 25_000,
     sse: 30_000,
 }
