@@ -9,7 +9,7 @@ use std::time::Instant;
 
 use serde_json::{Value, json};
 
-/// A receipt body of about 740 bytes, like the ones `docket bench append`
+/// A receipt body of about 740 bytes, like the ones `docket-bench append`
 /// sends.
 fn body(i: u64) -> Value {
     json!({

@@ -8,7 +8,7 @@
 //! follows the formats as they change. Other files there are kept as
 //! committed: inputs libFuzzer found (`scripts/fuzz <target> --merge`),
 //! and `sse/standin-*`, streams of the stand-in provider
-//! (`docket bench upstream`, asked with curl for a streamed chat
+//! (`docket-bench upstream`, asked with curl for a streamed chat
 //! completion with `include_usage`, a Responses call, a Messages call, and
 //! chat and Messages streams of the model `cut-stream`), behind the two
 //! bytes that choose how the `sse` target reads them.

@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use docket_policy::{Outcome, PolicySet, Request, bench};
 
-// The allocator of the docket binary, whose `bench policy` these figures
+// The allocator of the docket binaries, whose `docket-bench policy` these figures
 // stand for; a decision allocates a lot, so glibc's malloc would mislead.
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;

@@ -1,4 +1,4 @@
-//! Synthetic policy sets and requests for timing `decide` (`docket bench policy`, `examples/decide.rs`).
+//! Synthetic policy sets and requests for timing `decide` (`docket-bench policy`, `examples/decide.rs`).
 //!
 //! The sets are shaped like a grown deployment: a few organisation-wide
 //! rules, and many rules written for one agent, one project or one tool,

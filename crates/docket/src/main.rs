@@ -1,7 +1,5 @@
 //! The `docket` command: argument parsing and wiring over the library crates.
 
-mod bench;
-mod bench_gateway;
 mod client;
 mod evidence;
 mod governance;
@@ -9,7 +7,6 @@ mod identity;
 mod query;
 mod receipt;
 mod serve;
-pub mod upstream;
 mod verify;
 
 use std::path::PathBuf;
@@ -93,9 +90,6 @@ enum Command {
     Approvals(governance::Approvals),
     /// Query entries on a running server (the API's filters).
     Query(Box<query::Args>),
-    /// Benchmarks; each prints its figures.
-    #[command(subcommand)]
-    Bench(bench::Command),
 }
 
 pub fn read_key_arg(key: &str) -> anyhow::Result<String> {
@@ -127,7 +121,6 @@ fn main() -> ExitCode {
         Command::Kill(c) => governance::kill(c),
         Command::Limits(c) => governance::limits(c),
         Command::Approvals(c) => governance::approvals(c),
-        Command::Bench(c) => bench::run(c),
     };
     match result {
         Ok(code) => code,

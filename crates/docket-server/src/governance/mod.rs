@@ -198,7 +198,7 @@ fn limited<'a>(registry: &'a Registry, caller: &AgentCaller) -> Vec<(LimitTarget
 }
 
 /// Kill switches, scope, Cedar, then limits. Pure but for the limiter's
-/// counters; `docket bench policy` times exactly this.
+/// counters; `docket-bench policy` times exactly this.
 pub fn evaluate(
     registry: &Registry,
     policy: &Compiled,

@@ -1,7 +1,7 @@
 //! The gateway end to end: an agent's own OpenAI and Anthropic SDKs (the
 //! official Python packages, driven by tests/sdk/client.py) call a real
-//! `docket serve`, which forwards to the stand-in provider (`docket bench
-//! upstream`). Each case checks what the agent sees, what reached the
+//! `docket serve`, which forwards to the stand-in provider
+//! (`docket_bench::upstream`). Each case checks what the agent sees, what reached the
 //! provider, and what the ledger recorded.
 
 use std::path::PathBuf;

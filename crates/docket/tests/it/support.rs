@@ -157,10 +157,12 @@ pub struct Serve<'a> {
     pub env: &'a [(&'a str, &'a str)],
 }
 
-/// `docket bench upstream`: the stand-in OpenAI/Anthropic provider, as a
-/// process of its own on a free port, keeping the requests it gets.
+/// The stand-in OpenAI/Anthropic provider (`docket_bench::upstream`, what
+/// `docket-bench upstream` serves) on a free port of its own, on a thread
+/// and runtime of its own, keeping the requests it gets.
 pub struct StandIn {
-    child: Child,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    stopped: std::sync::Mutex<std::sync::mpsc::Receiver<()>>,
     /// `http://127.0.0.1:PORT`.
     pub base: String,
 }
@@ -168,28 +170,43 @@ pub struct StandIn {
 impl StandIn {
     /// Starts the stand-in; it wants `api_key` from its clients.
     pub fn start(api_key: &str) -> Self {
-        use std::io::{BufRead, BufReader};
-        let mut child = docket()
-            .args(["bench", "upstream", "--listen", "127.0.0.1:0"])
-            .env("DOCKET_UPSTREAM_KEY", api_key)
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn docket bench upstream");
-        let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-        for line in lines.by_ref() {
-            let line = line.unwrap();
-            if let Some(addr) = line.split("listening on ").nth(1) {
-                std::thread::spawn(move || for _ in lines {});
-                return Self {
-                    child,
-                    base: addr.trim().to_owned(),
-                };
-            }
+        let config = docket_bench::upstream::UpstreamConfig {
+            api_key: Some(api_key.to_owned()),
+            keep_requests: 100,
+        };
+        let (stop, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let (addr_tx, addr_rx) = std::sync::mpsc::channel();
+        let (stopped_tx, stopped) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .expect("a runtime for the stand-in");
+            rt.block_on(async move {
+                let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+                    .await
+                    .expect("the stand-in binds a port");
+                addr_tx
+                    .send(listener.local_addr().expect("its address"))
+                    .expect("the test waits for the address");
+                docket_bench::upstream::serve(listener, config, async {
+                    let _ = stop_rx.await;
+                })
+                .await
+                .expect("the stand-in serves");
+            });
+            rt.shutdown_timeout(Duration::from_secs(1));
+            let _ = stopped_tx.send(());
+        });
+        let addr = addr_rx
+            .recv_timeout(Duration::from_secs(10))
+            .expect("the stand-in listens");
+        Self {
+            stop: Some(stop),
+            stopped: std::sync::Mutex::new(stopped),
+            base: format!("http://{addr}"),
         }
-        let _ = child.kill();
-        let _ = child.wait();
-        panic!("the stand-in upstream exited before printing its address");
     }
 
     /// The requests received since the last [`StandIn::clear`], oldest
@@ -212,8 +229,13 @@ impl StandIn {
 
 impl Drop for StandIn {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        // Graceful: calls in flight end first, but a test never waits long.
+        if let Ok(stopped) = self.stopped.lock() {
+            let _ = stopped.recv_timeout(Duration::from_secs(5));
+        }
     }
 }
 

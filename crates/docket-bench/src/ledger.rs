@@ -1,17 +1,7 @@
-//! `docket bench …`: the ledger's benchmarks. Each prints its figures
-//! (medians and tails) and the process's peak memory; none asserts a time.
-//!
-//! - `append`: durable appends through the group-commit ledger with 1, 16
-//!   and 256 concurrent writers, on SQLite or PostgreSQL.
-//! - `build`: a synthetic year of traffic (10 M entries by default) in a
-//!   data directory, for the read benchmarks.
-//! - `read`: inclusion and consistency proofs and the audit queries through
-//!   the HTTP API of a server started on that data directory.
-//! - `checkpoint-latency`: time from acknowledgement to a signed checkpoint
-//!   covering the entry, with the server's real checkpointer.
+//! The ledger's and the API's benchmarks: appends, a synthetic year,
+//! reads and proofs over it, evidence export and verification, appends
+//! over HTTP, token checks, and acknowledgement-to-checkpoint latency.
 
-use std::path::PathBuf;
-use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -25,196 +15,11 @@ use rand::{Rng, SeedableRng};
 use secrecy::SecretString;
 use serde_json::json;
 
-#[derive(clap::Subcommand)]
-pub enum Command {
-    /// Durable append throughput and acknowledgement latency.
-    Append {
-        #[arg(long, value_enum, default_value = "sqlite")]
-        backend: BackendArg,
-        #[arg(long, env = "DOCKET_BENCH_POSTGRES_URL", hide_env_values = true)]
-        postgres_url: Option<String>,
-        /// Concurrent writers, comma-separated.
-        #[arg(long, default_value = "1,16,256", value_delimiter = ',')]
-        writers: Vec<usize>,
-        /// Seconds per writer count.
-        #[arg(long, default_value_t = 10)]
-        seconds: u64,
-        /// Approximate canonical body size in bytes.
-        #[arg(long, default_value_t = 700)]
-        body_bytes: usize,
-        /// Entries per append call (1 = one acknowledged entry at a time, as the gateway does).
-        #[arg(long, default_value_t = 1)]
-        batch: usize,
-    },
-    /// Build a synthetic year of traffic in a data directory.
-    Build {
-        #[arg(long)]
-        data_dir: PathBuf,
-        #[arg(long, default_value_t = 10_000_000)]
-        entries: u64,
-        #[arg(long, default_value_t = 700)]
-        body_bytes: usize,
-    },
-    /// Evidence export and offline verification over a built data
-    /// directory: the whole log as one window, each run timed.
-    Evidence {
-        #[arg(long)]
-        data_dir: PathBuf,
-        /// Runs of each (the median is reported).
-        #[arg(long, default_value_t = 3)]
-        runs: usize,
-    },
-    /// Proofs and queries through the HTTP API over a built data directory.
-    Read {
-        #[arg(long)]
-        data_dir: PathBuf,
-        /// Requests per measured operation.
-        #[arg(long, default_value_t = 1000)]
-        samples: usize,
-    },
-    /// Appends over HTTP to a running server, one entry per request.
-    Http {
-        #[command(flatten)]
-        server: crate::ServerArgs,
-        #[arg(long, default_value = "16,256", value_delimiter = ',')]
-        writers: Vec<usize>,
-        #[arg(long, default_value_t = 10)]
-        seconds: u64,
-        #[arg(long, default_value_t = 700)]
-        body_bytes: usize,
-    },
-    /// Authentication of a request's token, in process: what every request
-    /// pays before its handler runs (no database round trip).
-    Auth {
-        /// Registered agents, each with one API key and one session key.
-        #[arg(long, default_value_t = 1000)]
-        agents: usize,
-        /// Token checks per thread.
-        #[arg(long, default_value_t = 500_000)]
-        requests: usize,
-        /// Threads checking tokens at once.
-        #[arg(long, default_value_t = 2)]
-        threads: usize,
-    },
-    /// Acknowledgement-to-checkpoint latency under load.
-    CheckpointLatency {
-        #[arg(long, default_value_t = 20)]
-        seconds: u64,
-        #[arg(long, default_value_t = 64)]
-        writers: usize,
-    },
-    /// A stand-in model provider (OpenAI and Anthropic wire formats) for
-    /// gateway tests and benchmarks; prints its address and serves until killed.
-    Upstream {
-        #[arg(long, default_value = "127.0.0.1:0")]
-        listen: std::net::SocketAddr,
-        /// The key clients must present; any key when unset.
-        #[arg(long, env = "DOCKET_UPSTREAM_KEY", hide_env_values = true)]
-        api_key: Option<String>,
-        /// Requests kept for `GET /_standin/requests`.
-        #[arg(long, default_value_t = 100)]
-        keep_requests: usize,
-    },
-    /// Policy decision time in-process: kill switches, scope, Cedar and limits.
-    Policy {
-        /// Policy set sizes, comma-separated.
-        #[arg(long, default_value = "100,1000", value_delimiter = ',')]
-        policies: Vec<usize>,
-        #[arg(long, default_value_t = 200_000)]
-        decisions: usize,
-    },
-    /// Gateway overhead: latency through Docket minus latency straight to
-    /// the same stand-in upstream, at fixed request rates.
-    Gateway(crate::bench_gateway::GatewayArgs),
-}
-
-#[derive(Copy, Clone, Debug, clap::ValueEnum)]
-pub enum BackendArg {
-    Sqlite,
-    Postgres,
-}
-
-pub fn run(cmd: Command) -> anyhow::Result<ExitCode> {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
-    match cmd {
-        Command::Append {
-            backend,
-            postgres_url,
-            writers,
-            seconds,
-            body_bytes,
-            batch,
-        } => rt.block_on(append(
-            backend,
-            postgres_url,
-            &writers,
-            seconds,
-            body_bytes,
-            batch,
-        ))?,
-        Command::Build {
-            data_dir,
-            entries,
-            body_bytes,
-        } => build(&data_dir, entries, body_bytes)?,
-        Command::Read { data_dir, samples } => rt.block_on(read(&data_dir, samples))?,
-        Command::Evidence { data_dir, runs } => evidence(&data_dir, runs)?,
-        Command::Http {
-            server,
-            writers,
-            seconds,
-            body_bytes,
-        } => rt.block_on(http(server, &writers, seconds, body_bytes))?,
-        Command::Auth {
-            agents,
-            requests,
-            threads,
-        } => rt.block_on(auth(agents, requests, threads))?,
-        Command::CheckpointLatency { seconds, writers } => {
-            rt.block_on(checkpoint_latency(seconds, writers))?
-        }
-        Command::Upstream {
-            listen,
-            api_key,
-            keep_requests,
-        } => {
-            return rt.block_on(async move {
-                let listener = tokio::net::TcpListener::bind(listen)
-                    .await
-                    .with_context(|| format!("cannot listen on {listen}"))?;
-                eprintln!(
-                    "stand-in upstream listening on http://{}",
-                    listener.local_addr()?
-                );
-                crate::upstream::serve(
-                    listener,
-                    crate::upstream::UpstreamConfig {
-                        api_key,
-                        keep_requests,
-                    },
-                    async {
-                        let _ = tokio::signal::ctrl_c().await;
-                    },
-                )
-                .await?;
-                Ok(ExitCode::SUCCESS)
-            });
-        }
-        Command::Policy {
-            policies,
-            decisions,
-        } => crate::bench_gateway::policy(&policies, decisions)?,
-        Command::Gateway(args) => rt.block_on(crate::bench_gateway::gateway(args))?,
-    }
-    print_memory();
-    Ok(ExitCode::SUCCESS)
-}
+use crate::{BackendArg, summary};
 
 /// Registers `agents` agents with an API key and a session key each, then
 /// times `Identity::authenticate` on `threads` threads at once.
-async fn auth(agents: usize, requests: usize, threads: usize) -> anyhow::Result<()> {
+pub(crate) async fn auth(agents: usize, requests: usize, threads: usize) -> anyhow::Result<()> {
     use docket_core::identity::event::{AccessRule, AgentRecord, ProjectRecord, UserRecord};
     use docket_core::identity::{Actor, CredentialKind, Did, Role, Scope};
     use docket_server::identity::{Identity, new_credential};
@@ -375,44 +180,6 @@ async fn auth(agents: usize, requests: usize, threads: usize) -> anyhow::Result<
     Ok(())
 }
 
-/// Median, p99 and max of a sample, in the unit given.
-pub(crate) fn summary(mut xs: Vec<Duration>, unit: &str) -> String {
-    if xs.is_empty() {
-        return "no samples".into();
-    }
-    xs.sort_unstable();
-    let q = |p: f64| xs[((xs.len() as f64 - 1.0) * p).round() as usize];
-    let f = |d: Duration| match unit {
-        "µs" => format!("{:.0} µs", d.as_secs_f64() * 1e6),
-        "ms" => format!("{:.2} ms", d.as_secs_f64() * 1e3),
-        _ => format!("{:.3} s", d.as_secs_f64()),
-    };
-    format!(
-        "p50 {}  p99 {}  max {}  (n = {})",
-        f(q(0.5)),
-        f(q(0.99)),
-        f(q(1.0)),
-        xs.len()
-    )
-}
-
-fn print_memory() {
-    if let Ok(status) = std::fs::read_to_string("/proc/self/status") {
-        let field = |name: &str| {
-            status
-                .lines()
-                .find(|l| l.starts_with(name))
-                .map(|l| l[name.len()..].trim().to_owned())
-                .unwrap_or_default()
-        };
-        println!(
-            "memory: RSS {}  peak RSS {} (whole bench process, server and load generator together)",
-            field("VmRSS:"),
-            field("VmHWM:")
-        );
-    }
-}
-
 const AGENTS: usize = 200;
 const HUMANS: usize = 60;
 const PROJECTS: [&str; 8] = [
@@ -533,7 +300,7 @@ fn open_backend(
     Ok(docket_server::init::open_backend(&config)?)
 }
 
-async fn append(
+pub(crate) async fn append(
     kind: BackendArg,
     url: Option<String>,
     writers: &[usize],
@@ -601,7 +368,11 @@ async fn append(
 }
 
 /// Writes `entries` receipts spread evenly over the 365 days before now.
-fn build(data_dir: &std::path::Path, entries: u64, body_bytes: usize) -> anyhow::Result<()> {
+pub(crate) fn build(
+    data_dir: &std::path::Path,
+    entries: u64,
+    body_bytes: usize,
+) -> anyhow::Result<()> {
     let config = Config {
         data_dir: data_dir.to_owned(),
         ..Config::default()
@@ -686,7 +457,7 @@ fn reset_peak() {
 }
 
 /// Exports the whole built log as one pack and verifies it, `runs` times.
-fn evidence(data_dir: &std::path::Path, runs: usize) -> anyhow::Result<()> {
+pub(crate) fn evidence(data_dir: &std::path::Path, runs: usize) -> anyhow::Result<()> {
     let config = Config {
         data_dir: data_dir.to_owned(),
         ..Config::default()
@@ -694,7 +465,7 @@ fn evidence(data_dir: &std::path::Path, runs: usize) -> anyhow::Result<()> {
     let opened = docket_server::init::open(&config)?;
     let ledger = Ledger::open(opened.backend.clone(), LedgerConfig::default())?;
     let size = ledger.size();
-    anyhow::ensure!(size > 0, "the log is empty: run `docket bench build` first");
+    anyhow::ensure!(size > 0, "the log is empty: run `docket-bench build` first");
     let first = ledger.entry(0)?.ts;
     let last = ledger.entry(size - 1)?.ts;
     let req = docket_server::evidence::ExportRequest {
@@ -799,9 +570,9 @@ async fn bench_admin(
     Ok(personal)
 }
 
-async fn read(data_dir: &std::path::Path, samples: usize) -> anyhow::Result<()> {
+pub(crate) async fn read(data_dir: &std::path::Path, samples: usize) -> anyhow::Result<()> {
     let token = std::fs::read_to_string(data_dir.join("bench-admin-token")).context(
-        "no bench-admin-token: build the data directory with `docket bench build` first",
+        "no bench-admin-token: build the data directory with `docket-bench build` first",
     )?;
     let config = Config {
         data_dir: data_dir.to_owned(),
@@ -908,17 +679,15 @@ async fn read(data_dir: &std::path::Path, samples: usize) -> anyhow::Result<()> 
     Ok(())
 }
 
-async fn http(
-    server: crate::ServerArgs,
+pub(crate) async fn http(
+    server: &str,
+    token: &str,
     writers: &[usize],
     seconds: u64,
     body_bytes: usize,
 ) -> anyhow::Result<()> {
-    let token = server
-        .token
-        .clone()
-        .context("--token (or DOCKET_TOKEN) is required")?;
-    let url = format!("{}/api/v1/entries", server.server.trim_end_matches('/'));
+    let token = token.to_owned();
+    let url = format!("{}/api/v1/entries", server.trim_end_matches('/'));
     let http = reqwest::Client::builder()
         .pool_max_idle_per_host(1024)
         .build()?;
@@ -983,7 +752,7 @@ async fn http(
     Ok(())
 }
 
-async fn checkpoint_latency(seconds: u64, writers: usize) -> anyhow::Result<()> {
+pub(crate) async fn checkpoint_latency(seconds: u64, writers: usize) -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
     let config = Config {
         data_dir: dir.path().join("data"),

@@ -1,4 +1,4 @@
-//! `docket bench policy` and `docket bench gateway`: the decision path and
+//! `docket-bench policy` and `docket-bench gateway`: the decision path and
 //! the gateway's added latency. Both print medians and tails; neither
 //! asserts a time.
 //!
@@ -30,7 +30,7 @@ use docket_server::governance::{
 };
 use serde_json::{Value, json};
 
-use crate::bench::summary;
+use crate::summary;
 
 fn quantile(xs: &mut [Duration], p: f64) -> Duration {
     xs.sort_unstable();
@@ -295,21 +295,25 @@ pub struct GatewayArgs {
     spawn_server: bool,
     /// With `--spawn-server`, the CPUs the server may run on (a `taskset`
     /// list such as `0` or `0-1`); pin this process elsewhere with
-    /// `taskset -c 1 docket bench gateway …` for a fair split.
+    /// `taskset -c 1 docket-bench gateway …` for a fair split.
     #[arg(long, requires = "spawn_server")]
     server_cpus: Option<String>,
     /// With `--spawn-server`, a TOML file appended to the server's
     /// configuration (e.g. `[gateway]` with other admission figures).
     #[arg(long, requires = "spawn_server")]
     server_config: Option<std::path::PathBuf>,
+    /// With `--spawn-server`, the `docket` binary to run; by default the
+    /// one beside this program, where cargo builds both.
+    #[arg(long, requires = "spawn_server")]
+    docket: Option<std::path::PathBuf>,
 }
 
 async fn start_upstream() -> anyhow::Result<String> {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
-    tokio::spawn(crate::upstream::serve(
+    tokio::spawn(docket_bench::upstream::serve(
         listener,
-        crate::upstream::UpstreamConfig {
+        docket_bench::upstream::UpstreamConfig {
             api_key: Some("sk-upstream".into()),
             keep_requests: 0,
         },
@@ -399,10 +403,11 @@ async fn start_in_process(
     Ok((base, boot.to_string(), Server::InProcess(running)))
 }
 
-/// Starts Docket as a child `docket serve` (this binary) with the same
+/// Starts Docket as a child `docket serve` (`docket`, or the binary beside this one) with the same
 /// configuration as [`start_in_process`], pinned to `cpus` if given, and
 /// reads its address and bootstrap token from what it prints.
 fn spawn_server(
+    docket: Option<&std::path::Path>,
     upstream: &str,
     dir: &std::path::Path,
     cpus: Option<&str>,
@@ -424,7 +429,19 @@ fn spawn_server(
             None => String::new(),
         },
     )?;
-    let exe = std::env::current_exe().context("finding this program to run `docket serve`")?;
+    let exe = match docket {
+        Some(path) => path.to_owned(),
+        None => {
+            let here = std::env::current_exe().context("finding this program")?;
+            let beside = here.with_file_name("docket");
+            anyhow::ensure!(
+                beside.is_file(),
+                "no `docket` binary beside {} to run `docket serve`: build it (`cargo build --release -p docket`) or name one with --docket",
+                here.display()
+            );
+            beside
+        }
+    };
     let mut cmd = match cpus {
         Some(list) => {
             let mut c = std::process::Command::new("taskset");
@@ -731,6 +748,7 @@ pub async fn gateway(args: GatewayArgs) -> anyhow::Result<()> {
         None => {
             let (base, boot, server) = if args.spawn_server {
                 spawn_server(
+                    args.docket.as_deref(),
                     &upstream,
                     dir.path(),
                     args.server_cpus.as_deref(),
