@@ -2,6 +2,12 @@
 //! include_usage rewrite, usage from whole and streamed responses (every
 //! split of realistic streams), and error shapes.
 
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::response::Response;
+use bytes::Bytes;
+use serde_json::json;
+
+use super::errors::error_type;
 use super::*;
 use proptest::prelude::*;
 
