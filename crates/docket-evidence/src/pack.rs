@@ -142,7 +142,10 @@ pub fn derived_files(d: &Derived) -> Vec<(&'static str, Vec<u8>)> {
             REPORT,
             crate::report::render(&d.controls, &d.vendors).into_bytes(),
         ),
-        (OSCAL, crate::oscal::to_bytes(&d.controls)),
+        (
+            OSCAL,
+            json_bytes(&crate::oscal::assessment_results(&d.controls)),
+        ),
     ]
 }
 
