@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use docket_core::{EntryType, Hash, IndexFields, Timestamp};
 
+use crate::col::Col;
 use crate::error::StoreError;
 use crate::query::{Placeholder, SqlQuery};
 
@@ -28,34 +29,6 @@ pub struct IndexRow {
     pub mow: u16,
     pub kind: EntryType,
     pub index: Arc<IndexFields>,
-}
-
-/// Which attribute a posting is for; stored as a small integer.
-#[derive(Copy, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-#[repr(i16)]
-pub enum Col {
-    Type = 0,
-    Agent = 1,
-    Human = 2,
-    Project = 3,
-    Tool = 4,
-    Provider = 5,
-    Model = 6,
-    Outcome = 7,
-    DataClass = 8,
-}
-
-impl Col {
-    /// The columns of [`docket_core::index::ATTRIBUTES`], in that order.
-    pub const ATTRIBUTES: [Col; 7] = [
-        Col::Agent,
-        Col::Human,
-        Col::Project,
-        Col::Tool,
-        Col::Provider,
-        Col::Model,
-        Col::Outcome,
-    ];
 }
 
 impl IndexRow {

@@ -4,6 +4,7 @@
 //! checkpoints and queries. Both backends pass one conformance suite.
 
 mod backend;
+mod col;
 mod error;
 pub mod ledger;
 pub mod postgres;
@@ -12,7 +13,8 @@ pub mod sqlite;
 mod tiles;
 pub mod verify;
 
-pub use backend::{Backend, Batch, Col, IndexRow, Row, StoredCheckpoint, TileRow, TileSummary};
+pub use backend::{Backend, Batch, IndexRow, Row, StoredCheckpoint, TileRow, TileSummary};
+pub use col::Col;
 pub use error::StoreError;
 pub use ledger::{Appended, Ledger, LedgerConfig, NewEntry, Page};
 pub use query::{Order, Query, QueryError, TimeWindow};

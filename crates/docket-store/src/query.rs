@@ -4,7 +4,7 @@
 
 use docket_core::{EntryType, Timestamp};
 
-use crate::backend::Col;
+use crate::col::Col;
 use docket_core::index::ATTRIBUTES;
 use thiserror::Error;
 
