@@ -367,3 +367,27 @@ fn a_receipt_made_with_a_revoked_credential_is_a_finding() {
         .collect();
     assert_eq!(items, [5], "only the receipt after the revocation: {t}");
 }
+
+/// A file of a pack, whole.
+fn file(pack: &[u8], path: &str) -> Vec<u8> {
+    let mut zip = zip::ZipArchive::new(Cursor::new(pack)).unwrap();
+    let mut bytes = Vec::new();
+    std::io::Read::read_to_end(&mut zip.by_name(path).unwrap(), &mut bytes).unwrap();
+    bytes
+}
+
+#[test]
+fn the_oscal_file_is_the_controls_report_as_assessment_results() {
+    let key = SigningKey::from_bytes(&[7; 32]);
+    let did = Did::from_key(&key.verifying_key());
+    let (_, pack) = build_pack(&[signed_receipt(&did, &key, "\"@method\": POST\n", true)]);
+    let controls: docket_evidence::controls::ControlsReport =
+        serde_json::from_slice(&file(&pack, docket_evidence::pack::CONTROLS)).unwrap();
+    let oscal = file(&pack, docket_evidence::pack::OSCAL);
+    // One pretty JSON document and a newline, as every derived file.
+    assert_eq!(oscal.last(), Some(&b'\n'));
+    assert_eq!(
+        oscal,
+        docket_evidence::pack::json_bytes(&docket_evidence::oscal::assessment_results(&controls))
+    );
+}

@@ -161,7 +161,6 @@ pub(super) fn pass<R: Read + Seek>(
             Err(e) => c.fail("file", ENTRIES, e.to_string()),
             Ok(f) => {
                 let mut reader = BufReader::with_capacity(1 << 20, f);
-                let n = &mut entries;
                 loop {
                     let mut line = Vec::with_capacity(1024);
                     let k = match (&mut reader)
@@ -179,10 +178,10 @@ pub(super) fn pass<R: Read + Seek>(
                     }
                     entries_hash.update(&line);
                     bytes += k as u64;
-                    let seq = a + *n;
-                    let line_no = *n + 1;
+                    let seq = a + entries;
+                    let line_no = entries + 1;
                     let loc = move || format!("{ENTRIES}:{line_no}");
-                    *n += 1;
+                    entries += 1;
                     if line.last() != Some(&b'\n') {
                         c.fail(
                             "entry",
@@ -242,7 +241,7 @@ pub(super) fn pass<R: Read + Seek>(
                     batch_bytes += k;
                     if batch.len() == BATCH || batch_bytes >= BATCH_BYTES {
                         batch_bytes = 0;
-                        progress(*n, total);
+                        progress(entries, total);
                         if tx
                             .send(std::mem::replace(&mut batch, Vec::with_capacity(BATCH)))
                             .is_err()
@@ -251,12 +250,12 @@ pub(super) fn pass<R: Read + Seek>(
                         }
                     }
                 }
-                progress(*n, total);
-                if *n != total {
+                progress(entries, total);
+                if entries != total {
                     c.fail(
                         "entry",
                         ENTRIES,
-                        format!("{n} entries, but the window [{a}, {b}) holds {total}"),
+                        format!("{entries} entries, but the window [{a}, {b}) holds {total}"),
                     );
                 }
             }

@@ -101,16 +101,21 @@ pub struct PackCheck<'k, R> {
 }
 
 /// What the signed part of a pack fixes: its manifest, the checkpoint
-/// it is anchored to, and the window `[a, b)` of that tree.
+/// it is anchored to, and the window of that tree (its times parsed).
 pub struct Anchor {
     manifest: Manifest,
     cp: SignedCheckpoint,
     range: Option<RangeProof>,
-    a: u64,
-    b: u64,
     from: Timestamp,
     to: Timestamp,
     created: Timestamp,
+}
+
+impl Anchor {
+    /// The window `[a, b)`, as the manifest gives it.
+    fn bounds(&self) -> (u64, u64) {
+        (self.manifest.window.first_seq, self.manifest.window.end_seq)
+    }
 }
 
 /// The window as read: its entries folded, and the record files'
@@ -229,8 +234,6 @@ impl<'k, R: Read + Seek> PackCheck<'k, R> {
             manifest,
             cp,
             range,
-            a,
-            b,
             from,
             to,
             created,
@@ -247,13 +250,11 @@ impl<'k, R: Read + Seek> PackCheck<'k, R> {
             manifest,
             cp,
             range,
-            a,
-            b,
             from,
             to,
             ..
         } = anchor;
-        let (a, b) = (*a, *b);
+        let (a, b) = anchor.bounds();
         let window = entries::Window {
             from: *from,
             to: *to,
@@ -322,14 +323,13 @@ impl<'k, R: Read + Seek> PackCheck<'k, R> {
         let Anchor {
             manifest,
             cp,
-            a,
-            b,
             from,
             to,
             created,
             ..
         } = anchor;
-        let (a, b, from, to, created) = (*a, *b, *from, *to, *created);
+        let (a, b) = anchor.bounds();
+        let (from, to, created) = (*from, *to, *created);
         let w = &manifest.window;
         let project = w.project.clone();
         let mut before: Option<(Entry, Hash)> = None;

@@ -206,10 +206,10 @@ impl Admission {
     /// Whether this call is refused because Docket has fallen behind:
     /// its scheduler runs ready work late (`shed_lag_ms`), or recent
     /// decisions were slow on average (`shed_decide_ms`, the disk or the
-    /// ledger behind) while an eighth of `max_deciding` or more wait on
-    /// them, body read (a slow disk at light load is no queue). None are refused at
-    /// the figure, all at twice it, a growing share between, so admission
-    /// eases off smoothly instead of flapping.
+    /// ledger behind) while an eighth of `max_deciding` or more calls wait
+    /// on theirs. None are refused at the figure, all at twice it, a
+    /// growing share between, so admission eases off smoothly instead of
+    /// flapping.
     fn shed_for_latency(&self, now: Instant) -> Option<Refused> {
         let over = |now: u64, limit: u64| {
             if limit == 0 || now <= limit {
